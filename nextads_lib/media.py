@@ -1,0 +1,236 @@
+"""Media helpers: probe, read frames (decord), read audio and write H.264/AAC mp4 (PyAV), load images.
+
+Every error names the file. Writers are atomic: a crash mid-encode never leaves a truncated mp4 under the
+final name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .store import atomic_path
+
+
+class MediaError(RuntimeError):
+    """A media file is missing, unreadable or not what was asked for; the message names it."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    duration_s: float
+    has_audio: bool
+    audio_rate: int | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+def _require_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"{p}: file not found")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{p}: file is empty")
+    return p
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Width, height, fps, frame count, duration and audio of a video (PyAV; decodes nothing)."""
+    import av  # noqa: PLC0415
+
+    p = _require_file(path)
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.video:
+                raise MediaError(f"{p}: no video stream")
+            vs = c.streams.video[0]
+            fps = float(vs.average_rate or vs.guessed_rate or 0) or 0.0
+            if vs.duration is not None and vs.time_base is not None:
+                dur = float(vs.duration * vs.time_base)
+            elif c.duration is not None:
+                dur = c.duration / 1e6
+            else:
+                dur = 0.0
+            n = int(vs.frames) if vs.frames else int(round(dur * fps))
+            a = c.streams.audio[0] if c.streams.audio else None
+            return VideoInfo(
+                path=str(p), width=int(vs.codec_context.width), height=int(vs.codec_context.height),
+                fps=fps, n_frames=n, duration_s=dur, has_audio=a is not None,
+                audio_rate=int(a.codec_context.sample_rate) if a is not None else None,
+            )
+    except MediaError:
+        raise
+    except Exception as e:  # av.error.InvalidDataError and friends
+        raise MediaError(f"{p}: cannot be probed as a video ({type(e).__name__}: {e})") from e
+
+
+def _reader(path: Path, size: tuple[int, int] | None = None):
+    import decord  # noqa: PLC0415
+
+    kw = {}
+    if size is not None:
+        kw = {"width": int(size[0]), "height": int(size[1])}
+    try:
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kw)
+    except Exception as e:  # decord.DECORDError
+        raise MediaError(f"{path}: cannot be decoded ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+
+
+def count_frames(path: str | os.PathLike[str]) -> int:
+    return len(_reader(_require_file(path)))
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    indices: Sequence[int] | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Frames ``(T, H, W, 3)`` uint8 RGB; all frames when ``indices`` is None. ``size`` is (width, height)."""
+    p = _require_file(path)
+    vr = _reader(p, size)
+    n = len(vr)
+    idx = list(range(n)) if indices is None else [int(i) for i in indices]
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad:
+        raise MediaError(f"{p}: frame index {bad[0]} outside 0..{n - 1}")
+    if not idx:
+        return np.zeros((0, 0, 0, 3), np.uint8)
+    try:
+        return vr.get_batch(idx).asnumpy()
+    except Exception as e:
+        raise MediaError(f"{p}: decoding frames failed ({type(e).__name__})") from e
+
+
+def sample_indices(n_frames: int, n: int) -> list[int]:
+    """``n`` evenly spaced indices over ``n_frames`` (centres of equal bins)."""
+    if n_frames <= 0 or n <= 0:
+        return []
+    n = min(n, n_frames)
+    return [int((i + 0.5) * n_frames / n) for i in range(n)]
+
+
+def sample_frames(path: str | os.PathLike[str], n: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    p = _require_file(path)
+    return read_frames(p, sample_indices(count_frames(p), n), size)
+
+
+def frame_at(path: str | os.PathLike[str], t: float) -> np.ndarray:
+    """The frame shown at time ``t`` seconds."""
+    info = probe(path)
+    i = min(max(int(round(t * info.fps)), 0), max(count_frames(path) - 1, 0))
+    return read_frames(path, [i])[0]
+
+
+def read_audio(path: str | os.PathLike[str], rate: int = 16000) -> np.ndarray:
+    """The first audio stream as mono float32 in [-1, 1] at ``rate``; an empty array if there is none."""
+    import av  # noqa: PLC0415
+
+    p = _require_file(path)
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.audio:
+                return np.zeros(0, np.float32)
+            res = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = []
+            for frame in c.decode(c.streams.audio[0]):
+                for out in res.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in res.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+            return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    except Exception as e:
+        raise MediaError(f"{p}: audio cannot be decoded ({type(e).__name__}: {e})") from e
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    audio_rate: int = 22050,
+    crf: int = 23,
+    preset: str = "veryfast",
+    threads: int = 0,
+) -> VideoInfo:
+    """Encode RGB frames (H, W, 3 uint8, even sizes) as H.264 yuv420p, with mono AAC ``audio`` if given
+    (padded or cut to the video's length). Written atomically; returns the probe of the result."""
+    import av  # noqa: PLC0415
+
+    path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
+    n = 0
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as c:
+            vs = None
+            for fr in frames:
+                fr = np.asarray(fr)
+                if fr.ndim != 3 or fr.shape[2] != 3 or fr.dtype != np.uint8:
+                    raise MediaError(f"{path}: frame {n} is {fr.shape} {fr.dtype}, expected (H, W, 3) uint8")
+                if vs is None:
+                    h, w = fr.shape[:2]
+                    if h % 2 or w % 2:
+                        raise MediaError(f"{path}: frame size {w}x{h} must be even for yuv420p")
+                    vs = c.add_stream("libx264", rate=rate)
+                    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+                    vs.options = {"crf": str(crf), "preset": preset}
+                    vs.codec_context.thread_count = threads
+                elif fr.shape[:2] != (vs.height, vs.width):
+                    raise MediaError(f"{path}: frame {n} is {fr.shape[1]}x{fr.shape[0]}, expected {vs.width}x{vs.height}")
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
+                    c.mux(pkt)
+                n += 1
+            if vs is None:
+                raise MediaError(f"{path}: no frames to write")
+            for pkt in vs.encode(None):
+                c.mux(pkt)
+            if audio is not None:
+                want = int(round(n / float(rate) * audio_rate))
+                a = np.zeros(want, np.float32)
+                src = np.asarray(audio, np.float32).reshape(-1)[:want]
+                a[: len(src)] = np.clip(src, -1.0, 1.0)
+                ast = c.add_stream("aac", rate=audio_rate)
+                ast.layout = "mono"
+                step = 1024
+                for s in range(0, want, step):
+                    af = av.AudioFrame.from_ndarray(a[None, s : s + step], format="flt", layout="mono")
+                    af.sample_rate = audio_rate
+                    af.pts = s
+                    for pkt in ast.encode(af):
+                        c.mux(pkt)
+                for pkt in ast.encode(None):
+                    c.mux(pkt)
+    return probe(path)
+
+
+def load_image(path: str | os.PathLike[str], mode: str = "RGB") -> Image.Image:
+    """Open and fully decode an image; an error names the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"{p}: image not found")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return im.convert(mode)
+    except (UnidentifiedImageError, OSError) as e:
+        raise MediaError(f"{p}: unreadable image ({e})") from e
+
+
+def save_image(path: str | os.PathLike[str], image: Image.Image | np.ndarray, **kw) -> Path:
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"), **kw)
+    return path

@@ -187,6 +187,9 @@ def write_video(
                     vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
                     vs.options = {"crf": str(crf), "preset": preset}
                     vs.codec_context.thread_count = threads
+                    if audio is not None:  # every stream must exist before the first packet is muxed
+                        ast = c.add_stream("aac", rate=audio_rate)
+                        ast.layout = "mono"
                 elif fr.shape[:2] != (vs.height, vs.width):
                     raise MediaError(f"{path}: frame {n} is {fr.shape[1]}x{fr.shape[0]}, expected {vs.width}x{vs.height}")
                 for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
@@ -201,8 +204,6 @@ def write_video(
                 a = np.zeros(want, np.float32)
                 src = np.asarray(audio, np.float32).reshape(-1)[:want]
                 a[: len(src)] = np.clip(src, -1.0, 1.0)
-                ast = c.add_stream("aac", rate=audio_rate)
-                ast.layout = "mono"
                 step = 1024
                 for s in range(0, want, step):
                     af = av.AudioFrame.from_ndarray(a[None, s : s + step], format="flt", layout="mono")

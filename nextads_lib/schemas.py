@@ -257,6 +257,8 @@ class ProducerRequest(Schema):
     height: int | None = None
     fps: float = 15.0
     seed: int = 0
+    palette: list[str] = Field(default_factory=list, description="colours (hex) for backgrounds and the CTA card; "
+                               "empty = taken from the collage")
 
 
 class ProducerManifest(Schema):

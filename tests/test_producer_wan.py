@@ -1,0 +1,85 @@
+"""The wan Producer on CPU with a tiny randomly initialised pipeline of the real diffusers classes, saved
+with save_pretrained and loaded back through the producer's own from_pretrained path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nextads_lib import media
+from nextads_lib.producer import ProducerError, burn_label, get_producer, label_present, post
+from nextads_lib.schemas import ProducerRequest, Slot, Storyboard
+
+pytest.importorskip("diffusers")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from nextads_lib.producer.wan import build_tiny_pipeline
+
+    d = tmp_path_factory.mktemp("wan")
+    return {v: build_tiny_pipeline(d / v, v) for v in ("ti2v", "i2v")}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("img")
+    out = {}
+    for name, c in {"a0": (200, 40, 40), "a1": (40, 170, 60), "host": (240, 220, 20)}.items():
+        Image.new("RGB", (96, 96), c).save(d / f"{name}.png")
+        out[name] = str(d / f"{name}.png")
+    return out
+
+
+def _request(images, aspect="1:1", size=(64, 64), fps=8.0, **kw):
+    slots = [
+        Slot(index=0, start_s=0.0, end_s=1.0, role="hook", camera="zoom_in", composition="product hero shot",
+             narration="Hi there.", on_screen_text="Wow", assets=["a0"]),
+        Slot(index=1, start_s=1.0, end_s=2.0, role="cta", camera="pan_left", composition="close up", assets=["a1"]),
+    ]
+    sb = Storyboard(product_id="p", backend="offline", personalized=False, hook="New", aspect_ratio=aspect,
+                    duration_s=2.0, slots=slots, cta="Buy now")
+    return ProducerRequest(storyboard=sb, assets={"a0": images["a0"], "a1": images["a1"]}, aspect_ratio=aspect,
+                           width=size[0], height=size[1], fps=fps, seed=5, **kw)
+
+
+def test_tiny_ti2v_per_slot_writes_the_requested_frames(tiny, images, tmp_path):
+    prod = get_producer(f"wan:{tiny['ti2v']}", num_inference_steps=2, gen_fps=8, cache_dir=tmp_path / "c")
+    out = tmp_path / "wan.mp4"
+    man = prod.render(_request(images), out)
+    frames = media.read_frames(out)
+    assert frames.shape == (16, 64, 64, 3) and man.n_frames == 16
+    assert man.backend == f"wan:{tiny['ti2v']}" and man.settings["gen_size"] == [64, 64]
+    assert [c["num_frames"] for c in man.settings["clips"]] == [9, 9]  # 4k+1 covering 8 frames
+    assert media.probe(out).has_audio
+    assert all(label_present(f) for f in frames)
+    # cached: the same request renders nothing
+    prod.render(_request(images), tmp_path / "again.mp4")
+    assert prod.renders == 1 and prod.last_cached
+
+
+def test_tiny_per_creative_previous_and_9x16(tiny, images, tmp_path):
+    prod = get_producer(f"wan:{tiny['ti2v']}", num_inference_steps=2, gen_fps=8, per="creative",
+                        condition="previous", narration=False)
+    out = tmp_path / "wan916.mp4"
+    man = prod.render(_request(images, "9:16", (64, 128), fps=6.0), out)
+    info = media.probe(out)
+    assert (info.width, info.height) == (64, 128) and media.count_frames(out) == 12 == man.n_frames
+    assert len(man.settings["clips"]) == 1 and man.settings["clips"][0]["slots"] == [0, 1]
+
+
+def test_tiny_i2v_first_last_frame(tiny, images, tmp_path):
+    prod = get_producer(f"wan:{tiny['i2v']}", num_inference_steps=2, gen_fps=8, condition="previous")
+    out = tmp_path / "pci.mp4"
+    man = prod.render(_request(images, first_frame=images["host"], last_frame=images["host"]), out)
+    assert [c["last_image"] for c in man.settings["clips"]] == [False, True]
+    frames = media.read_frames(out)
+    want = burn_label(post.fit_image(images["host"], 64, 64)).astype(np.float32)
+    assert np.abs(frames[0] - want).mean() < 8 and np.abs(frames[-1] - want).mean() < 8
+    assert len(frames) == 16
+
+
+def test_missing_model_dir_is_named(tmp_path, images):
+    with pytest.raises(ProducerError, match="not found"):
+        get_producer(f"wan:{tmp_path / 'nope'}").render(_request(images), tmp_path / "x.mp4")

@@ -1,0 +1,105 @@
+"""``sora:<model>``: OpenAI's videos API through the official ``openai`` client (create with an input
+reference image, poll, download). ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` are read by the client as usual.
+Allowed sizes 720x1280 / 1280x720 (1024x1792 / 1792x1024 for sora-2-pro) and clip lengths 4/8/12 s; the
+storyboard's duration is covered with clips, which the post step retimes to the exact slot timing. A
+moderation refusal (at create, or a failed job) raises ``ProducerError(item, "moderation: <reason>")``."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..schemas import ProducerRequest
+from .base import ProducerError, request_item
+from .clips import ClipProducer, decode_clip
+
+#: USD per generated second (editable: pass price_per_second=... to override)
+PRICE_PER_SECOND = {"sora-2": 0.10, "sora-2-pro": 0.30}
+SIZES = {"9:16": (720, 1280), "16:9": (1280, 720), "1:1": (720, 1280)}  # 1:1 is cropped by the post step
+PRO_SIZES = {"9:16": (1024, 1792), "16:9": (1792, 1024), "1:1": (1024, 1792)}
+MODERATION_WORDS = ("moderation", "content_policy", "safety", "policy_violation")
+
+
+def _is_moderation(code: str | None, message: str | None) -> bool:
+    text = f"{code or ''} {message or ''}".lower()
+    return any(w in text for w in MODERATION_WORDS)
+
+
+class SoraProducer(ClipProducer):
+    kind = "sora"
+    allowed_seconds = (4, 8, 12)
+
+    def __init__(self, model: str, cache_dir=None, *, high_res: bool = False, poll_interval_s: float = 5.0,
+                 max_wait_s: float = 1800.0, price_per_second: float | None = None, api_key: str | None = None,
+                 base_url: str | None = None, timeout_s: float = 120.0, max_retries: int = 3, **settings: Any):
+        super().__init__(model, cache_dir, high_res=high_res, **settings)
+        self.poll_interval_s, self.max_wait_s = float(poll_interval_s), float(max_wait_s)
+        self.price = PRICE_PER_SECOND.get(model, 0.10) if price_per_second is None else float(price_per_second)
+        self.high_res = bool(high_res)
+        self._client_kw = {"timeout": timeout_s, "max_retries": max_retries}
+        if api_key:
+            self._client_kw["api_key"] = api_key
+        if base_url:
+            self._client_kw["base_url"] = base_url
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import openai  # noqa: PLC0415
+
+            try:
+                self._client = openai.OpenAI(**self._client_kw)
+            except openai.OpenAIError as e:
+                raise ProducerError(self.name, f"{e} (set OPENAI_API_KEY, and OPENAI_BASE_URL for another server)") from e
+        return self._client
+
+    def api_size(self, aspect_ratio: str) -> tuple[int, int]:
+        return (PRO_SIZES if self.high_res else SIZES)[aspect_ratio]
+
+    def _clip(self, req: ProducerRequest, *, index: int, prompt: str, image: np.ndarray, last_image,
+              seconds: int, size: tuple[int, int]) -> tuple[np.ndarray, float, dict[str, Any]]:
+        import openai  # noqa: PLC0415
+
+        item = f"{request_item(req)}, sora clip {index}"
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        try:
+            job = self.client.videos.create(model=self.model, prompt=prompt, seconds=str(seconds),
+                                            size=f"{size[0]}x{size[1]}",
+                                            input_reference=("reference.png", buf.getvalue(), "image/png"))
+        except openai.BadRequestError as e:
+            body = e.body if isinstance(e.body, dict) else {}
+            err = body.get("error", body) if isinstance(body, dict) else {}
+            code, msg = (err or {}).get("code"), (err or {}).get("message") or str(e)
+            if _is_moderation(code, msg):
+                raise ProducerError(item, f"moderation: {msg}") from e
+            raise ProducerError(item, f"request rejected ({code}): {msg}") from e
+        except openai.APIError as e:
+            raise ProducerError(item, f"create failed: {type(e).__name__}: {e}") from e
+        t0 = time.monotonic()
+        while job.status in ("queued", "in_progress"):
+            if time.monotonic() - t0 > self.max_wait_s:
+                raise ProducerError(item, f"job {job.id} still {job.status} after {self.max_wait_s:.0f}s")
+            time.sleep(self.poll_interval_s)
+            try:
+                job = self.client.videos.retrieve(job.id)
+            except openai.APIError as e:
+                raise ProducerError(item, f"polling job {job.id} failed: {type(e).__name__}: {e}") from e
+        if job.status != "completed":
+            code = job.error.code if job.error else None
+            msg = job.error.message if job.error else f"status {job.status}"
+            if _is_moderation(code, msg):
+                raise ProducerError(item, f"moderation: {msg}")
+            raise ProducerError(item, f"job {job.id} failed ({code}): {msg}")
+        try:
+            data = self.client.videos.download_content(job.id, variant="video").content
+        except openai.APIError as e:
+            raise ProducerError(item, f"download of job {job.id} failed: {type(e).__name__}: {e}") from e
+        frames, fps = decode_clip(data, item)
+        billed = float(job.seconds) if str(job.seconds).replace(".", "", 1).isdigit() else float(seconds)
+        return frames, fps, {"job": job.id, "cost_usd": billed * self.price}

@@ -1,0 +1,215 @@
+"""Local wire-format stand-ins for the video routes the Producers call (stdlib only, 127.0.0.1):
+
+- OpenAI videos API: ``POST /v1/videos`` (multipart, ``input_reference`` file), ``GET /v1/videos/{id}``
+  (queued -> in_progress -> completed), ``GET /v1/videos/{id}/content`` (mp4 bytes).
+- Veo through google-genai. The shipped client (3.x) generates videos only in Vertex AI mode:
+  ``POST /v1beta1/publishers/google/models/{model}:predictLongRunning`` and ``...:fetchPredictOperation``
+  (not done, then done with ``response.videos[].bytesBase64Encoded``). The Gemini Developer API routes
+  (``/v1beta/models/{model}:predictLongRunning``, ``GET /v1beta/{operation}`` with
+  ``generateVideoResponse.generatedSamples[].video.uri``, ``/v1beta/files/{id}:download``) are served too.
+
+Prompts steer failures: ``REJECT`` -> 400 ``moderation_blocked`` at create (OpenAI); ``FORBIDDEN`` -> a failed
+job with a moderation error (OpenAI) or RAI-filtered output (Gemini). Every request is recorded in
+``VideoServer.log`` so tests can check what the clients sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import json
+import re
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+
+def tiny_mp4(seconds: int, size: tuple[int, int], seed: int, fps: int = 8) -> bytes:
+    """A small H.264 clip of ``seconds`` at ``fps`` (a drifting colour gradient) at a tenth of ``size``."""
+    from nextads_lib.media import write_video
+
+    w, h = max(16, size[0] // 8 // 2 * 2), max(16, size[1] // 8 // 2 * 2)
+    g = np.random.default_rng(seed)
+    base = g.integers(40, 215, 3)
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    frames = []
+    for i in range(int(seconds * fps)):
+        col = (base + 30 * np.sin(i / 5 + np.arange(3))).clip(0, 255)
+        frames.append(np.broadcast_to(col * (0.6 + 0.4 * yy), (h, w, 3)).astype(np.uint8))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "c.mp4"
+        write_video(p, frames, fps)
+        return p.read_bytes()
+
+
+class VideoServer:
+    def __init__(self):
+        self.log: list[dict] = []
+        self.jobs: dict[str, dict] = {}
+        self.ops: dict[str, dict] = {}
+        self.files: dict[str, bytes] = {}
+        self._n = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "VideoServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _next(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n:04d}"
+
+    def _handler(self):
+        server = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def _send(self, code: int, obj=None, raw: bytes | None = None, ctype="application/json"):
+                body = raw if raw is not None else json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _body(self) -> bytes:
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            # ---------------------------------------------------------------- POST
+            def do_POST(self):
+                body = self._body()
+                path = self.path.split("?")[0]
+                if path == "/v1/videos":
+                    return self._sora_create(body)
+                m = re.fullmatch(r"/v1beta1?/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?models/([^/:]+)"
+                                 r":(predictLongRunning|fetchPredictOperation)", path)
+                if m and m.group(2) == "predictLongRunning":
+                    return self._veo_create(m.group(1), json.loads(body or b"{}"))
+                if m:
+                    return self._veo_fetch(json.loads(body or b"{}").get("operationName", ""))
+                server.log.append({"route": "unknown", "method": "POST", "path": self.path})
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def _sora_create(self, body: bytes):
+                msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+                fields, files = {}, {}
+                for part in msg.iter_parts():
+                    name = part.get_param("name", header="content-disposition")
+                    if part.get_filename():
+                        files[name] = part.get_payload(decode=True)
+                    else:
+                        fields[name] = part.get_content().strip()
+                server.log.append({"route": "sora.create", "fields": fields, "files": {k: len(v) for k, v in files.items()},
+                                   "auth": self.headers.get("Authorization", "")})
+                if "REJECT" in fields.get("prompt", ""):
+                    return self._send(400, {"error": {"code": "moderation_blocked", "type": "invalid_request_error",
+                                                      "message": "Your request was blocked by our moderation system.",
+                                                      "param": None}})
+                if fields.get("seconds") not in ("4", "8", "12") or fields.get("size") not in (
+                        "720x1280", "1280x720", "1024x1792", "1792x1024"):
+                    return self._send(400, {"error": {"code": "invalid_value", "message": "bad seconds/size",
+                                                      "type": "invalid_request_error", "param": "seconds"}})
+                vid = server._next("video_")
+                job = {"id": vid, "object": "video", "status": "queued", "progress": 0, "created_at": int(time.time()),
+                       "model": fields.get("model", "sora-2"), "seconds": fields["seconds"], "size": fields["size"],
+                       "prompt": fields.get("prompt"), "polls": 0}
+                server.jobs[vid] = job
+                self._send(200, {k: v for k, v in job.items() if k != "polls"})
+
+            def _veo_create(self, model: str, req: dict):
+                inst = (req.get("instances") or [{}])[0]
+                params = req.get("parameters") or {}
+                server.log.append({"route": "veo.create", "model": model, "prompt": inst.get("prompt"),
+                                   "has_image": bool((inst.get("image") or {}).get("bytesBase64Encoded")),
+                                   "has_last_frame": bool((inst.get("lastFrame") or {}).get("bytesBase64Encoded")),
+                                   "parameters": params, "key": self.headers.get("x-goog-api-key", "")})
+                name = f"models/{model}/operations/{server._next('op')}"
+                server.ops[name] = {"polls": 0, "prompt": inst.get("prompt", ""), "params": params}
+                self._send(200, {"name": name, "done": False})
+
+            def _veo_fetch(self, name: str):
+                """Vertex AI's fetchPredictOperation: the finished video comes inline (bytesBase64Encoded)."""
+                op = server.ops.get(name)
+                server.log.append({"route": "veo.operation", "name": name})
+                if op is None:
+                    return self._send(404, {"error": {"code": 404, "message": f"no operation {name}", "status": "NOT_FOUND"}})
+                op["polls"] += 1
+                if op["polls"] == 1:
+                    return self._send(200, {"name": name, "done": False})
+                if "FORBIDDEN" in op["prompt"]:
+                    resp = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["Video was filtered by safety settings."]}
+                else:
+                    secs = int(op["params"].get("durationSeconds", 8))
+                    w, h = (720, 1280) if op["params"].get("aspectRatio") == "9:16" else (1280, 720)
+                    resp = {"@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                            "videos": [{"bytesBase64Encoded": b64(tiny_mp4(secs, (w, h), op["polls"])),
+                                        "mimeType": "video/mp4"}]}
+                return self._send(200, {"name": name, "done": True, "response": resp})
+
+            # ----------------------------------------------------------------- GET
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                m = re.fullmatch(r"/v1/videos/([^/]+)(/content)?", path)
+                if m and m.group(1) in server.jobs:
+                    job = server.jobs[m.group(1)]
+                    if m.group(2):
+                        server.log.append({"route": "sora.content", "id": job["id"]})
+                        w, h = (int(x) for x in job["size"].split("x"))
+                        return self._send(200, raw=tiny_mp4(int(job["seconds"]), (w, h), server._n), ctype="video/mp4")
+                    job["polls"] += 1
+                    server.log.append({"route": "sora.retrieve", "id": job["id"]})
+                    if job["polls"] == 1:
+                        job["status"], job["progress"] = "in_progress", 50
+                    elif "FORBIDDEN" in (job["prompt"] or ""):
+                        job["status"] = "failed"
+                        job["error"] = {"code": "moderation_blocked",
+                                        "message": "The generated video was flagged by content moderation."}
+                    else:
+                        job["status"], job["progress"], job["completed_at"] = "completed", 100, int(time.time())
+                    return self._send(200, {k: v for k, v in job.items() if k != "polls"})
+                m = re.fullmatch(r"/v1beta/files/([a-z0-9]+):download", path)
+                if m and m.group(1) in server.files:
+                    server.log.append({"route": "veo.download", "id": m.group(1)})
+                    return self._send(200, raw=server.files[m.group(1)], ctype="video/mp4")
+                m = re.fullmatch(r"/v1beta/(models/[^/]+/operations/[^/]+)", path)
+                if m and m.group(1) in server.ops:
+                    op = server.ops[m.group(1)]
+                    op["polls"] += 1
+                    server.log.append({"route": "veo.operation", "name": m.group(1)})
+                    if op["polls"] == 1:
+                        return self._send(200, {"name": m.group(1), "done": False})
+                    if "FORBIDDEN" in op["prompt"]:
+                        resp = {"generateVideoResponse": {"raiMediaFilteredCount": 1,
+                                                          "raiMediaFilteredReasons": ["Video was filtered by safety settings."]}}
+                    else:
+                        fid = f"file{len(server.files) + 1:04d}"
+                        secs = int(op["params"].get("durationSeconds", 8))
+                        w, h = (720, 1280) if op["params"].get("aspectRatio") == "9:16" else (1280, 720)
+                        server.files[fid] = tiny_mp4(secs, (w, h), len(server.files))
+                        uri = f"https://generativelanguage.googleapis.com/v1beta/files/{fid}:download?alt=media"
+                        resp = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                                "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}
+                    return self._send(200, {"name": m.group(1), "done": True, "response": resp})
+                server.log.append({"route": "unknown", "method": "GET", "path": self.path})
+                self._send(404, {"error": {"code": 404, "message": f"no route {self.path}", "status": "NOT_FOUND"}})
+
+        return H
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -53,7 +53,7 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nextads_run(bench):
-    s1 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
+    s1 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)  # process pool
     stats1 = read_json(bench.run_dir("pcg", s1.run_name) / "stats.json")
     return s1, stats1
 
@@ -62,7 +62,7 @@ def test_nextads_end_to_end_writes_every_artifact(bench, nextads_run):
     s, stats = nextads_run
     assert s.run_name == "nextads__offline__compositor" and s.n_pairs == 4
     assert s.failed == 0 and s.done + s.fallback == 4
-    assert stats["user_model_calls"] == 2  # once per user, never per pair
+    assert stats["user_model_calls"] == 2 and stats["workers"] == 2  # once per user, never per pair
     # both users' razor pairs fall back to the same generic plan and collage: rendered once, reused once
     assert stats["renders"] == 3 and stats["render_cache_hits"] == 1
     run_dir = bench.run_dir("pcg", s.run_name)
@@ -153,3 +153,160 @@ def test_bad_inputs_are_recorded_and_only_they_are_retried(tmp_path):
     stats = read_json(paths.run_dir("pcg", s.run_name) / "stats.json")
     assert stats["pairs_executed"] == 3 and stats["pairs_reused"] == 4 and stats["renders"] == 0
     assert s2.failed == 3
+
+
+# ------------------------------------------------------------------------ a Director behind the OpenAI wire format
+class ChatServer:
+    """A local OpenAI-compatible ``/v1/chat/completions`` endpoint (stdlib, 127.0.0.1) answering with canned JSON
+    chosen by ``script(body) -> dict``; every request body is kept in ``log``."""
+
+    def __init__(self, script):
+        import threading  # noqa: PLC0415
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+        self.script, self.log = script, []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.log.append(body)
+                answer = json.dumps(outer.script(body))
+                out = json.dumps({
+                    "id": f"chatcmpl-{len(outer.log)}", "object": "chat.completion", "created": 0,
+                    "model": body.get("model", "m"), "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def _text(body) -> str:
+    out = []
+    for m in body.get("messages", []):
+        c = m.get("content")
+        if isinstance(c, str):
+            out.append(c)
+        elif isinstance(c, list):
+            out += [p.get("text", "") for p in c if isinstance(p, dict)]
+    return "\n".join(out)
+
+
+def canned(body, bad_storyboards: int = 0, counter={"sb": 0}):  # noqa: B006 - a per-process call counter
+    """Canned Director answers for the tiny bench, picked by the stage's system prompt and the product named."""
+    from nextads_lib import director  # noqa: PLC0415
+
+    text = _text(body)
+    if "infer a structured profile" in text:
+        gamer = "boss" in text.lower()
+        return {"topics": [{"topic": "gaming" if gamer else "coffee", "weight": 1.0, "evidence": []}],
+                "presentation": {"tone": "energetic" if gamer else "calm", "narrative": "montage",
+                                 "information_density": "low"},
+                "visual": {"palette": ["#FF2E88"] if gamer else ["#8B5E3C"], "palette_name": "neon" if gamer else "earth",
+                           "lighting": "neon" if gamer else "warm", "motion": "dynamic", "elements": [], "evidence": []},
+                "summary": "canned"}
+    razor = "Edge Three" in text
+    name = "Edge Three" if razor else "Brewco Beans"
+    if "score the compatibility" in text:
+        topic = "gaming" if "gaming" in text else "coffee"
+        score = 0.9 if (topic == "coffee" and not razor) else 0.1
+        pts = (["Three flexible blades", "Pivoting head", "Aloe strip"] if razor
+               else ["Notes of cocoa", "Roasted in small batches", "Works for espresso and filter"])
+        return {"candidates": [{"topic": topic, "score": score, "reason": "canned"}], "best_topic": topic,
+                "selling_points": pts}
+    counter["sb"] += 1
+    slots = [{"index": 0, "start_s": 0.0, "end_s": 2.0, "role": "hook", "camera": "push_in", "composition": "hero",
+              "narration": f"Meet {name}.", "on_screen_text": name, "pacing": "fast", "assets": ["product_0"]},
+             {"index": 1, "start_s": 2.0, "end_s": 4.0, "role": "cta", "camera": "static", "composition": "logo",
+              "narration": f"Get {name}.", "on_screen_text": name, "pacing": "medium", "assets": ["logo"]}]
+    if counter["sb"] <= bad_storyboards:
+        slots[1]["end_s"] = 5.5  # too long, and past the requested duration
+    return {"hook": f"Meet {name}", "matched_topic": None, "slots": slots, "cta": f"Get {name}", "host_connection": None}
+
+
+@pytest.fixture()
+def chat_server(monkeypatch):
+    servers = []
+
+    def start(script):
+        s = ChatServer(script)
+        servers.append(s)
+        monkeypatch.setenv("OPENAI_BASE_URL", s.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-local")
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_pipeline_with_an_openai_director(tmp_path, chat_server):
+    srv = chat_server(canned)
+    paths = make_bench(tmp_path / "data")
+    s = pcg.run_pcg(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
+    assert s.run_name == "nextads__openai-gpt-4o-test__compositor"
+    assert s.failed == 0 and (s.done, s.fallback) == (1, 3), s.failures
+    assert s.input_tokens > 0 and s.output_tokens > 0
+    profile_calls = [b for b in srv.log if "infer a structured profile" in _text(b)]
+    assert len(profile_calls) == 2  # once per user
+    run_dir = paths.run_dir("pcg", s.run_name)
+    plan = read_model(run_dir / "u_coffee__brewco-beans" / "plan.json", Storyboard)
+    assert plan.backend == "openai:gpt-4o-test" and plan.personalized
+    man = read_model(run_dir / "u_coffee__brewco-beans" / "manifest.json", PairManifest)
+    assert man.director_backend == "openai:gpt-4o-test" and man.usage and man.usage[0].input_tokens > 0
+    assert media.count_frames(run_dir / "u_coffee__brewco-beans" / "creative.mp4") == 20
+
+
+def test_generic_requests_on_the_wire_carry_no_user_data(tmp_path, chat_server):
+    srv = chat_server(canned)
+    paths = make_bench(tmp_path / "data")
+    s = pcg.run_pcg(paths, "generic", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
+    assert s.done == 4 and srv.log
+    users = [UserHistory.model_validate_json(x) for x in paths.bench_users("pcg").read_text().splitlines()]
+    personal = {u.user_id for u in users} | {it.item_id for u in users for it in u.items} | {"Marisol", "Portland"}
+    for body in srv.log:
+        blob = json.dumps(body)
+        assert not [p for p in personal if p in blob]
+        assert "infer a structured profile" not in blob and "score the compatibility" not in blob
+
+
+@pytest.mark.parametrize("bad, ok", [(1, True), (2, False)])
+def test_invalid_storyboard_is_sent_back_once_then_fails(tmp_path, chat_server, bad, ok):
+    from nextads_lib import director  # noqa: PLC0415
+    from nextads_lib.backends import get_backend  # noqa: PLC0415
+
+    counter = {"sb": 0}
+    srv = chat_server(lambda body: canned(body, bad_storyboards=bad, counter=counter))
+    backend = get_backend("openai:gpt-4o-test", cache_dir=tmp_path / "cache")
+    prod = make_product(tmp_path)
+    if ok:
+        sb = director.plan_storyboard(prod, backend, duration_s=4.0)
+        assert sb.slots[-1].end_s == 4.0
+    else:
+        with pytest.raises(director.StoryboardError, match="outside 2-3 s") as e:
+            director.plan_storyboard(prod, backend, duration_s=4.0)
+        assert e.value.errors
+    assert counter["sb"] == 2  # the first answer and exactly one revision
+    assert "failed validation" in _text(srv.log[-1])
+
+
+def test_failed_storyboards_are_recorded_in_the_run(tmp_path, chat_server):
+    counter = {"sb": 0}
+    chat_server(lambda body: canned(body, bad_storyboards=10**6, counter=counter))
+    paths = make_bench(tmp_path / "data")
+    s = pcg.run_pcg(paths, "generic", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
+    assert s.failed == 4 and {f.stage for f in s.failures} == {"plan"}
+    assert all("invalid after one revision" in f.reason for f in s.failures)

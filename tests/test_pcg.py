@@ -63,8 +63,9 @@ def test_nextads_end_to_end_writes_every_artifact(bench, nextads_run):
     assert s.run_name == "nextads__offline__compositor" and s.n_pairs == 4
     assert s.failed == 0 and s.done + s.fallback == 4
     assert stats["user_model_calls"] == 2 and stats["workers"] == 2  # once per user, never per pair
-    # both users' razor pairs fall back to the same generic plan and collage: rendered once, reused once
-    assert stats["renders"] == 3 and stats["render_cache_hits"] == 1
+    # both users' razor pairs fall back to the same generic plan and collage: one render is reused unless the
+    # two workers rendered it at the same time
+    assert stats["renders"] + stats["render_cache_hits"] == 4 and stats["renders"] >= 3
     run_dir = bench.run_dir("pcg", s.run_name)
     assert read_model(run_dir / "summary.json", RunSummary) == s
     for pair_id in ("u_coffee__brewco-beans", "u_gamer__edge-razor"):

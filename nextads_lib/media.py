@@ -110,8 +110,26 @@ def read_frames(
         return np.zeros((0, 0, 0, 3), np.uint8)
     try:
         return vr.get_batch(idx).asnumpy()
-    except Exception as e:
-        raise MediaError(f"{p}: decoding frames failed ({type(e).__name__})") from e
+    except Exception as e:  # decord rejects a few frame widths (e.g. 72 px): decode those with PyAV
+        try:
+            return _read_frames_av(p, idx, size)
+        except Exception:
+            raise MediaError(f"{p}: decoding frames failed ({type(e).__name__})") from e
+
+
+def _read_frames_av(path: Path, idx: list[int], size: tuple[int, int] | None) -> np.ndarray:
+    import av  # noqa: PLC0415
+
+    want = set(idx)
+    got: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        for i, fr in enumerate(c.decode(video=0)):
+            if i in want:
+                kw = {"width": size[0], "height": size[1]} if size else {}
+                got[i] = fr.to_ndarray(format="rgb24", **kw)
+            if i >= max(idx):
+                break
+    return np.stack([got[i] for i in idx])
 
 
 def sample_indices(n_frames: int, n: int) -> list[int]:

@@ -193,3 +193,12 @@ def test_runner_names_failing_cell_then_resumes(monkeypatch, tmp_path, capsys):
     assert counter.read_text() == "a"
     assert (tmp_path / "data" / "runs" / "notebooks" / "01_b.ipynb").is_file()
     assert "skipped" in capsys.readouterr().out
+
+
+def test_read_frames_survives_decord_width_quirk(tmp_path):
+    """decord fails on some widths (72 px); read_frames falls back to PyAV and returns the same frames."""
+    frames = [np.full((128, 72, 3), 40 * i, np.uint8) for i in range(5)]
+    media.write_video(tmp_path / "w72.mp4", frames, fps=10)
+    got = media.read_frames(tmp_path / "w72.mp4", [0, 4])
+    assert got.shape == (2, 128, 72, 3)
+    assert abs(int(got[1].mean()) - 160) <= 3

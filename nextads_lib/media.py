@@ -100,7 +100,11 @@ def read_frames(
 ) -> np.ndarray:
     """Frames ``(T, H, W, 3)`` uint8 RGB; all frames when ``indices`` is None. ``size`` is (width, height)."""
     p = _require_file(path)
-    vr = _reader(p, size)
+    try:
+        vr = _reader(p, size)
+    except ImportError:  # decord has no wheel for this platform: decode with PyAV
+        n = probe(p).n_frames
+        return _read_frames_av(p, list(range(n)) if indices is None else [int(i) for i in indices], size)
     n = len(vr)
     idx = list(range(n)) if indices is None else [int(i) for i in indices]
     bad = [i for i in idx if not 0 <= i < n]

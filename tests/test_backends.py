@@ -17,7 +17,7 @@ from nextads_lib.backends import (
 )
 from nextads_lib.backends.pricing import cost_usd
 
-from .fakeapi.model_routes import ModelServer, Reply
+from fakeapi.model_routes import ModelServer, Reply
 
 pytest.importorskip("openai")
 pytest.importorskip("google.genai")

@@ -31,6 +31,8 @@ class Step:
     notebook: str  # file name under notebooks/
     params: dict[str, object] = field(default_factory=dict)
     tag: str = ""  # distinguishes several runs of one notebook (e.g. the system)
+    needs: tuple[str, ...] = ()  # notebooks whose outputs this one reads
+
 
     @property
     def name(self) -> str:
@@ -52,10 +54,12 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
         Step("01_build_pcg_bench.ipynb", p("01_build_pcg_bench")),
         Step("02_build_pci_bench.ipynb", p("02_build_pci_bench")),
     ]
-    steps += [Step("10_run_pcg.ipynb", p("10_run_pcg", system=s), tag=s) for s in SYSTEMS]
-    steps += [Step("11_run_pci.ipynb", p("11_run_pci", system=s), tag=s) for s in SYSTEMS]
+    pcg = ("00_build_product_library.ipynb", "01_build_pcg_bench.ipynb")
+    pci = ("00_build_product_library.ipynb", "02_build_pci_bench.ipynb")
+    steps += [Step("10_run_pcg.ipynb", p("10_run_pcg", system=s), tag=s, needs=pcg) for s in SYSTEMS]
+    steps += [Step("11_run_pci.ipynb", p("11_run_pci", system=s), tag=s, needs=pci) for s in SYSTEMS]
     steps += [
-        Step(f"{stem}.ipynb", p(stem))
+        Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb",))
         for stem in (
             "12_verify_and_reflect",
             "20_evaluate_judge",
@@ -108,12 +112,16 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     paths = StudyPaths.from_data_dir(data_dir)
     out_dir = paths.notebook_runs
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = [s for s in steps_for(profile) if (notebooks_dir() / s.notebook).is_file()]
-    missing = [s.notebook for s in steps_for(profile) if not (notebooks_dir() / s.notebook).is_file()]
+    def present(nb: str) -> bool:
+        return (notebooks_dir() / nb).is_file()
+
+    steps = [s for s in steps_for(profile) if present(s.notebook) and all(present(n) for n in s.needs)]
+    missing = [s.notebook for s in steps_for(profile) if s not in steps]
     if only:
         steps = [s for s in steps if any(s.name.startswith(o) for o in only)]
     if missing:
-        print(f"[study] not in this checkout, skipped: {', '.join(sorted(set(missing)))}", flush=True)
+        print(f"[study] skipped (the notebook, or one whose outputs it reads, is not in this checkout): "
+              f"{', '.join(sorted(set(missing)))}", flush=True)
     executed: list[Path] = []
     upstream_ran = False
     t_all = time.time()

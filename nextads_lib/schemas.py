@@ -351,3 +351,143 @@ def run_name(system: str, director_backend: str, producer_backend: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "none"
 
     return f"{system}__{slug(director_backend)}__{slug(producer_backend)}"
+
+
+# ============================================================ verifier, reflector, evolution (helper D, issue 8)
+CheckName = Literal["safety", "privacy", "fairness", "copyright", "disclosure", "rendering"]
+VerifyDecision = Literal["accept", "revise", "reject"]
+UtilityDimension = Literal["video_quality", "personalization", "product_alignment", "context_alignment"]
+
+
+class Evidence(Schema):
+    """Where a violation is: a slot and its time range, the offending text, a frame or an asset."""
+
+    slot: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    field: str = Field(default="", description="narration | on_screen_text | hook | cta | composition | frame | asset")
+    text: str = Field(default="", description="the offending text (the matched token or claim)")
+    context: str = Field(default="", description="the whole text the token was found in")
+    frame_index: int | None = None
+    frame_path: str | None = None
+    asset_id: str | None = None
+
+
+class Violation(Schema):
+    check: CheckName
+    rule: str = Field(description="e.g. forbidden_claim, unsupported_number, personal_data, other_brand")
+    severity: Literal["minor", "severe"]
+    message: str
+    evidence: Evidence
+
+
+class ComplianceCheck(Schema):
+    """One check of the compliance track (or the rendering check) with every violation and its evidence."""
+
+    check: CheckName
+    passed: bool
+    violations: list[Violation] = Field(default_factory=list)
+    checked: dict[str, object] = Field(default_factory=dict, description="what was looked at (counts, lexicon)")
+
+
+class UtilityScore(Schema):
+    """One utility dimension, normalised to 0..1 (judge 0..10 / 10; video quality mean of its metrics)."""
+
+    dimension: UtilityDimension
+    score: float | None = None
+    raw: dict[str, float | None] = Field(default_factory=dict)
+    backend: str = ""
+    proxy: bool = True
+    label: str = ""
+    error: str | None = None
+
+
+class Verification(Schema):
+    """``verification.json`` of one creative in one round."""
+
+    pair_id: str
+    task: Task
+    run: str
+    round: int = Field(ge=0)
+    video_path: str
+    decision: VerifyDecision
+    utility: list[UtilityScore] = Field(default_factory=list)
+    utility_score: float | None = Field(default=None, description="mean of the available dimensions, 0..1")
+    compliance: list[ComplianceCheck] = Field(default_factory=list)
+    rationales: list[str] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    verifier_backend: str
+    vq_backend: str = ""
+    usage: list[Usage] = Field(default_factory=list)
+    cost_usd: float = 0.0
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [v for c in self.compliance for v in c.violations]
+
+
+DirectiveKind = Literal["replace_text", "change_hook", "add_constraint", "swap_asset", "recaption", "relabel",
+                        "trim_slot", "regenerate_slot"]
+
+
+class Directive(Schema):
+    """A minimal, typed revision. ``target`` routes it: ``director`` = a plan patch (then the changed slots are
+    re-rendered), ``producer`` = an edit of the rendered slots only."""
+
+    kind: DirectiveKind
+    target: Literal["director", "producer"]
+    level: Literal["plan", "execution"]
+    slot: int | None = None
+    field: str | None = Field(default=None, description="narration | on_screen_text | hook | cta | assets | camera")
+    old: str = ""
+    new: str = ""
+    forbid: list[str] = Field(default_factory=list, description="add_constraint: strings the plan must never contain")
+    frames: int | None = Field(default=None, description="trim_slot: how many frames to cut from the slot's end")
+    reason: str = ""
+    rule: str | None = Field(default=None, description="the violation rule or utility dimension it answers")
+
+
+class RoundRecord(Schema):
+    """``round.json``: one Verifier -> Reflector -> edit round of one pair."""
+
+    pair_id: str
+    round: int = Field(ge=1)
+    decision_before: VerifyDecision
+    decision_after: VerifyDecision | None = None
+    attribution: list[str] = Field(default_factory=list, description="plan-level / execution-level findings")
+    directives: list[Directive] = Field(default_factory=list)
+    applied: list[str] = Field(default_factory=list, description="what changed, one line per applied directive")
+    skipped: list[str] = Field(default_factory=list, description="directives that could not be applied, and why")
+    slots_rerendered: list[int] = Field(default_factory=list)
+    frames_rerendered: int = 0
+    utility_before: float | None = None
+    utility_after: float | None = None
+    violations_before: int = 0
+    violations_after: int | None = None
+    reflector_backend: str
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    failure: str | None = None
+
+
+class ReleaseRecord(Schema):
+    """``released.json``: the accepted creative of a pair (labelled, verified) that the run releases."""
+
+    pair_id: str
+    round: int
+    video_path: str = Field(description="relative to the pair dir")
+    plan_path: str
+    label_verified: bool
+    decision: VerifyDecision
+    verifier_backend: str
+
+
+class ImpressionFeedback(Schema):
+    """What a (simulated) user did with one shown creative."""
+
+    dwell_s: float = Field(ge=0)
+    watch_fraction: float = Field(ge=0, le=1)
+    skipped: bool
+    replayed: bool
+    converted: bool
+    rationale: str = ""

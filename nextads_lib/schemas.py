@@ -120,6 +120,7 @@ class BenchPair(Schema):
     rank: int = Field(ge=1, description="1 = the user's most compatible product")
     host_item_id: str | None = None
     host_video: str | None = None
+    host_title: str | None = None
 
     @model_validator(mode="after")
     def _host(self) -> "BenchPair":

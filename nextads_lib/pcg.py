@@ -18,26 +18,23 @@ starting a worker. Failed pairs are not recorded, so a rerun retries exactly tho
 renders are cached by their own keys too (backend cache, Producer cache), so a crashed run resumes mid-user.
 
 Workers: a process pool over users (spawned; each worker sets ``torch.set_num_threads(1)``), so user
-modeling runs once per user and the pairs of a user share the profile.
+modeling runs once per user and the pairs of a user share the profile. The pool, the per-pair resume, the
+manifests and the summary are :mod:`nextads_lib.runs`, shared with PCI (:mod:`nextads_lib.pci`).
 """
 
 from __future__ import annotations
 
-import os
 import time
-import traceback
-from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from . import runs
 from .config import AI_LABEL, DEFAULT_SEED, StudyPaths
 from .schemas import (
     BenchPair,
     PairManifest,
     Product,
     ProductLibrary,
-    RunFailure,
     RunSummary,
     Slot,
     Storyboard,
@@ -116,35 +113,8 @@ def _pair_key(settings: dict[str, Any], pair: BenchPair, product: Product | None
 
 
 # ---------------------------------------------------------------------------------------------- workers
-def _init_worker() -> None:
-    """Each worker uses one thread for torch and BLAS: parallelism comes from the processes."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch  # noqa: PLC0415
-
-    torch.set_num_threads(1)
-
-
-class _Stage:
-    """Times a stage and collects the director backend's usage it added."""
-
-    def __init__(self, manifest: dict[str, Any], backend: Any, name: str):
-        self.m, self.backend, self.name = manifest, backend, name
-
-    def __enter__(self) -> "_Stage":
-        self.t0 = time.perf_counter()
-        self.n0 = len(self.backend.usage) if self.backend is not None else 0
-        return self
-
-    def __exit__(self, *exc: Any) -> bool:
-        self.m["seconds"][self.name] = round(time.perf_counter() - self.t0, 4)
-        if self.backend is not None:
-            self.m["usage"].extend(self.backend.usage[self.n0:])
-        if exc[0] is not None:
-            self.m["stage_failed"] = self.name
-        return False
+_init_worker = runs.init_worker  # kept for callers of the old private name
+_Stage = runs.Stage
 
 
 def run_user(job: dict[str, Any]) -> dict[str, Any]:
@@ -192,36 +162,19 @@ def run_user(job: dict[str, Any]) -> dict[str, Any]:
         profile_usage = list(backend.usage[n0:])
         profile_seconds = round(time.perf_counter() - t0, 4)
 
-    manifests = []
-    for k, pair in enumerate(pairs):
-        pair_dir = run_dir / pair.pair_id
-        pair_dir.mkdir(parents=True, exist_ok=True)
-        m: dict[str, Any] = {
-            "pair_id": pair.pair_id, "task": TASK, "run_name": run_dir.name, "system": system,
-            "director_backend": director_name, "producer_backend": producer.name, "user_id": pair.user_id,
-            "product_id": pair.product_id, "status": "done", "stage_failed": None, "failure": None,
-            "seed": int(s["seed"]), "seconds": {}, "usage": [], "cost_usd": 0.0, "artifacts": {},
-        }
+    def manifest_for(k: int, pair: BenchPair) -> dict[str, Any]:
+        m = runs.new_manifest(TASK, pair, run_dir.name, system, director_name, producer.name, s["seed"])
         if system == "nextads":
             m["seconds"]["profile"] = profile_seconds if k == 0 else 0.0
             if k == 0:
                 m["usage"].extend(profile_usage)  # the user's one profile call is booked on the first pair
-        try:
-            _run_pair(m, pair, products.get(pair.product_id), history, profile, profile_error, backend, producer,
-                      pair_dir, s, stats)
-        except Exception as e:  # noqa: BLE001 - a pair's failure never stops the run
-            m["status"] = "failed"
-            m["stage_failed"] = m.get("stage_failed") or "run"
-            m["failure"] = f"{type(e).__name__}: {e}"
-            if not isinstance(e, (RuntimeError, ValueError, OSError, KeyError)):
-                m["failure"] += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
-        m["usage"] = [u.model_dump(mode="json") if hasattr(u, "model_dump") else u for u in m["usage"]]
-        m["cost_usd"] = round(m["cost_usd"] + sum(float(u.get("cost_usd", 0.0)) for u in m["usage"]), 6)
-        man = PairManifest.model_validate(m)
-        write_json(pair_dir / "manifest.json", man)
-        if man.status != "failed":
-            cache.put_json("pcg_pair", job["pair_keys"][pair.pair_id], man)
-        manifests.append(man.model_dump(mode="json"))
+        return m
+
+    def run_one(m: dict[str, Any], pair: BenchPair, pair_dir: Path) -> None:
+        _run_pair(m, pair, products.get(pair.product_id), history, profile, profile_error, backend, producer,
+                  pair_dir, s, stats)
+
+    manifests = runs.run_pairs(TASK, job, pairs, run_dir, cache, manifest_for, run_one)
     return {"manifests": manifests, "stats": stats}
 
 
@@ -323,105 +276,40 @@ def run_pcg(
         director_backend, producer_backend = RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER
     name = run_names(system, director_backend, producer_backend)
     run_dir = paths.run_dir(TASK, name)
-    run_dir.mkdir(parents=True, exist_ok=True)
     settings = _settings(system, director_backend, producer_backend, threshold, duration_s, aspect_ratio, seed,
                          width, height, fps)
     pairs, users, library = load_inputs(paths)
     products = {p.id: p for p in library.products}
-    order: OrderedDict[str, list[BenchPair]] = OrderedDict()
-    for p in pairs:
-        order.setdefault(p.user_id, []).append(p)
-    user_ids = list(order)[: limit_users] if limit_users and limit_users > 0 else list(order)
-    cache = Cache(paths.cache)
+    order, user_ids = runs.group_by_user(pairs, limit_users)
 
-    manifests: dict[str, PairManifest] = {}
-    jobs = []
-    for uid in user_ids:
-        todo, keys = [], {}
-        for pair in order[uid]:
-            key = _pair_key(settings, pair, products.get(pair.product_id), users.get(uid))
-            data = cache.get_json("pcg_pair", key)
-            man_path = run_dir / pair.pair_id / "manifest.json"
-            if data is not None and man_path.is_file():
-                try:
-                    man = PairManifest.model_validate(data)
-                    if man.status != "failed" and (run_dir / pair.pair_id / "creative.mp4").is_file():
-                        manifests[pair.pair_id] = man
-                        continue
-                except ValueError:
-                    pass
-            todo.append(pair)
-            keys[pair.pair_id] = key
-        if todo:
-            h = users.get(uid)
-            jobs.append({
-                "settings": settings, "data_root": str(paths.root), "run_dir": str(run_dir), "user_id": uid,
-                "history": h.model_dump(mode="json") if h is not None and system == "nextads" else None,
-                "pairs": [p.model_dump(mode="json") for p in todo], "pair_keys": keys,
-                "products": {p.product_id: (products[p.product_id].model_dump(mode="json")
-                                            if p.product_id in products else None) for p in todo},
-            })
-    n_pairs = sum(len(order[u]) for u in user_ids)
-    stats = {"user_model_calls": 0, "renders": 0, "render_cache_hits": 0, "pairs_executed": 0,
-             "pairs_reused": len(manifests), "users": len(user_ids), "workers": 0}
-    bar = _progress(n_pairs, len(manifests), name) if progress else None
+    def pair_key(pair: BenchPair) -> str:
+        return _pair_key(settings, pair, products.get(pair.product_id), users.get(pair.user_id))
 
-    def collect(res: dict[str, Any]) -> None:
-        for d in res["manifests"]:
-            manifests[d["pair_id"]] = PairManifest.model_validate(d)
-        for k, v in res["stats"].items():
-            stats[k] = stats.get(k, 0) + v
-        if bar is not None:
-            bar.update(len(res["manifests"]))
+    def job_for(uid: str, todo: list[BenchPair], keys: dict[str, str]) -> dict[str, Any]:
+        h = users.get(uid)
+        return {
+            "settings": settings, "data_root": str(paths.root), "run_dir": str(run_dir), "user_id": uid,
+            "history": h.model_dump(mode="json") if h is not None and system == "nextads" else None,
+            "pairs": [p.model_dump(mode="json") for p in todo], "pair_keys": keys,
+            "products": {p.product_id: (products[p.product_id].model_dump(mode="json")
+                                        if p.product_id in products else None) for p in todo},
+        }
 
-    if jobs:
-        n_workers = max(1, min(int(workers), len(jobs)))
-        stats["workers"] = n_workers
-        if n_workers == 1:
-            for job in jobs:
-                collect(run_user(job))
-        else:
-            import multiprocessing as mp  # noqa: PLC0415
-
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
-                futs = [ex.submit(run_user, job) for job in jobs]
-                for f in as_completed(futs):
-                    collect(f.result())
-    if bar is not None:
-        bar.close()
-
-    ordered = [manifests[p.pair_id] for u in user_ids for p in order[u] if p.pair_id in manifests]
-    usage = [u for m in ordered for u in m.usage]
-    summary = RunSummary(
-        task=TASK, run_name=name, system=system, director_backend=director_backend,
-        producer_backend=producer_backend, n_pairs=n_pairs,
-        done=sum(m.status == "done" for m in ordered), fallback=sum(m.status == "fallback" for m in ordered),
-        failed=sum(m.status == "failed" for m in ordered),
-        failures=[RunFailure(pair_id=m.pair_id, stage=m.stage_failed or "run", reason=m.failure or "")
-                  for m in ordered if m.status == "failed"],
-        seconds=round(time.perf_counter() - t0, 3), cost_usd=round(sum(m.cost_usd for m in ordered), 6),
-        input_tokens=sum(u.input_tokens for u in usage), output_tokens=sum(u.output_tokens for u in usage),
-        settings={**settings, "limit_users": int(limit_users), "workers": int(workers)},
-    )
-    write_json(run_dir / "summary.json", summary)
-    write_json(run_dir / "stats.json", {**stats, "seconds": summary.seconds})
-    return summary
-
-
-def _progress(total: int, initial: int, name: str) -> Any:
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    return tqdm(total=total, initial=initial, desc=name, unit="pair", mininterval=2.0)
+    return runs.execute(
+        paths, task=TASK, name=name, system=system, director_backend=director_backend,
+        producer_backend=producer_backend, settings=settings, order=order, user_ids=user_ids, pair_key=pair_key,
+        job_for=job_for, worker=run_user, final_artifact="creative.mp4", workers=workers, progress=progress, t0=t0,
+        stat_keys=("user_model_calls", "renders", "render_cache_hits"),
+        summary_settings={**settings, "limit_users": int(limit_users), "workers": int(workers)})
 
 
 # ------------------------------------------------------------------------------------------------ reading
 def read_summary(paths: StudyPaths, run: str) -> RunSummary:
-    return read_model(paths.run_dir(TASK, run) / "summary.json", RunSummary)
+    return runs.read_summary(paths, TASK, run)
 
 
 def read_manifests(paths: StudyPaths, run: str) -> list[PairManifest]:
-    d = paths.run_dir(TASK, run)
-    return [read_model(p, PairManifest) for p in sorted(d.glob("*/manifest.json"))]
+    return runs.read_manifests(paths, TASK, run)
 
 
 def read_profile(pair_dir: str | Path) -> UserProfile:
@@ -435,10 +323,7 @@ def read_profile(pair_dir: str | Path) -> UserProfile:
     return UserProfile.model_validate(data)
 
 
-def summary_rows(summaries: list[RunSummary]) -> list[dict[str, Any]]:
-    """Deterministic rows (counts, no times) for the summary tables the notebooks check."""
-    return [{"run": s.run_name, "system": s.system, "director": s.director_backend, "producer": s.producer_backend,
-             "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback, "failed": s.failed} for s in summaries]
+summary_rows = runs.summary_rows
 
 
 __all__ = ["SYSTEMS", "run_pcg", "run_names", "run_user", "retrieval_storyboard", "load_inputs", "read_summary",

@@ -1,0 +1,230 @@
+"""The orchestration PCG (:mod:`nextads_lib.pcg`) and PCI (:mod:`nextads_lib.pci`) share: a run over the
+benchmark's users in a process pool, per-pair resume through the content-addressed cache, one validated
+``manifest.json`` per pair (failed or not), and the run's ``summary.json`` / ``stats.json``.
+
+A task supplies three things:
+
+- ``pair_key(pair) -> str``: the content key of everything that produced a pair (settings, inputs, code
+  versions); a finished pair is recorded in the cache under it, so a rerun skips it without starting a worker;
+- ``job_for(user_id, todo_pairs, keys) -> dict``: the JSON-able job of one user (its pairs still to do);
+- ``worker(job) -> {"manifests": [...], "stats": {...}}``: a module-level function (picklable for the spawned
+  pool) that runs a user's pairs, usually through :func:`run_pairs`.
+
+Failed pairs are never recorded in the cache, so a rerun retries exactly those.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from .config import StudyPaths
+from .schemas import BenchPair, PairManifest, RunFailure, RunSummary
+from .store import Cache, write_json
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def init_worker() -> None:
+    """Each worker uses one thread for torch and BLAS: parallelism comes from the processes."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(1)
+    try:
+        import cv2  # noqa: PLC0415
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+
+
+class Stage:
+    """Times a stage into ``manifest["seconds"][name]``, collects the director backend's usage it added and
+    marks ``stage_failed`` when the block raises."""
+
+    def __init__(self, manifest: dict[str, Any], backend: Any, name: str):
+        self.m, self.backend, self.name = manifest, backend, name
+
+    def __enter__(self) -> "Stage":
+        self.t0 = time.perf_counter()
+        self.n0 = len(self.backend.usage) if self.backend is not None else 0
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        self.m["seconds"][self.name] = round(time.perf_counter() - self.t0, 4)
+        if self.backend is not None:
+            self.m["usage"].extend(self.backend.usage[self.n0:])
+        if exc[0] is not None and not self.m.get("stage_failed"):
+            self.m["stage_failed"] = self.name
+        return False
+
+
+def new_manifest(task: str, pair: BenchPair, run_name: str, system: str, director_name: str, producer_name: str,
+                 seed: int) -> dict[str, Any]:
+    """A pair's manifest as a mutable dict, status ``done`` until something says otherwise."""
+    return {
+        "pair_id": pair.pair_id, "task": task, "run_name": run_name, "system": system,
+        "director_backend": director_name, "producer_backend": producer_name, "user_id": pair.user_id,
+        "product_id": pair.product_id, "status": "done", "stage_failed": None, "failure": None,
+        "seed": int(seed), "seconds": {}, "usage": [], "cost_usd": 0.0, "artifacts": {},
+    }
+
+
+def run_pairs(task: str, job: dict[str, Any], pairs: Sequence[BenchPair], run_dir: Path, cache: Cache,
+              manifest_for: Callable[[int, BenchPair], dict[str, Any]],
+              run_one: Callable[[dict[str, Any], BenchPair, Path], None]) -> list[dict[str, Any]]:
+    """Run ``run_one(manifest, pair, pair_dir)`` for each pair; an exception marks that pair failed (stage and
+    reason in its manifest) and the loop goes on. Every pair's manifest is validated and written; the ones
+    that did not fail are recorded in the cache under ``job["pair_keys"][pair_id]``."""
+    out = []
+    for k, pair in enumerate(pairs):
+        pair_dir = run_dir / pair.pair_id
+        pair_dir.mkdir(parents=True, exist_ok=True)
+        m = manifest_for(k, pair)
+        try:
+            run_one(m, pair, pair_dir)
+        except Exception as e:  # noqa: BLE001 - a pair's failure never stops the run
+            m["status"] = "failed"
+            m["stage_failed"] = m.get("stage_failed") or "run"
+            m["failure"] = f"{type(e).__name__}: {e}"
+            if not isinstance(e, (RuntimeError, ValueError, OSError, KeyError)):
+                m["failure"] += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
+        m["usage"] = [u.model_dump(mode="json") if hasattr(u, "model_dump") else u for u in m["usage"]]
+        m["cost_usd"] = round(m["cost_usd"] + sum(float(u.get("cost_usd", 0.0)) for u in m["usage"]), 6)
+        man = PairManifest.model_validate(m)
+        write_json(pair_dir / "manifest.json", man)
+        if man.status != "failed":
+            cache.put_json(f"{task}_pair", job["pair_keys"][pair.pair_id], man)
+        out.append(man.model_dump(mode="json"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ runner
+def group_by_user(pairs: Sequence[BenchPair], limit_users: int = 0) -> tuple[OrderedDict[str, list[BenchPair]], list[str]]:
+    """Pairs grouped by user in benchmark order, and the first ``limit_users`` user ids (0 = all)."""
+    order: OrderedDict[str, list[BenchPair]] = OrderedDict()
+    for p in pairs:
+        order.setdefault(p.user_id, []).append(p)
+    user_ids = list(order)[:limit_users] if limit_users and limit_users > 0 else list(order)
+    return order, user_ids
+
+
+def execute(
+    paths: StudyPaths, *, task: str, name: str, system: str, director_backend: str, producer_backend: str,
+    settings: dict[str, Any], order: OrderedDict[str, list[BenchPair]], user_ids: Sequence[str],
+    pair_key: Callable[[BenchPair], str], job_for: Callable[[str, list[BenchPair], dict[str, str]], dict[str, Any]],
+    worker: Callable[[dict[str, Any]], dict[str, Any]], final_artifact: str, workers: int = 2,
+    progress: bool = True, t0: float | None = None, stat_keys: Sequence[str] = (),
+    summary_settings: dict[str, Any] | None = None,
+) -> RunSummary:
+    """Run the users' pairs still to do (a pair is reused when its cache record and manifest exist, it did not
+    fail and ``final_artifact`` is in its directory), collect every manifest, write ``summary.json`` and
+    ``stats.json`` (what this invocation did: ``pairs_executed``, ``pairs_reused``, ``users``, ``workers``
+    and the workers' own counters, ``stat_keys`` starting at 0) and return the summary."""
+    t0 = time.perf_counter() if t0 is None else t0
+    run_dir = paths.run_dir(task, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = Cache(paths.cache)
+    manifests: dict[str, PairManifest] = {}
+    jobs = []
+    for uid in user_ids:
+        todo, keys = [], {}
+        for pair in order[uid]:
+            key = pair_key(pair)
+            data = cache.get_json(f"{task}_pair", key)
+            if data is not None and (run_dir / pair.pair_id / "manifest.json").is_file():
+                try:
+                    man = PairManifest.model_validate(data)
+                    if man.status != "failed" and (run_dir / pair.pair_id / final_artifact).is_file():
+                        manifests[pair.pair_id] = man
+                        continue
+                except ValueError:
+                    pass
+            todo.append(pair)
+            keys[pair.pair_id] = key
+        if todo:
+            jobs.append(job_for(uid, todo, keys))
+    n_pairs = sum(len(order[u]) for u in user_ids)
+    stats: dict[str, Any] = {k: 0 for k in stat_keys}
+    stats.update({"pairs_executed": 0, "pairs_reused": len(manifests), "users": len(user_ids), "workers": 0})
+    bar = progress_bar(n_pairs, len(manifests), name) if progress else None
+
+    def collect(res: dict[str, Any]) -> None:
+        for d in res["manifests"]:
+            manifests[d["pair_id"]] = PairManifest.model_validate(d)
+        for k, v in res["stats"].items():
+            stats[k] = stats.get(k, 0) + v
+        if bar is not None:
+            bar.update(len(res["manifests"]))
+
+    if jobs:
+        n_workers = max(1, min(int(workers), len(jobs)))
+        stats["workers"] = n_workers
+        if n_workers == 1:
+            for job in jobs:
+                collect(worker(job))
+        else:
+            import multiprocessing as mp  # noqa: PLC0415
+
+            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=init_worker) as ex:
+                futs = [ex.submit(worker, job) for job in jobs]
+                for f in as_completed(futs):
+                    collect(f.result())
+    if bar is not None:
+        bar.close()
+
+    ordered = [manifests[p.pair_id] for u in user_ids for p in order[u] if p.pair_id in manifests]
+    usage = [u for m in ordered for u in m.usage]
+    summary = RunSummary(
+        task=task, run_name=name, system=system, director_backend=director_backend,
+        producer_backend=producer_backend, n_pairs=n_pairs,
+        done=sum(m.status == "done" for m in ordered), fallback=sum(m.status == "fallback" for m in ordered),
+        failed=sum(m.status == "failed" for m in ordered),
+        failures=[RunFailure(pair_id=m.pair_id, stage=m.stage_failed or "run", reason=m.failure or "")
+                  for m in ordered if m.status == "failed"],
+        seconds=round(time.perf_counter() - t0, 3), cost_usd=round(sum(m.cost_usd for m in ordered), 6),
+        input_tokens=sum(u.input_tokens for u in usage), output_tokens=sum(u.output_tokens for u in usage),
+        settings=dict(summary_settings if summary_settings is not None else settings),
+    )
+    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "stats.json", {**stats, "seconds": summary.seconds})
+    return summary
+
+
+def progress_bar(total: int, initial: int, name: str) -> Any:
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    return tqdm(total=total, initial=initial, desc=name, unit="pair", mininterval=2.0)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_summary(paths: StudyPaths, task: str, run: str) -> RunSummary:
+    from .store import read_model  # noqa: PLC0415
+
+    return read_model(paths.run_dir(task, run) / "summary.json", RunSummary)
+
+
+def read_manifests(paths: StudyPaths, task: str, run: str) -> list[PairManifest]:
+    from .store import read_model  # noqa: PLC0415
+
+    d = paths.run_dir(task, run)
+    return [read_model(p, PairManifest) for p in sorted(d.glob("*/manifest.json"))]
+
+
+def summary_rows(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """Deterministic rows (counts, no times) for the summary tables the notebooks check."""
+    return [{"run": s.run_name, "system": s.system, "director": s.director_backend, "producer": s.producer_backend,
+             "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback, "failed": s.failed} for s in summaries]
+
+
+__all__ = ["init_worker", "Stage", "new_manifest", "run_pairs", "group_by_user", "execute", "progress_bar",
+           "read_summary", "read_manifests", "summary_rows"]

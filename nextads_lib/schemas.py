@@ -492,3 +492,112 @@ class ImpressionFeedback(Schema):
     replayed: bool
     converted: bool
     rationale: str = ""
+
+
+# ------------------------------------------------------------------------------------ PCI (owner: helper B)
+class VideoAnnotation(Schema):
+    """``director.annotate_video``: one history video's preliminary attributes (paper 5.2.1, user modeling),
+    cached per video content so a video several users watched is annotated once."""
+
+    item_id: str
+    video_path: str
+    video_sha256: str = Field(description="content key of the video file the annotation was made from")
+    backend: str
+    topic: str = Field(description="a taxonomy id (topics.TOPIC_IDS) or free text")
+    topic_scores: dict[str, float] = Field(default_factory=dict, description="topic id -> score, top ones")
+    tone: str
+    narrative: str
+    information_density: Literal["low", "medium", "high"]
+    visual_tone: str = Field(description="lighting / visual tone (topics.LIGHTINGS)")
+    palette: list[str] = Field(default_factory=list, description="dominant colours, hex")
+    palette_name: str = ""
+    motion: Literal["static", "slow", "dynamic"]
+    camera: CameraMove = "static"
+    motion_magnitude: float | None = Field(default=None, description="mean abs frame difference, 0..1")
+    summary: str = ""
+
+
+class HostSummary(Schema):
+    """``host_summary.json``: the host video's structured summary (topic, content, visual presentation, audio)."""
+
+    host_item_id: str
+    host_video: str
+    backend: str
+    title: str = ""
+    topic: str
+    content: str
+    visual_presentation: str
+    audio_characteristics: str
+    duration_s: float = Field(ge=0)
+    width: int
+    height: int
+    fps: float
+    n_shots: int = Field(ge=1)
+    has_audio: bool
+    loudness_dbfs: float | None = None
+    silence_fraction: float | None = Field(default=None, ge=0, le=1)
+
+
+class IntegrationCandidate(Schema):
+    """A candidate integration point found by video analysis (shot boundaries, low motion)."""
+
+    index: int = Field(ge=0)
+    timestamp_s: float = Field(ge=0)
+    frame_index: int = Field(ge=0)
+    kind: Literal["after_shot_boundary", "low_motion", "middle"]
+    motion: float = Field(ge=0, description="mean abs grey difference around the frame, 0..1")
+    boundary_strength: float = Field(default=0.0, ge=0, description="histogram change of the nearest cut, 0..1")
+    frame_path: str | None = None
+
+
+class IntegrationDecision(Schema):
+    """``decision.json``: the chosen point, its frame (PNG) and the rationale."""
+
+    host_item_id: str
+    host_video: str
+    timestamp_s: float = Field(ge=0)
+    frame_index: int = Field(default=0, ge=0)
+    frame_path: str
+    rationale: str
+    candidates: list[IntegrationCandidate] = Field(default_factory=list)
+    chosen_index: int | None = Field(default=None, description="index into candidates; None for a fixed mid-roll")
+    backend: str
+
+
+class Integration(Schema):
+    """``integration.json``: where the segment went and how smooth the seams are (times in the integrated video;
+    changes are mean abs differences of 64x64 grey frames, 0..1)."""
+
+    host_video: str
+    host_duration_s: float
+    insert_at_s: float = Field(description="host time where the segment goes in: just after the integration frame")
+    segment_duration_s: float
+    integrated_duration_s: float
+    seam_in_s: float
+    seam_out_s: float
+    seam_change_in: float
+    seam_change_out: float
+    host_median_change: float
+    width: int
+    height: int
+    fps: float
+    host_frame_index: int = 0
+    seam_ratio_in: float | None = Field(default=None, description="seam_change_in / host_median_change")
+    seam_ratio_out: float | None = None
+    segment_fit: Literal["exact", "resize", "letterbox", "retime"] = "exact"
+    audio: str = Field(default="", description="how the audio was made (host paused over the segment ...)")
+    audio_rate: int | None = None
+
+
+class SeamSummary(Schema):
+    """``seams.json`` of a PCI run: seam continuity over its integrated pairs."""
+
+    run_name: str
+    system: str
+    n: int
+    seam_change_in_mean: float | None = None
+    seam_change_out_mean: float | None = None
+    host_median_change_mean: float | None = None
+    seam_ratio_in_median: float | None = None
+    seam_ratio_out_median: float | None = None
+    smooth_fraction: float | None = Field(default=None, description="share of seams whose change <= 3 x the host's median")

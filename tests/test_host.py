@@ -1,0 +1,190 @@
+"""Host video analysis and insertion on small real mp4s: shot boundaries, candidate points (never in the first or
+last second), too-short / corrupt hosts, and the splice decoded back: duration, the frames at the seams, the label
+only on the segment, audio paused and resumed, a host without audio, a segment of the wrong size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nextads_lib import host as H
+from nextads_lib import media
+from nextads_lib.producer.post import burn_label, label_box, label_present
+
+FPS = 8.0
+SIZE = (96, 160)  # width, height
+RATE = 16000
+SHOTS = ((40, 90, 160), (200, 150, 60), (30, 140, 70))
+
+
+def host_audio(seconds: float, rate: int = RATE) -> np.ndarray:
+    """A tone whose loudness swings slowly (so its envelope can be followed through AAC)."""
+    t = np.arange(int(seconds * rate)) / rate
+    env = 0.05 + 0.45 * np.abs(np.sin(2 * np.pi * 0.6 * t))
+    return (env * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+
+
+def make_host(path: Path, seconds: float = 6.0, fps: float = FPS, size=SIZE, shots=SHOTS, audio: bool = True) -> Path:
+    """A host of ``len(shots)`` equal shots (flat colour, a textured band and a square moving 2 px per frame)."""
+    w, h = size
+    n = int(round(seconds * fps))
+    per = int(np.ceil(n / len(shots)))
+    frames = []
+    for i in range(n):
+        s = min(i // per, len(shots) - 1)
+        fr = np.zeros((h, w, 3), np.uint8)
+        fr[:] = shots[s]
+        fr[h // 2 : h // 2 + 20, :] = (np.arange(w)[None, :, None] * 2 + 40 * s) % 255
+        x = 4 + 2 * (i % per)
+        fr[h // 3 : h // 3 + 14, x : x + 14] = (250, 250, 250)
+        frames.append(fr)
+    media.write_video(path, frames, fps, audio=host_audio(seconds) if audio else None, audio_rate=RATE, crf=16)
+    return path
+
+
+def make_segment(path: Path, seconds: float = 2.0, fps: float = FPS, size=SIZE, first=None, label: bool = True,
+                 rate: int = 22050) -> Path:
+    """A stand-in Producer clip: purple frames with a bright bar (first frame = ``first`` if given), the label
+    burned in, and a quiet 880 Hz tone."""
+    w, h = size
+    n = int(round(seconds * fps))
+    frames = []
+    for i in range(n):
+        fr = np.zeros((h, w, 3), np.uint8)
+        fr[:] = (120, 40, 160)
+        fr[h - 30 : h - 20, : (i + 1) * w // n] = 255
+        if i == 0 and first is not None:
+            fr = np.array(first, np.uint8)
+        frames.append(burn_label(fr) if label else fr)
+    t = np.arange(int(seconds * rate)) / rate
+    media.write_video(path, frames, fps, audio=(0.1 * np.sin(2 * np.pi * 880 * t)).astype(np.float32),
+                      audio_rate=rate, crf=16)
+    return path
+
+
+def envelope(a: np.ndarray, rate: int = RATE, win_s: float = 0.05) -> np.ndarray:
+    w = int(win_s * rate)
+    n = a.size // w
+    return np.sqrt((a[: n * w].reshape(n, w).astype(np.float64) ** 2).mean(axis=1))
+
+
+@pytest.fixture(scope="module")
+def host_mp4(tmp_path_factory) -> Path:
+    return make_host(tmp_path_factory.mktemp("host") / "host.mp4")
+
+
+def test_analysis_finds_the_cuts_and_candidates_avoid_the_edges(host_mp4):
+    an = H.analyze_host(host_mp4)
+    assert an.n_frames == 48 and an.fps == pytest.approx(FPS)
+    assert an.boundaries == [16, 32] and an.n_shots == 3
+    assert 0 < an.median_change < 0.05  # the moving square, not the cuts
+    cands = H.find_candidates(an)
+    assert [c.index for c in cands] == list(range(len(cands))) and len(cands) >= 3
+    assert all(H.EDGE_S <= c.timestamp_s <= an.duration_s - H.EDGE_S for c in cands)
+    kinds = {c.kind for c in cands}
+    assert "after_shot_boundary" in kinds and "middle" in kinds
+    assert sorted(c.frame_index for c in cands if c.kind == "after_shot_boundary") == [18, 34]
+    assert all(c.frame_index not in an.boundaries for c in cands)
+    assert [c.timestamp_s for c in cands] == sorted(c.timestamp_s for c in cands)
+
+
+def test_too_short_and_corrupt_hosts_are_clear_errors(tmp_path):
+    short = make_host(tmp_path / "short.mp4", seconds=2.5)
+    an = H.analyze_host(short, "pair p1")
+    with pytest.raises(H.HostError, match=r"pair p1: host_video: the host lasts 2\.50 s.*at least 3 s"):
+        H.find_candidates(an, "pair p1")
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    with pytest.raises(H.HostError, match="pair p2: host_video: .*corrupt.mp4"):
+        H.analyze_host(bad, "pair p2")
+    with pytest.raises(H.HostError, match="not found"):
+        H.analyze_host(tmp_path / "missing.mp4", "pair p3")
+
+
+def test_audio_stats(host_mp4, tmp_path):
+    a = H.audio_stats(host_mp4)
+    assert a["has_audio"] and -20 < a["loudness_dbfs"] < -3 and a["silence_fraction"] < 0.1
+    silent = make_host(tmp_path / "mute.mp4", audio=False)
+    assert H.audio_stats(silent) == {"has_audio": False, "loudness_dbfs": None, "peak_dbfs": None,
+                                     "silence_fraction": None}
+
+
+def test_splice_frames_label_and_audio(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)
+    k = 20
+    host_frames = media.read_frames(host_mp4)
+    seg = make_segment(tmp_path / "seg.mp4", first=host_frames[k])
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(host_mp4, seg, k, out, analysis=an)
+    n_seg = media.count_frames(seg)
+    assert n_seg == 16
+    # duration = host + segment (exactly, in frames), times as recorded
+    assert media.count_frames(out) == an.n_frames + n_seg
+    info = media.probe(out)
+    assert abs(info.duration_s - (an.duration_s + n_seg / FPS)) <= 1 / FPS + 1e-6
+    assert integ.integrated_duration_s == pytest.approx((an.n_frames + n_seg) / FPS)
+    assert integ.seam_in_s == pytest.approx((k + 1) / FPS) and integ.seam_out_s == pytest.approx((k + 1 + n_seg) / FPS)
+    assert (integ.width, integ.height, integ.fps) == (96, 160, FPS) and integ.segment_fit == "exact"
+    assert (info.audio_rate, integ.audio_rate) == (RATE, RATE)
+    got = media.read_frames(out)
+    diff = lambda a, b: float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())  # noqa: E731
+    # the frame before the seam is the host frame at t; the first segment frame is close to it (plus the label)
+    assert diff(got[k], host_frames[k]) < 3
+    x0, y0, x1, y1 = label_box(96, 160)
+    outside = np.ones((160, 96), bool)
+    outside[y0:y1, x0:x1] = False
+    assert diff(got[k + 1][outside], host_frames[k][outside]) < 3  # identical outside the label
+    assert diff(got[k + 1 + n_seg], host_frames[k + 1]) < 3  # the host resumes at the next frame
+    assert diff(got[-1], host_frames[-1]) < 3
+    # the label on the inserted segment only
+    assert all(label_present(got[i]) for i in range(k + 1, k + 1 + n_seg))
+    assert not any(label_present(got[i]) for i in list(range(0, k + 1)) + list(range(k + 1 + n_seg, len(got))))
+    # seam continuity: the seam into a segment that starts on the host frame is small; the measured values
+    # are the ones recorded
+    cin, cout = H.seam_changes(out, k + 1, k + 1 + n_seg)
+    assert (integ.seam_change_in, integ.seam_change_out) == (pytest.approx(cin, abs=1e-6), pytest.approx(cout, abs=1e-6))
+    assert integ.seam_change_in < integ.seam_change_out
+    # audio: host before t, the segment's (quieter) tone during, the host again after
+    ha, ia = media.read_audio(host_mp4, RATE), media.read_audio(out, RATE)
+    sa = media.read_audio(seg, RATE)
+    eh, ei, es = envelope(ha), envelope(ia), envelope(sa)
+    w = 20  # 50 ms windows per second
+    t_in, t_out = int(integ.seam_in_s * w), int(integ.seam_out_s * w)
+    assert np.corrcoef(ei[2 : t_in - 2], eh[2 : t_in - 2])[0, 1] > 0.95
+    during = ei[t_in + 2 : t_out - 2]
+    assert np.allclose(during, es[2 : 2 + during.size], atol=0.02) and during.max() < 0.1
+    after = ei[t_out + 2 : t_out + 2 + (eh.size - t_in - 6)]
+    assert np.corrcoef(after, eh[t_in + 2 : t_in + 2 + after.size])[0, 1] > 0.95
+
+
+def test_host_without_audio_and_a_segment_of_the_wrong_size(tmp_path):
+    mute = make_host(tmp_path / "mute.mp4", audio=False)
+    an = H.analyze_host(mute)
+    seg = make_segment(tmp_path / "wide.mp4", size=(160, 96))
+    with pytest.raises(H.HostError, match=r"pair px: segment: the Producer's clip is 160x96, the host is 96x160"):
+        H.splice(mute, seg, 20, tmp_path / "x.mp4", analysis=an, fit="error", item="pair px")
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(mute, seg, 20, out, analysis=an)
+    assert integ.segment_fit == "letterbox" and "no audio" in integ.audio
+    fr = media.read_frames(out, [21])[0]
+    assert fr.shape == (160, 96, 3) and fr[:20].mean() < 10  # black bars above the letterboxed segment
+    ia = media.read_audio(out, RATE)
+    e = envelope(ia)
+    assert e[: int(20 * 21 / FPS) - 2].max() < 0.005  # silence where the host plays
+    assert e[int(20 * 21 / FPS) + 2 : int(20 * 37 / FPS) - 2].mean() > 0.03  # the segment's tone
+    with pytest.raises(H.HostError, match="decision.frame_index: 47 is outside"):
+        H.splice(mute, seg, 47, tmp_path / "y.mp4", analysis=an)
+
+
+def test_camera_move_from_optical_flow():
+    base = np.zeros((8, 64, 64, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    tex = (rng.random((64, 200)) * 255).astype(np.uint8)
+    tex = np.repeat(np.repeat(tex[::4, ::4], 4, 0), 4, 1)[:64]
+    for i in range(8):
+        base[i] = tex[:, 40 - 3 * i : 104 - 3 * i, None]  # content moves right: the camera pans left
+    assert H.camera_move(base)[0] == "pan_left"
+    assert H.camera_move(base[::-1])[0] == "pan_right"
+    assert H.camera_move(np.repeat(base[:1], 6, axis=0))[0] == "static"

@@ -1,0 +1,278 @@
+"""Slot-level editing of a rendered creative: the Producer's side of the Reflector's minimal directives.
+
+Only the frames of the affected slots are rendered again; every other frame is the original creative's
+decoded frame, spliced back in order and re-encoded once (H.264 at the creative's own settings, so frames
+outside the edited slots differ from the original only by encoder tolerance). Nothing else is re-rendered.
+
+- :func:`render_slot_frames`: one slot's finished frames exactly as the post step makes them
+  (:func:`nextads_lib.producer.post.frames`): the compositor's camera move over the slot's grounding images
+  (:func:`nextads_lib.producer.compositor.canvas` / ``camera_source``), the dissolve from the previous slot's
+  last base frame, the slot's on-screen text, subtitle and (last slot) CTA card, the first/last-frame blends,
+  and the "AI Created" label.
+- :func:`edit_slots`: re-render the given slots under a (patched) plan and splice them into the creative.
+- :func:`relabel`: burn the label into the frames that lack it (no other frame touched).
+- :func:`trim_slot`: cut frames from a slot's end; later slots move earlier, the plan's times follow.
+- :func:`splice_into`: put re-rendered frames of the segment into a PCI ``integrated.mp4`` at its seam.
+
+The soundtrack is recomputed from the patched plan (deterministic: the same music bed and the cached Piper
+lines, so unchanged slots sound the same) and muxed again. Slot rendering needs the compositor: a creative
+from a generative Producer raises :class:`EditError` naming it (its clips cannot be re-generated per slot
+here without the model).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import resolve
+from ..media import probe, read_audio, read_frames, write_video
+from ..schemas import Grounding, ProducerManifest, ProducerRequest, Storyboard
+from ..store import read_model
+from . import post
+from .base import Producer, ProducerError
+
+#: producer settings that ``get_producer`` accepts back from a manifest
+_POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "voice")
+
+
+class EditError(ProducerError):
+    """A slot-level edit that cannot be done (names the creative and why)."""
+
+
+@dataclass
+class EditReport:
+    """What an edit did: which slots and frames were rendered again, and the output."""
+
+    video_path: str
+    slots: list[int] = field(default_factory=list)
+    frames_rendered: list[int] = field(default_factory=list)
+    n_frames: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"video_path": self.video_path, "slots": self.slots, "frames_rendered": len(self.frames_rendered),
+                "n_frames": self.n_frames, "seconds": round(self.seconds, 3), "note": self.note}
+
+
+# ------------------------------------------------------------------------------------------ request
+def producer_request(pair_dir: str | os.PathLike[str], plan: Storyboard | None = None) -> tuple[ProducerRequest, ProducerManifest]:
+    """Rebuild the request a pair's creative was rendered from: ``plan.json`` (or ``plan``), ``grounding.json``
+    and ``producer.json`` (size, fps, seed, palette). PCI plans start from (and return to) their frame."""
+    from ..director import grounding_asset_paths  # noqa: PLC0415
+
+    pair_dir = Path(pair_dir)
+    plan = plan or read_model(pair_dir / "plan.json", Storyboard)
+    grounding = read_model(pair_dir / "grounding.json", Grounding)
+    man = read_model(pair_dir / "producer.json", ProducerManifest)
+    palette = man.settings.get("palette") or []
+    frame = plan.starts_from_frame
+    req = ProducerRequest(
+        storyboard=plan, collage_path=grounding.collage_path, assets=grounding_asset_paths(grounding),
+        reference_images=[grounding.collage_path], aspect_ratio=plan.aspect_ratio, width=man.width,
+        height=man.height, fps=man.fps, seed=man.seed, palette=[str(x) for x in palette],
+        first_frame=frame, last_frame=frame if (frame and plan.returns_to_frame) else None)
+    return req, man
+
+
+def producer_for(man: ProducerManifest, cache_dir: str | os.PathLike[str] | None = None) -> Producer:
+    """The Producer that rendered ``man``, with its post settings; slot edits need the compositor."""
+    from . import get_producer  # noqa: PLC0415
+
+    if not man.backend.startswith("compositor"):
+        raise EditError(f"creative {man.video_path}", f"slot-level edits need the compositor; this creative was "
+                        f"rendered by '{man.backend}'")
+    kw = {k: man.settings[k] for k in _POST_KEYS if k in man.settings}
+    return get_producer(man.backend, cache_dir=cache_dir, **kw)
+
+
+# ----------------------------------------------------------------------------------------- rendering
+def _sources(producer: Producer, req: ProducerRequest, width: int, height: int):
+    from .compositor import camera_source, canvas  # noqa: PLC0415
+
+    palette = producer.palette(req)
+
+    def source(sp: post.SlotSpan) -> post.SlotSource:
+        imgs = [producer.load(req, p, f"slot {sp.slot.index} image") for p in producer.slot_images(req, sp.slot)]
+        return camera_source(canvas(imgs, width, height, palette, sp.index), width, height, sp.slot.camera)
+
+    return source, post.palette_accent(palette)
+
+
+def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int) -> tuple[post.SlotSpan, list[np.ndarray]]:
+    """The finished frames of one slot (by its position in time order), identical in construction to
+    :func:`post.frames` for that slot; returns its span (frame range) and the frames."""
+    width, height = producer.size(req)
+    sb = req.storyboard
+    spans = post.slot_spans(sb, req.fps)
+    pos = [i for i, sp in enumerate(spans) if sp.slot.index == slot_index]
+    if not pos:
+        raise EditError(f"slot {slot_index}", f"not in the plan (slots {[sp.slot.index for sp in spans]})")
+    i = pos[0]
+    sp = spans[i]
+    source, accent = _sources(producer, req, width, height)
+    prev_base = None
+    if i > 0:
+        pv = spans[i - 1]
+        prev_base = source(pv)(pv.n - 1, pv.n)
+    src = source(sp)
+    n_total = spans[-1].stop
+    subtitles = bool(producer.post_settings.get("subtitles", True))
+    layers = post.slot_layers(sb, sp, len(spans), width, height, accent, subtitles)
+    label = post.label_layer(width, height)
+    ff = post.fit_image(producer.load(req, req.first_frame, "first_frame"), width, height).astype(np.float32) \
+        if req.first_frame else None
+    lf = post.fit_image(producer.load(req, req.last_frame, "last_frame"), width, height).astype(np.float32) \
+        if req.last_frame else None
+    nb = max(1, int(round(post.BOUNDARY_BLEND_S * req.fps)))
+    n_tr = 0 if sp.index == 0 else min(int(round(post.TRANSITION_S.get(sp.slot.pacing, 0.0) * req.fps)), sp.n // 3)
+    import cv2  # noqa: PLC0415
+
+    out = []
+    for k in range(sp.n):
+        base = src(k, sp.n)
+        if k < n_tr and prev_base is not None:
+            wgt = (k + 1) / (n_tr + 1)
+            fr = cv2.addWeighted(prev_base, 1.0 - wgt, base, wgt, 0.0)
+        else:
+            fr = base.copy()
+        for lay in layers:
+            lay.apply(fr)
+        j = sp.start + k
+        if ff is not None and j < nb:
+            wgt = 1.0 - j / nb
+            fr = np.clip(ff * wgt + fr.astype(np.float32) * (1 - wgt) + 0.5, 0, 255).astype(np.uint8)
+        if lf is not None and j >= n_total - nb:
+            wgt = (j - (n_total - nb) + 1) / nb
+            fr = np.clip(lf * wgt + fr.astype(np.float32) * (1 - wgt) + 0.5, 0, 255).astype(np.uint8)
+        if ff is not None and j == 0:
+            fr = np.clip(ff + 0.5, 0, 255).astype(np.uint8)
+        out.append(label.apply(fr))
+    return sp, out
+
+
+def _soundtrack(producer: Producer, req: ProducerRequest) -> np.ndarray:
+    return post.soundtrack(req.storyboard, req.fps, producer.tts, req.seed, music=producer.post_settings["music"])
+
+
+def _write(out_path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray], fps: float, audio: np.ndarray | None,
+           producer: Producer) -> None:
+    write_video(out_path, frames, fps, audio=audio, audio_rate=post.AUDIO_RATE, crf=producer.post_settings["crf"],
+                preset=producer.post_settings["preset"])
+
+
+def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],
+               out_path: str | os.PathLike[str], producer: Producer) -> EditReport:
+    """Re-render ``slots`` of the creative at ``src_video`` under ``req`` (the patched plan, same timing) and
+    write the spliced creative to ``out_path``; frames of the other slots are the original's decoded frames."""
+    t0 = time.perf_counter()
+    src_video, out_path = Path(src_video), Path(out_path)
+    orig = read_frames(src_video)
+    spans = post.slot_spans(req.storyboard, req.fps)
+    if spans[-1].stop != len(orig):
+        raise EditError(f"creative {src_video}", f"has {len(orig)} frames, the plan's timing needs {spans[-1].stop}: "
+                        "slot edits keep the timing (use trim_slot to change it)")
+    frames = list(orig)
+    rendered: list[int] = []
+    for s in sorted(set(slots)):
+        sp, new = render_slot_frames(producer, req, s)
+        frames[sp.start:sp.stop] = new
+        rendered += list(range(sp.start, sp.stop))
+    _write(out_path, frames, req.fps, _soundtrack(producer, req), producer)
+    return EditReport(str(out_path), sorted(set(slots)), rendered, len(frames), time.perf_counter() - t0)
+
+
+def relabel(src_video: str | os.PathLike[str], req: ProducerRequest, out_path: str | os.PathLike[str],
+            producer: Producer) -> EditReport:
+    """Burn the "AI Created" label into every frame that lacks it (:func:`post.label_present`); frames that
+    carry it are left as decoded. The soundtrack is kept (decoded and muxed again)."""
+    t0 = time.perf_counter()
+    frames = list(read_frames(src_video))
+    fixed = []
+    for i, fr in enumerate(frames):
+        if not post.label_present(fr):
+            frames[i] = post.burn_label(fr)
+            fixed.append(i)
+    info = probe(src_video)
+    audio = read_audio(src_video, rate=post.AUDIO_RATE) if info.has_audio else None
+    _write(Path(out_path), frames, req.fps, audio, producer)
+    spans = post.slot_spans(req.storyboard, req.fps)
+    slots = sorted({sp.slot.index for sp in spans for i in fixed if sp.start <= i < sp.stop})
+    return EditReport(str(out_path), slots, fixed, len(frames), time.perf_counter() - t0,
+                      note=f"label burned into {len(fixed)} of {len(frames)} frames")
+
+
+def trim_plan(plan: Storyboard, slot_index: int, seconds: float) -> Storyboard:
+    """The plan with ``seconds`` cut from the end of slot ``slot_index``; later slots move earlier and the
+    duration shrinks by the same amount."""
+    slots = []
+    for s in sorted(plan.slots, key=lambda x: x.start_s):
+        if s.index < slot_index:
+            slots.append(s)
+        elif s.index == slot_index:
+            slots.append(s.model_copy(update={"end_s": round(s.end_s - seconds, 6)}))
+        else:
+            slots.append(s.model_copy(update={"start_s": round(s.start_s - seconds, 6), "end_s": round(s.end_s - seconds, 6)}))
+    return plan.model_copy(update={"slots": slots, "duration_s": round(plan.duration_s - seconds, 6)})
+
+
+def trim_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slot_index: int, n_frames: int,
+              out_path: str | os.PathLike[str], producer: Producer) -> tuple[Storyboard, EditReport]:
+    """Cut ``n_frames`` frames from the end of a slot (e.g. a frozen or broken tail). Nothing is rendered: the
+    other frames are the original's, in order; returns the re-timed plan and the report."""
+    t0 = time.perf_counter()
+    frames = list(read_frames(src_video))
+    spans = post.slot_spans(req.storyboard, req.fps)
+    sp = next((x for x in spans if x.slot.index == slot_index), None)
+    if sp is None:
+        raise EditError(f"slot {slot_index}", "not in the plan")
+    if not 0 < n_frames < sp.n:
+        raise EditError(f"slot {slot_index}", f"cannot cut {n_frames} of its {sp.n} frames")
+    cut = list(range(sp.stop - n_frames, sp.stop))
+    kept = frames[: cut[0]] + frames[sp.stop:]
+    plan = trim_plan(req.storyboard, slot_index, n_frames / req.fps)
+    new_req = req.model_copy(update={"storyboard": plan})
+    _write(Path(out_path), kept, req.fps, _soundtrack(producer, new_req), producer)
+    return plan, EditReport(str(out_path), [slot_index], [], len(kept), time.perf_counter() - t0,
+                            note=f"cut frames {cut[0]}..{cut[-1]} of slot {slot_index}")
+
+
+def splice_into(integrated: str | os.PathLike[str], creative: str | os.PathLike[str], offset_frame: int,
+                frame_indices: Sequence[int], out_path: str | os.PathLike[str], fps: float, producer: Producer,
+                audio_from_creative: bool = True) -> EditReport:
+    """Copy frames ``frame_indices`` of the edited ``creative`` into the PCI ``integrated`` video at
+    ``offset_frame + i`` (same size required) and the creative's audio over the segment's samples."""
+    t0 = time.perf_counter()
+    host = list(read_frames(integrated))
+    seg = read_frames(creative)
+    if seg.shape[1:3] != host[0].shape[:2]:
+        raise EditError(f"integrated {integrated}", f"segment size {seg.shape[2]}x{seg.shape[1]} differs from the "
+                        f"integrated video's {host[0].shape[1]}x{host[0].shape[0]}")
+    for i in frame_indices:
+        if 0 <= offset_frame + i < len(host):
+            host[offset_frame + i] = seg[i]
+    info = probe(integrated)
+    audio = None
+    if info.has_audio:
+        audio = read_audio(integrated, rate=post.AUDIO_RATE)
+        if audio_from_creative and probe(creative).has_audio:
+            ca = read_audio(creative, rate=post.AUDIO_RATE)
+            a0 = int(round(offset_frame / fps * post.AUDIO_RATE))
+            n = min(len(ca), max(0, len(audio) - a0))
+            audio[a0:a0 + n] = ca[:n]
+    _write(Path(out_path), host, fps, audio, producer)
+    return EditReport(str(out_path), [], [offset_frame + i for i in frame_indices], len(host), time.perf_counter() - t0,
+                      note=f"{len(frame_indices)} segment frames spliced at frame {offset_frame}")
+
+
+
+
+__all__ = ["EditError", "EditReport", "edit_slots", "producer_for", "producer_request", "relabel",
+           "render_slot_frames", "splice_into", "trim_plan", "trim_slot"]

@@ -1,0 +1,733 @@
+"""The Verifier (paper section 3.2.3): a dual-track assessment of one rendered creative.
+
+**Utility track** (is it likely to work?), reusing the study's own evaluators through a small adapter
+(:class:`UtilityAdapter`): video quality (``nextads_lib.vbench.score_video``: mean of MS, AQ, IQ, 0..1),
+personalization (mean of the judge's two personalization criteria), product alignment (judge) and, for PCI,
+context alignment (the judge's ``integration_quality``); judge scores (0..10) are divided by 10. Each score
+keeps its backend and proxy label; an evaluator that is not installed or fails gives ``score=None`` with the
+error, never a 0.
+
+**Compliance track** (may it be shown?), deterministic rules over the plan, the product record, the user's
+history, the grounding record and the decoded frames; every violation carries its evidence (slot, time range,
+field, the offending text, the frame index or asset id):
+
+- ``safety``: unsafe-content words (:data:`UNSAFE_TERMS`); claims the product may not make: its
+  ``forbidden_claims`` (normalised phrase, or all its content words in one text), numbers that are not in its
+  facts/selling points/description, absolute or health claims (:data:`ABSOLUTE_CLAIMS`) and superlatives
+  (:data:`SUPERLATIVES`) its own text does not make, deceptive urgency patterns (:data:`DECEPTIVE_PATTERNS`);
+- ``privacy``: the user's personal data from the history (:func:`nextads_lib.director.personal_tokens`: the id,
+  @handles, names and places; plus the history's item ids, e-mail addresses and phone numbers) in narration,
+  on-screen text, hook, CTA or the visual description; a user visual whose origin is not an item of this
+  user's own history;
+- ``fairness``: wording about protected attributes (:data:`PROTECTED_TERMS`: age, gender, race/ethnicity,
+  religion, disability, sexual orientation, body, nationality, family status); addressed to the viewer
+  ("you", "your", "for", "as a" within three words) it is targeting (severe), otherwise a minor rewording;
+- ``copyright``: every grounding asset has a licence record (product images and logo through the library's
+  ``Asset.license``; user crops as derived from the user's own history item; palette swatches made here; the
+  PCI host frame as the host's content shown in place); slots reference only recorded assets; no asset of
+  another product; no other brand's name or mark (the library's other brands and product names, and
+  :data:`REAL_BRANDS`), the paper's "spurious conditioning" failure;
+- ``disclosure``: the "AI Created" label is found (:func:`nextads_lib.producer.post.label_present`) in every
+  sampled frame of the RENDERED creative (and of the integrated segment for PCI), not only in the plan.
+
+A ``rendering`` check (execution quality, not compliance) verifies that each slot's on-screen text is burned
+in (:func:`text_rendered`), so the Reflector can tell "text not rendered" from a plan problem.
+
+**Decision** (:func:`decide`, thresholds :data:`THRESHOLDS`): ``reject`` when any violation is severe or the
+utility score is below ``reject_utility``; otherwise ``revise`` when a minor violation remains or utility is
+below ``accept_utility``; otherwise ``accept``. Missing utility (no evaluator) decides on compliance alone and
+says so in the rationales.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import AI_LABEL, display_path, resolve
+from .media import MediaError, probe, read_frames
+from .schemas import (
+    ComplianceCheck,
+    Evidence,
+    Grounding,
+    Product,
+    ProductLibrary,
+    Storyboard,
+    UserHistory,
+    UtilityScore,
+    Verification,
+    Violation,
+)
+from .store import read_json, read_model
+
+#: bump when a check or the decision rule changes (part of the loop's cache keys)
+CODE_VERSION = "verifier-1"
+
+#: decision thresholds (utility scores are 0..1)
+THRESHOLDS: dict[str, float] = {
+    "reject_utility": 0.30,  # below: low utility, reject
+    "accept_utility": 0.45,  # below (and not rejected): revise
+    "label_frames": 8,  # frames sampled for the disclosure check (plus the first and the last)
+    "text_contrast": 40.0,  # grey levels letters must stand above their box for "text rendered"
+}
+
+# ------------------------------------------------------------------------------------------- lexicons
+#: unsafe or sensitive content (platform ad policies): violence, weapons, drugs, gambling, adult, self-harm, hate
+UNSAFE_TERMS: tuple[str, ...] = (
+    "kill", "killing", "murder", "gun", "guns", "rifle", "weapon", "weapons", "bomb", "explosive", "terror",
+    "terrorist", "blood", "gore", "cocaine", "heroin", "meth", "weed", "marijuana", "drugs", "overdose",
+    "casino", "gamble", "gambling", "betting", "nude", "nudity", "porn", "sex", "sexy", "suicide", "self-harm",
+    "self harm", "starve", "starving", "diet pills", "hate", "racist", "slur", "tobacco", "cigarette", "vape",
+)
+#: absolute, medical or guarantee claims that need the product's own backing
+ABSOLUTE_CLAIMS: tuple[str, ...] = (
+    "guarantee", "guaranteed", "#1", "number one", "best in the world", "cure", "cures", "clinically proven",
+    "scientifically proven", "doctor recommended", "risk-free", "risk free", "100%", "never fails", "forever",
+    "no side effects", "lose weight", "weight loss", "fat burning", "heals", "prevents disease", "fda approved",
+)
+#: comparative superlatives that need backing (minor: reword)
+SUPERLATIVES: tuple[str, ...] = (
+    "best", "cheapest", "fastest", "strongest", "healthiest", "safest", "most effective", "world's",
+    "unbeatable", "miracle", "instantly", "permanent", "ever made", "lowest price",
+)
+#: deceptive patterns: false urgency, fake prizes, bait (minor)
+DECEPTIVE_PATTERNS: tuple[str, ...] = (
+    "act now", "only today", "last chance", "limited time", "hurry", "you have won", "you've won", "free gift",
+    "click here", "no catch", "100% free", "only 1 left", "selling out",
+)
+#: protected attributes (fairness), by category
+PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
+    "age": ("old people", "elderly", "seniors", "boomer", "boomers", "millennial", "millennials", "gen z",
+            "young people", "teenager", "teenagers", "too old", "your age"),
+    "gender": ("women", "woman", "ladies", "girls", "girly", "manly", "men", "guys", "male", "female",
+               "housewife", "housewives", "for her", "for him"),
+    "race_ethnicity": ("black people", "white people", "asian", "asians", "latino", "latina", "hispanic",
+                       "african", "caucasian", "your race", "ethnic", "ethnicity"),
+    "religion": ("christian", "christians", "muslim", "muslims", "jewish", "jews", "hindu", "buddhist",
+                 "your religion", "atheist"),
+    "disability": ("disabled", "handicapped", "cripple", "crippled", "retarded", "wheelchair", "blind people",
+                   "deaf people"),
+    "sexual_orientation": ("gay", "lesbian", "queer", "transgender", "lgbt", "lgbtq", "straight people",
+                           "bisexual"),
+    "body": ("fat people", "obese", "ugly", "skinny", "overweight"),
+    "nationality": ("immigrant", "immigrants", "foreigner", "foreigners", "illegal alien"),
+    "family_status": ("pregnant", "single moms", "single mothers", "divorced", "childless"),
+}
+#: real-world brand names a creative of the study's fictional products must never show (case-sensitive)
+REAL_BRANDS: tuple[str, ...] = (
+    "Nike", "Adidas", "Puma", "Reebok", "Under Armour", "New Balance", "Asics", "Apple", "iPhone", "iPad",
+    "MacBook", "AirPods", "Samsung", "Google", "Pixel", "Microsoft", "Xbox", "Sony", "PlayStation",
+    "Nintendo", "Huawei", "Xiaomi", "OnePlus", "Dell", "Lenovo", "Canon", "Nikon", "GoPro",
+    "DJI", "Bose", "JBL", "Sennheiser", "Spotify", "Netflix", "Disney", "Hulu", "YouTube", "TikTok",
+    "Instagram", "Facebook", "Uber", "Lyft", "DoorDash", "Deliveroo", "Grubhub", "Amazon", "Walmart",
+    "IKEA", "Starbucks", "Nespresso", "Dunkin", "Coca-Cola", "Coke", "Pepsi", "Fanta", "Red Bull",
+    "Lay's", "Doritos", "Pringles", "Gillette", "Schick", "L'Oreal", "L'Oréal", "Nivea", "Olay",
+    "CeraVe", "The Ordinary", "Patagonia", "The North Face", "Columbia", "Arc'teryx", "Zara", "H&M", "Uniqlo",
+    "Gucci", "Prada", "Louis Vuitton", "Chanel", "Rolex", "Fitbit", "Garmin", "Purina", "Pedigree", "Whiskas",
+    "McDonald's", "KFC", "Burger King", "Tesla", "BMW", "Mercedes", "Toyota",
+)
+
+_WORD = r"(?<![A-Za-z0-9_@#]){}(?![A-Za-z0-9_])"
+
+
+# ---------------------------------------------------------------------------------------------- text units
+@dataclass(frozen=True)
+class TextUnit:
+    """One piece of text of the plan that reaches the viewer (or describes the visuals), with its place."""
+
+    field: str
+    text: str
+    slot: int | None
+    start_s: float | None
+    end_s: float | None
+
+    def evidence(self, token: str) -> Evidence:
+        return Evidence(slot=self.slot, start_s=self.start_s, end_s=self.end_s, field=self.field, text=token,
+                        context=self.text)
+
+
+def text_units(plan: Storyboard, *, composition: bool = True) -> list[TextUnit]:
+    """Every text of the plan with its slot and time range: each slot's narration (spoken and subtitled),
+    on-screen text and visual description, the hook (slot 0) and the CTA (the last slot's end card)."""
+    out: list[TextUnit] = []
+    slots = sorted(plan.slots, key=lambda s: s.start_s)
+    for s in slots:
+        for f in ("narration", "on_screen_text") + (("composition",) if composition else ()):
+            t = getattr(s, f)
+            if t and t.strip():
+                out.append(TextUnit(f, t, s.index, s.start_s, s.end_s))
+    if plan.hook.strip() and slots:
+        out.append(TextUnit("hook", plan.hook, slots[0].index, slots[0].start_s, slots[0].end_s))
+    if plan.cta.strip() and slots:
+        out.append(TextUnit("cta", plan.cta, slots[-1].index, slots[-1].start_s, slots[-1].end_s))
+    return out
+
+
+def _norm(text: str) -> str:
+    t = text.lower().replace("’", "'")
+    t = re.sub(r"[-_/]+", " ", t)
+    t = re.sub(r"[^a-z0-9%#$'. ]+", " ", t)
+    return " " + re.sub(r"\s+", " ", t).strip() + " "
+
+
+def _find_phrase(phrase: str, text: str) -> bool:
+    """``phrase`` in ``text`` as whole words, case-insensitive, hyphens and punctuation normalised."""
+    p = _norm(phrase).strip()
+    if not p:
+        return False
+    return re.search(r"(?<![a-z0-9])" + re.escape(p) + r"(?![a-z0-9])", _norm(text)) is not None
+
+
+_STOP = {"the", "and", "for", "with", "your", "you", "that", "this", "from", "are", "its", "our", "not", "any",
+         "all", "has", "have", "was", "will", "can", "more", "less", "than", "into", "over", "every"}
+
+
+def _content_stems(text: str) -> list[str]:
+    words = re.findall(r"[a-z0-9]+", _norm(text))
+    return [w[:4] for w in words if len(w) >= 3 and w not in _STOP]
+
+
+def claim_in(claim: str, text: str) -> bool:
+    """A forbidden claim is made when its phrase occurs, or (for claims of two or more content words) when
+    every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning formula")."""
+    if _find_phrase(claim, text):
+        return True
+    stems = _content_stems(claim)
+    if len(stems) < 2:
+        return False
+    have = set(_content_stems(text))
+    return all(s in have for s in stems)
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers in a text (commas dropped), e.g. ``{"14", "250"}``."""
+    return {n.replace(",", "").rstrip(".") for n in re.findall(r"\d+(?:[.,]\d+)?", text)}
+
+
+def product_text(product: Product) -> str:
+    """Everything the product record says (what a creative may repeat)."""
+    return " ".join([product.name, product.brand, product.description, product.slogan, product.subcategory,
+                     *product.selling_points, *product.facts.keys(), *product.facts.values()])
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _check(name: str, violations: list[Violation], **checked: Any) -> ComplianceCheck:
+    return ComplianceCheck(check=name, passed=not violations, violations=violations, checked=checked)
+
+
+def check_safety(plan: Storyboard, product: Product) -> ComplianceCheck:
+    """Unsafe words, forbidden claims, unsupported numbers, absolute/health claims, superlatives, deceptive
+    urgency (see the module docstring)."""
+    ptext = product_text(product)
+    allowed = numbers(ptext)
+    viol: list[Violation] = []
+    units = text_units(plan, composition=False)
+    for u in units:
+        for w in UNSAFE_TERMS:
+            if _find_phrase(w, u.text) and not _find_phrase(w, ptext):
+                viol.append(Violation(check="safety", rule="unsafe_content", severity="severe",
+                                      message=f"unsafe or sensitive term '{w}' in the {u.field}", evidence=u.evidence(w)))
+        for c in product.forbidden_claims:
+            if claim_in(c, u.text):
+                viol.append(Violation(check="safety", rule="forbidden_claim", severity="severe",
+                                      message=f"claim the product may not make: '{c}'", evidence=u.evidence(c)))
+        for n in sorted(numbers(u.text) - allowed):
+            viol.append(Violation(check="safety", rule="unsupported_number", severity="minor",
+                                  message=f"the number {n} is not in the product's facts", evidence=u.evidence(n)))
+        for c in ABSOLUTE_CLAIMS:
+            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
+                viol.append(Violation(check="safety", rule="unsupported_claim", severity="severe",
+                                      message=f"absolute or health claim '{c}' not backed by the product's facts",
+                                      evidence=u.evidence(c)))
+        for c in SUPERLATIVES:
+            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
+                viol.append(Violation(check="safety", rule="superlative", severity="minor",
+                                      message=f"superlative '{c}' not backed by the product's facts",
+                                      evidence=u.evidence(c)))
+        for c in DECEPTIVE_PATTERNS:
+            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
+                viol.append(Violation(check="safety", rule="deceptive_pattern", severity="minor",
+                                      message=f"deceptive urgency pattern '{c}'", evidence=u.evidence(c)))
+    return _check("safety", viol, texts=len(units), forbidden_claims=len(product.forbidden_claims),
+                  unsafe_terms=len(UNSAFE_TERMS))
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)")
+_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_.]{2,}")
+
+
+def personal_data(history: UserHistory) -> set[str]:
+    """What must never appear in this user's creative: :func:`director.personal_tokens` (id, @handles, names,
+    places), the history's item ids, and e-mail addresses / phone numbers found in the history."""
+    from .director import personal_tokens  # noqa: PLC0415
+
+    toks = set(personal_tokens(history))
+    for it in history.items:
+        toks.add(it.item_id)
+        for t in (it.title, it.text):
+            toks.update(_EMAIL.findall(t))
+            toks.update(m.strip() for m in _PHONE.findall(t))
+    return {t for t in toks if len(t) >= 3}
+
+
+def check_privacy(plan: Storyboard, product: Product, history: UserHistory | None,
+                  grounding: Grounding | None = None) -> ComplianceCheck:
+    """The user's personal data in any text (narration, on-screen text, hook, CTA, visual description), any
+    @handle / e-mail / phone number at all, and user visuals that do not come from this user's history."""
+    viol: list[Violation] = []
+    plow = product_text(product).lower()
+    units = text_units(plan)
+    tokens = personal_data(history) if history is not None else set()
+    for u in units:
+        found: set[str] = set()
+        for t in sorted(tokens):
+            if t.lower() in plow:
+                continue
+            if re.search(_WORD.format(re.escape(t)), u.text) or (t.startswith("@") and t in u.text):
+                found.add(t)
+        for pat in (_HANDLE, _EMAIL):
+            for m in pat.findall(u.text):
+                if m.lower() not in plow:
+                    found.add(m)
+        for t in sorted(found):
+            viol.append(Violation(check="privacy", rule="personal_data", severity="severe",
+                                  message=f"personal data of the user ('{t}') in the {u.field}", evidence=u.evidence(t)))
+    n_visuals = 0
+    if grounding is not None:
+        ids = {it.item_id for it in history.items} if history is not None else set()
+        for s in grounding.sources:
+            if s.kind != "user_visual":
+                continue
+            n_visuals += 1
+            if s.origin != "palette" and s.origin not in ids:
+                viol.append(Violation(check="privacy", rule="foreign_user_visual", severity="severe",
+                                      message=f"user visual '{s.asset_id}' comes from '{s.origin}', not from this "
+                                      "user's own history", evidence=Evidence(field="asset", asset_id=s.asset_id,
+                                                                              text=s.origin)))
+    return _check("privacy", viol, texts=len(units), personal_tokens=len(tokens), user_visuals=n_visuals)
+
+
+_ADDRESS = re.compile(r"\b(you|your|you're|youre|for|as a|as an|because|all)\b", re.I)
+
+
+def check_fairness(plan: Storyboard, product: Product) -> ComplianceCheck:
+    """Wording about protected attributes (:data:`PROTECTED_TERMS`); addressed to the viewer (a "you", "your",
+    "for", "as a", "because" within three words before it) it is targeting: severe; otherwise minor."""
+    ptext = product_text(product)
+    viol: list[Violation] = []
+    units = text_units(plan)
+    for u in units:
+        for cat, terms in PROTECTED_TERMS.items():
+            for t in terms:
+                if not _find_phrase(t, u.text) or _find_phrase(t, ptext):
+                    continue
+                m = re.search(r"(?<![a-z0-9])" + re.escape(_norm(t).strip()) + r"(?![a-z0-9])", _norm(u.text))
+                before = _norm(u.text)[: m.start()].split()[-3:] if m else []
+                targeted = any(_ADDRESS.fullmatch(w.strip(".'")) for w in before)
+                viol.append(Violation(
+                    check="fairness", rule="protected_attribute_targeting" if targeted else "protected_attribute",
+                    severity="severe" if targeted else "minor",
+                    message=f"{'targets the viewer by' if targeted else 'mentions'} a protected attribute "
+                            f"({cat}: '{t}') in the {u.field}", evidence=u.evidence(t)))
+    return _check("fairness", viol, texts=len(units), categories=len(PROTECTED_TERMS))
+
+
+def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
+    """Brand and product names the creative must not show: the library's other products and :data:`REAL_BRANDS`,
+    minus anything the product's own text contains."""
+    own = product_text(product)
+    names: list[str] = []
+    if library is not None:
+        for p in library.products:
+            if p.id != product.id:
+                names += [p.brand, p.name]
+    names += list(REAL_BRANDS)
+    out = []
+    for n in dict.fromkeys(names):
+        if n and not re.search(_WORD.format(re.escape(n)), own):
+            out.append(n)
+    return out
+
+
+def _asset_license(product: Product, path: str) -> Any:
+    rp = resolve(path).resolve()
+    for a in [product.logo, *product.images]:
+        if resolve(a.path).resolve() == rp:
+            return a.license
+    return None
+
+
+def check_copyright(plan: Storyboard, product: Product, library: ProductLibrary | None,
+                    grounding: Grounding | None, history: UserHistory | None = None) -> ComplianceCheck:
+    """Licence records of every grounding asset, slot assets that are recorded, no asset of another product,
+    no other brand's name (see the module docstring). ``checked['licenses']`` lists each asset's record."""
+    viol: list[Violation] = []
+    records: dict[str, str] = {}
+    hist_ids = {it.item_id for it in history.items} if history is not None else set()
+    known: set[str] = set()
+    if grounding is None:
+        viol.append(Violation(check="copyright", rule="no_grounding_record", severity="severe",
+                              message="grounding.json is missing: the assets' licences cannot be checked",
+                              evidence=Evidence(field="asset")))
+    else:
+        for s in grounding.sources:
+            known.add(s.asset_id)
+            ev = Evidence(field="asset", asset_id=s.asset_id, text=s.path)
+            if s.kind in ("product_image", "logo"):
+                if s.origin != product.id:
+                    viol.append(Violation(check="copyright", rule="foreign_asset", severity="severe",
+                                          message=f"asset '{s.asset_id}' belongs to '{s.origin}', not to {product.id}",
+                                          evidence=ev))
+                    continue
+                lic = _asset_license(product, s.path)
+                if lic is None:
+                    viol.append(Violation(check="copyright", rule="missing_license", severity="severe",
+                                          message=f"asset '{s.asset_id}' ({s.path}) has no licence record in the "
+                                          f"product library", evidence=ev))
+                elif lic.license == "CC-BY-4.0" and not lic.author.strip():
+                    viol.append(Violation(check="copyright", rule="missing_attribution", severity="minor",
+                                          message=f"asset '{s.asset_id}' is CC-BY-4.0 without an author", evidence=ev))
+                else:
+                    records[s.asset_id] = f"{lic.license} ({lic.source})"
+            elif s.kind == "user_visual":
+                if s.origin == "palette" or s.origin in hist_ids or history is None:
+                    records[s.asset_id] = (f"derived from the user's own history item {s.origin}, shown only to them"
+                                           if s.origin != "palette" else "made-here (palette swatches)")
+                else:
+                    viol.append(Violation(check="copyright", rule="missing_license", severity="severe",
+                                          message=f"user visual '{s.asset_id}' is derived from '{s.origin}', which "
+                                          "is not in the user's history: no right to use it", evidence=ev))
+            elif s.kind == "palette":
+                records[s.asset_id] = "made-here (palette swatches)"
+            elif s.kind == "start_frame":
+                records[s.asset_id] = f"host video frame of {s.origin}, shown in place within the host"
+            else:  # pragma: no cover - the schema's Literal forbids other kinds
+                viol.append(Violation(check="copyright", rule="missing_license", severity="severe",
+                                      message=f"asset '{s.asset_id}' of unknown kind '{s.kind}'", evidence=ev))
+    for sl in plan.slots:
+        for a in sl.assets:
+            if grounding is not None and a not in known:
+                viol.append(Violation(check="copyright", rule="unrecorded_asset", severity="severe",
+                                      message=f"slot {sl.index} shows asset '{a}', which has no grounding/licence record",
+                                      evidence=Evidence(slot=sl.index, start_s=sl.start_s, end_s=sl.end_s,
+                                                        field="assets", asset_id=a, text=a)))
+    brands = other_brands(product, library)
+    units = text_units(plan)
+    for u in units:
+        for b in brands:
+            if re.search(_WORD.format(re.escape(b)), u.text):
+                viol.append(Violation(check="copyright", rule="other_brand", severity="severe",
+                                      message=f"another brand's name or mark '{b}' in the {u.field}",
+                                      evidence=u.evidence(b)))
+    return _check("copyright", viol, licenses=records, brands_checked=len(brands), texts=len(units))
+
+
+def _slot_of(plan: Storyboard, t: float) -> int | None:
+    for s in plan.slots:
+        if s.start_s - 1e-6 <= t < s.end_s + 1e-6:
+            return s.index
+    return plan.slots[-1].index if plan.slots else None
+
+
+def label_frames(n_total: int, n: int) -> list[int]:
+    """Frames the disclosure check decodes: ``n`` evenly spread, plus the first and the last."""
+    from .media import sample_indices  # noqa: PLC0415
+
+    return sorted({0, max(0, n_total - 1), *sample_indices(n_total, n)})
+
+
+def check_disclosure(plan: Storyboard, video: Path, *, n_frames: int = 8, segment: tuple[Path, float, float] | None = None
+                     ) -> ComplianceCheck:
+    """The "AI Created" label in the plan AND in sampled frames of the rendered video (and, for PCI, of the
+    integrated video between its seams: ``segment=(integrated_path, seam_in_s, seam_out_s)``)."""
+    from .producer.post import label_present  # noqa: PLC0415
+
+    viol: list[Violation] = []
+    if plan.disclosure != AI_LABEL:
+        viol.append(Violation(check="disclosure", rule="label_not_planned", severity="minor",
+                              message=f"the plan's disclosure is not '{AI_LABEL}'", evidence=Evidence(field="disclosure")))
+    checked: dict[str, Any] = {}
+    targets = [(video, 0.0, None, "creative")]
+    if segment is not None:
+        targets.append((segment[0], segment[1], segment[2], "integrated"))
+    for path, t0, t1, name in targets:
+        try:
+            info = probe(path)
+            fps = info.fps or 1.0
+            n_total = info.n_frames
+            a = int(round(t0 * fps))
+            b = n_total if t1 is None else min(n_total, int(round(t1 * fps)))
+            idx = [a + i for i in label_frames(max(1, b - a), n_frames)]
+            frames = read_frames(path, idx)
+        except MediaError as e:
+            viol.append(Violation(check="disclosure", rule="undecodable", severity="severe",
+                                  message=f"the {name} video cannot be decoded: {e}",
+                                  evidence=Evidence(field="frame", frame_path=display_path(path))))
+            continue
+        missing = [i for i, fr in zip(idx, frames) if not label_present(fr)]
+        checked[f"{name}_frames"] = len(idx)
+        checked[f"{name}_missing"] = len(missing)
+        for i in missing:
+            t = i / fps - t0
+            viol.append(Violation(check="disclosure", rule="label_missing", severity="minor",
+                                  message=f"no '{AI_LABEL}' label in frame {i} of the {name} video",
+                                  evidence=Evidence(slot=_slot_of(plan, t), start_s=round(i / fps, 3),
+                                                    end_s=round((i + 1) / fps, 3), field="frame", frame_index=i,
+                                                    frame_path=display_path(path))))
+    return _check("disclosure", viol, **checked)
+
+
+def text_rendered(frame: np.ndarray, layer: Any, min_contrast: float = THRESHOLDS["text_contrast"]) -> bool:
+    """Are the letters of ``layer`` (a :class:`post.Layer` of white text on a translucent dark box) burned into
+    ``frame``? The letter pixels must read at least ``min_contrast`` grey levels brighter than the box pixels
+    away from any letter (robust to the background showing through the box and to H.264 blur)."""
+    import cv2  # noqa: PLC0415
+
+    x0, y0, x1, y1 = layer.box
+    reg = frame[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
+    letters = layer.alpha >= 0.99
+    amax = float(layer.alpha[~letters].max()) if (~letters).any() else 0.0
+    near = cv2.dilate(letters.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    box = (layer.alpha > 0.05) & (layer.alpha <= amax + 1e-3) & ~near
+    if not letters.any() or not box.any():
+        return True  # nothing measurable: do not accuse
+    return float(np.median(reg[letters])) - float(np.median(reg[box])) >= min_contrast
+
+
+def check_rendering(plan: Storyboard, video: Path) -> ComplianceCheck:
+    """Each slot's on-screen text is burned into the slot's middle frame (execution quality, used by the
+    Reflector to route "text not rendered" to the Producer)."""
+    from .producer import post  # noqa: PLC0415
+
+    viol: list[Violation] = []
+    try:
+        info = probe(video)
+        spans = post.slot_spans(plan, info.fps)
+        idx = [min(sp.start + sp.n // 2, info.n_frames - 1) for sp in spans]
+        frames = read_frames(video, idx)
+    except (MediaError, Exception) as e:  # noqa: BLE001 - a timing mismatch is reported, not raised
+        return _check("rendering", [Violation(check="rendering", rule="undecodable", severity="minor",
+                                              message=f"slots cannot be located in the video: {e}",
+                                              evidence=Evidence(field="frame"))])
+    n_checked = 0
+    for sp, i, fr in zip(spans, idx, frames):
+        lay = post.headline_layer(sp.slot.on_screen_text, info.width, info.height)
+        if lay is None:
+            continue
+        n_checked += 1
+        if not text_rendered(fr, lay):
+            viol.append(Violation(check="rendering", rule="text_not_rendered", severity="minor",
+                                  message=f"slot {sp.slot.index}'s on-screen text is not visible in frame {i}",
+                                  evidence=Evidence(slot=sp.slot.index, start_s=sp.slot.start_s, end_s=sp.slot.end_s,
+                                                    field="on_screen_text", text=sp.slot.on_screen_text,
+                                                    frame_index=i, frame_path=display_path(video))))
+    return _check("rendering", viol, slots_checked=n_checked)
+
+
+# ------------------------------------------------------------------------------------------- utility
+JudgeFn = Callable[..., Any]
+VQFn = Callable[..., Any]
+
+
+def _default_judge() -> JudgeFn | None:
+    try:
+        from .judge import judge_pair  # noqa: PLC0415
+    except ImportError:
+        return None
+    return judge_pair
+
+
+def _default_vq() -> VQFn | None:
+    try:
+        from .vbench import score_video  # noqa: PLC0415
+    except ImportError:
+        return None
+    return score_video
+
+
+class UtilityAdapter:
+    """The utility track over the judge (``judge_pair``, contract of interfaces section 4) and video quality
+    (``score_video``, section 3). ``judge_fn``/``vq_fn`` default to the real modules and may be stand-ins of the
+    same signature (tests); a missing module gives scores of None with the reason."""
+
+    PERSONALIZATION = ("personalization_presentation", "personalization_content")
+
+    def __init__(self, judge_backend: str = "offline", vq_backend: str = "offline", cache_dir: str | Path | None = None,
+                 *, judge_fn: JudgeFn | None = None, vq_fn: VQFn | None = None, n_frames: int = 8):
+        self.judge_backend_name = judge_backend
+        self.vq_backend = vq_backend
+        self.cache_dir = cache_dir
+        self.judge_fn = judge_fn if judge_fn is not None else _default_judge()
+        self.vq_fn = vq_fn if vq_fn is not None else _default_vq()
+        self.n_frames = n_frames
+        self._backend = None
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from .backends import get_backend  # noqa: PLC0415
+
+            self._backend = get_backend(self.judge_backend_name, cache_dir=self.cache_dir)
+        return self._backend
+
+    def _judge(self, criterion: str, pair_dir: Path, task: str, product: Product, history: UserHistory | None
+               ) -> tuple[float | None, Any]:
+        if self.judge_fn is None:
+            return None, "nextads_lib.judge is not available"
+        try:
+            js = self.judge_fn(criterion, pair_dir, task=task, product=product, history=history,
+                               backend=self.backend, n_frames=self.n_frames)
+        except Exception as e:  # noqa: BLE001 - recorded, the other dimensions go on
+            return None, f"{type(e).__name__}: {e}"
+        return js, None
+
+    def score(self, pair_dir: Path, video: Path, task: str, product: Product, history: UserHistory | None,
+              cache: Any = None) -> list[UtilityScore]:
+        out: list[UtilityScore] = []
+        # video quality
+        if self.vq_fn is None:
+            out.append(UtilityScore(dimension="video_quality", backend=self.vq_backend,
+                                    error="nextads_lib.vbench is not available"))
+        else:
+            try:
+                vq = self.vq_fn(video, backend=self.vq_backend, cache=cache)
+                raw = {m: getattr(vq, m, None) for m in ("ms", "dd", "aq", "iq")}
+                vals = [float(raw[m]) for m in ("ms", "aq", "iq") if raw[m] is not None]
+                labels = getattr(vq, "labels", {}) or {}
+                out.append(UtilityScore(
+                    dimension="video_quality", score=round(float(np.clip(np.mean(vals), 0, 1)), 4) if vals else None,
+                    raw=raw, backend=getattr(vq, "backend", self.vq_backend), proxy=bool(getattr(vq, "proxy", True)),
+                    label="Video quality = mean(" + ", ".join(labels.get(m, m.upper()) for m in ("ms", "aq", "iq")) + ")",
+                    error=getattr(vq, "error", None)))
+            except Exception as e:  # noqa: BLE001
+                out.append(UtilityScore(dimension="video_quality", backend=self.vq_backend,
+                                        error=f"{type(e).__name__}: {e}"))
+        dims: list[tuple[str, tuple[str, ...]]] = [("personalization", self.PERSONALIZATION),
+                                                   ("product_alignment", ("product_alignment",))]
+        if task == "pci":
+            dims.append(("context_alignment", ("integration_quality",)))
+        for dim, crits in dims:
+            raw: dict[str, float | None] = {}
+            labels, errors, proxy, backend = [], [], True, self.judge_backend_name
+            for c in crits:
+                js, err = self._judge(c, pair_dir, task, product, history)
+                if js is None:
+                    raw[c] = None
+                    errors.append(f"{c}: {err}")
+                    continue
+                raw[c] = None if js.score is None else float(js.score)
+                labels.append(js.label)
+                proxy = bool(js.proxy)
+                backend = js.backend
+                if js.error:
+                    errors.append(f"{c}: {js.error}")
+            vals = [v for v in raw.values() if v is not None]
+            out.append(UtilityScore(dimension=dim, score=round(float(np.mean(vals)) / 10.0, 4) if vals else None,
+                                    raw=raw, backend=backend, proxy=proxy, label=" + ".join(labels) or dim,
+                                    error="; ".join(errors) or None))
+        return out
+
+
+# -------------------------------------------------------------------------------------------- decision
+def decide(compliance: Sequence[ComplianceCheck], utility_score: float | None,
+           thresholds: dict[str, float] = THRESHOLDS) -> tuple[str, list[str]]:
+    """accept / revise / reject with one rationale per reason (see the module docstring)."""
+    viol = [v for c in compliance for v in c.violations]
+    severe = [v for v in viol if v.severity == "severe"]
+    minor = [v for v in viol if v.severity == "minor"]
+    why: list[str] = []
+    for v in severe:
+        why.append(f"reject: {v.check}/{v.rule}: {v.message}" + (f" (slot {v.evidence.slot})" if v.evidence.slot is not None else ""))
+    if utility_score is None:
+        why.append("utility not available: the decision rests on compliance alone")
+    elif utility_score < thresholds["reject_utility"]:
+        why.append(f"reject: utility {utility_score:.2f} < {thresholds['reject_utility']:.2f}")
+    elif utility_score < thresholds["accept_utility"]:
+        why.append(f"revise: utility {utility_score:.2f} < {thresholds['accept_utility']:.2f}")
+    for v in minor:
+        why.append(f"revise: {v.check}/{v.rule}: {v.message}" + (f" (slot {v.evidence.slot})" if v.evidence.slot is not None else ""))
+    if severe or (utility_score is not None and utility_score < thresholds["reject_utility"]):
+        return "reject", why
+    if minor or (utility_score is not None and utility_score < thresholds["accept_utility"]):
+        return "revise", why
+    why.append("accept: every compliance check passed" + ("" if utility_score is None else
+                                                          f" and utility {utility_score:.2f} >= {thresholds['accept_utility']:.2f}"))
+    return "accept", why
+
+
+def _segment(creative_dir: Path, task: str) -> tuple[Path, float, float] | None:
+    if task != "pci":
+        return None
+    ip, jp = creative_dir / "integrated.mp4", creative_dir / "integration.json"
+    if not (ip.is_file() and jp.is_file()):
+        return None
+    d = read_json(jp)
+    try:
+        return ip, float(d["seam_in_s"]), float(d["seam_out_s"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def verify_creative(
+    creative_dir: str | Path, *, pair_id: str, task: str, run: str, product: Product, history: UserHistory | None,
+    library: ProductLibrary | None, utility: UtilityAdapter | None = None, round_index: int = 0,
+    thresholds: dict[str, float] | None = None, cache: Any = None,
+) -> Verification:
+    """Verify the creative in ``creative_dir`` (``plan.json``, ``creative.mp4``, ``grounding.json``; for PCI also
+    ``integrated.mp4`` + ``integration.json``): both tracks and the decision. Never raises for a bad creative:
+    an unreadable plan or video is a severe violation with its reason."""
+    creative_dir = Path(creative_dir)
+    th = {**THRESHOLDS, **(thresholds or {})}
+    video = creative_dir / "creative.mp4"
+    n0 = len(utility.backend.usage) if utility is not None and utility._backend is not None else 0
+    try:
+        plan = read_model(creative_dir / "plan.json", Storyboard)
+    except Exception as e:  # noqa: BLE001
+        v = Violation(check="safety", rule="unreadable_plan", severity="severe", message=str(e),
+                      evidence=Evidence(field="plan"))
+        return Verification(pair_id=pair_id, task=task, run=run, round=round_index, video_path=display_path(video),
+                            decision="reject", compliance=[_check("safety", [v])], rationales=[f"reject: {e}"],
+                            thresholds=th, verifier_backend=utility.judge_backend_name if utility else "none")
+    grounding = None
+    gp = creative_dir / "grounding.json"
+    if gp.is_file():
+        try:
+            grounding = read_model(gp, Grounding)
+        except Exception:  # noqa: BLE001 - treated as no record
+            grounding = None
+    compliance = [
+        check_safety(plan, product),
+        check_privacy(plan, product, history, grounding),
+        check_fairness(plan, product),
+        check_copyright(plan, product, library, grounding, history),
+        check_disclosure(plan, video, n_frames=int(th["label_frames"]), segment=_segment(creative_dir, task)),
+        check_rendering(plan, video),
+    ]
+    scores: list[UtilityScore] = []
+    if utility is not None:
+        scores = utility.score(creative_dir, video, task, product, history, cache=cache)
+    vals = [s.score for s in scores if s.score is not None]
+    u = round(float(np.mean(vals)), 4) if vals else None
+    decision, why = decide(compliance, u, th)
+    usage = list(utility.backend.usage[n0:]) if utility is not None and utility._backend is not None else []
+    return Verification(
+        pair_id=pair_id, task=task, run=run, round=round_index, video_path=display_path(video), decision=decision,
+        utility=scores, utility_score=u, compliance=compliance, rationales=why, thresholds=th,
+        verifier_backend=utility.judge_backend_name if utility else "none",
+        vq_backend=utility.vq_backend if utility else "", usage=usage,
+        cost_usd=round(sum(x.cost_usd for x in usage), 6),
+    )
+
+
+__all__ = [
+    "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
+    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "check_copyright", "check_disclosure",
+    "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
+    "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
+]

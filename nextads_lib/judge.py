@@ -1,0 +1,977 @@
+"""The VLM judge of the evaluation suite (paper section 4.2.3, Appendix A): five criteria, each scored 0-10 with
+a rationale.
+
+=================================  ====================================================================
+criterion                          what the judge is shown
+=================================  ====================================================================
+``personalization_presentation``   covers/images of the user's history + the creative (tone, lighting,
+                                   texture, artistic style)
+``personalization_content``        the history's titles/texts and covers + the creative and its narration
+                                   (subject matter, scenes, information angle, appeal)
+``product_alignment``              the product's record (facts, selling points, forbidden claims, logo,
+                                   images) + the creative (identity, brand elements, selling points, facts)
+``integration_quality``            PCI only: the integrated video and its frames around both seams
+                                   (contextual flow, thematic consistency, disruption)
+``diversity``                      every creative of one user together (visual style, narrative, topics,
+                                   scenes)
+=================================  ====================================================================
+
+Each criterion is one :class:`~nextads_lib.backends.ModelRequest` with its own system prompt (written here in our
+own words from Appendix A's factors and score bands) whose answer must validate as :class:`JudgeAnswer`
+(``{"score": 0..10, "rationale": "..."}``). Any backend answers it: ``gemini:gemini-2.5-flash`` (the paper's
+judge; the video goes as the API allows), ``openai:<model>`` (``n_frames`` sampled frames), ``hf:...`` and
+``offline``. A score outside 0-10 or a missing rationale is re-asked once (the backend's repair), then recorded
+as MISSING (``score=None``, ``error`` set), never as 0. An undecodable video is recorded with the error.
+
+The ``offline`` backend answers with the documented proxy formulas registered at the bottom of this module
+(``judge.<criterion>``); every such score carries ``proxy=True`` and a label that says ``proxy`` (e.g.
+``"Personalization-Presentation (proxy: palette/style stats)"``), so it is never shown under the paper's bare
+metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth):
+
+- presentation: ``10 x (0.7 BC + 0.3 S)``; BC is the Bhattacharyya coefficient between the 4x4x4 RGB colour
+  histograms of the history images and of the sampled creative frames (1 = same colour distribution); S is
+  the style-statistics agreement ``1 - mean_i min(1, |a_i - b_i| / r_i)`` over brightness (r=0.5), saturation
+  (r=0.5), warmth (R-B, r=0.3), contrast (luma std, r=0.25) and texture (mean gradient, r=0.08).
+- content: ``10 x (0.6 T + 0.4 C)``; T is the overlap ``sum_k min(u_k, c_k)`` of the user's topic distribution
+  (MiniLM soft topic tags of up to 12 history titles/texts, averaged) and the creative's (of its plan text:
+  hook, narration, on-screen text, the first clause of each scene composition; :func:`embed_text`); C is
+  ``clip(cos / 0.6, 0, 1)`` of the MiniLM cosine between the history centroid and the plan text.
+- product alignment: ``10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden``, clipped to 0..10. V: the
+  product's images and logo found in the frames, per asset ``0.5 x max BC(colour histograms of asset and
+  frame) + 0.5 x max(0, best multi-scale normalised template match)`` over the frames, averaged over assets;
+  N: product name (0.6) and brand (0.4) in the plan text; P: share of selling points covered (at least half of
+  a point's content words, 4+ letters, occur in the plan text); F: factual consistency ``1 - unsupported/total``
+  over the numbers the plan states (a number is supported when it occurs in the product's record); forbidden:
+  each forbidden claim the plan text contains.
+- integration quality: ``10 x (0.5 K + 0.25 V + 0.25 Tp)``; K seam continuity from ``integration.json``:
+  ``r = mean(seam_change_in, seam_change_out) / max(host_median_change, 0.01)``, ``K = clip(1 - log2(max(r,
+  1)) / 4, 0, 1)`` (a seam that changes the picture no more than the host's own cuts scores 1, 16x scores 0);
+  V the colour-histogram BC between host frames and segment frames of ``integrated.mp4``; Tp ``clip(cos /
+  0.6, 0, 1)`` between the host's title/summary and the plan text.
+- diversity: ``10 x (1 - mean pairwise similarity)`` over the user's creatives, similarity ``0.5 x BC(frame
+  colour histograms) + 0.5 x max(0, MiniLM cosine of plan texts)``; fewer than two creatives is missing.
+
+Frames are sampled once per video (``n_frames`` evenly spaced, decoded at a small size) and reused by every
+criterion (:func:`video_frames`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from . import embed
+from .backends import BackendError, ImagePart, ModelRequest, TextPart, VideoPart, register_offline
+from .config import StudyPaths, display_path, resolve
+from .media import MediaError, load_image, probe, read_frames, sample_indices
+from .schemas import (
+    BenchPair,
+    PairManifest,
+    Product,
+    ProductLibrary,
+    Schema,
+    Storyboard,
+    UserHistory,
+)
+from .store import read_json, read_jsonl, read_model
+
+#: bump when a prompt or a proxy formula changes: it is part of every request (and so of every cache key)
+CODE_VERSION = "judge-1"
+
+CRITERIA: tuple[str, ...] = ("personalization_presentation", "personalization_content", "product_alignment",
+                             "integration_quality", "diversity")
+#: the criteria judged per pair (diversity is judged per user)
+PAIR_CRITERIA: tuple[str, ...] = CRITERIA[:4]
+#: the paper's names (Table 1 / Appendix A)
+PAPER_NAMES: dict[str, str] = {
+    "personalization_presentation": "Personalization-Presentation",
+    "personalization_content": "Personalization-Content",
+    "product_alignment": "Product Alignment",
+    "integration_quality": "Integration Quality",
+    "diversity": "Diversity",
+}
+#: what each offline proxy measures (goes into its label)
+PROXY_NAMES: dict[str, str] = {
+    "personalization_presentation": "palette/style stats",
+    "personalization_content": "MiniLM topic overlap",
+    "product_alignment": "asset match + plan text",
+    "integration_quality": "seam continuity + topic",
+    "diversity": "colour-hist + MiniLM dissimilarity",
+}
+#: the paper's judge
+PAPER_JUDGE = "gemini:gemini-2.5-flash"
+#: frame size (width) the proxies decode at
+PROXY_WIDTH = 96
+
+
+def criteria_for(task: str) -> tuple[str, ...]:
+    """The criteria of a task: integration quality only exists for PCI."""
+    return CRITERIA if task == "pci" else tuple(c for c in CRITERIA if c != "integration_quality")
+
+
+def label_for(criterion: str, backend_name: str) -> str:
+    """The display label of a score: the paper's name, with ``(proxy: ...)`` for the offline judge and the
+    judge's name when it is not the paper's."""
+    name = PAPER_NAMES[criterion]
+    if backend_name.startswith("offline"):
+        return f"{name} (proxy: {PROXY_NAMES[criterion]})"
+    if backend_name == PAPER_JUDGE:
+        return name
+    return f"{name} (judge: {backend_name})"
+
+
+# ------------------------------------------------------------------------------------------------ schemas
+class JudgeAnswer(Schema):
+    """What every judge request must answer (Appendix A's output JSON, with ``rationale`` for ``reason``)."""
+
+    score: float = Field(ge=0, le=10, description="0 (no match / identical / highly disruptive) .. 10 (perfect)")
+    rationale: str = Field(min_length=1, description="a brief analysis supporting the score")
+
+
+class JudgeScore(Schema):
+    """One judgment as stored: ``score`` None means missing (never 0); ``error`` says why."""
+
+    criterion: str
+    score: float | None = Field(default=None, ge=0, le=10)
+    rationale: str = ""
+    backend: str
+    proxy: bool
+    label: str
+    pair_id: str | None = None
+    error: str | None = None
+
+
+class JudgeError(RuntimeError):
+    """A judgment could not be made; the message names the item and the file."""
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+_BANDS = {
+    "match": ("10: matches perfectly; 7-9: matches well with minor differences; 4-6: matches in part; "
+              "1-3: matches poorly; 0: does not match at all."),
+}
+_OUTPUT = ('Answer with one JSON object: {"score": <number from 0 to 10>, "rationale": "<two or three sentences '
+           'naming the evidence>"}. Scores outside 0-10 are invalid.')
+
+PROMPTS: dict[str, str] = {
+    "personalization_presentation": (
+        "You judge the visual presentation of a short video advertisement for one viewer. You see images from "
+        "the viewer's own history (covers and pictures of posts and videos they engaged with) and frames of the "
+        "advertisement. Rate how well the ad's look suits the viewer's visual taste, weighing: colour tone "
+        "(warm, cool or neutral palette), lighting (soft, harsh, natural, dim, neon), texture (smooth, grainy, "
+        "rough, glossy) and artistic style (minimal, modern, vintage, playful ...). Judge the look only, not the "
+        "topic. Bands: " + _BANDS["match"] + " " + _OUTPUT),
+    "personalization_content": (
+        "You judge whether the content of a short video advertisement speaks to one viewer's interests. You see "
+        "the titles, texts and covers of what the viewer engaged with, and the advertisement (frames and its "
+        "narration script). Rate the fit of: the subject matter, the scenes and settings shown, the angle of "
+        "information (performance, looks, value ...) and the motive it appeals to (saving money, efficiency, "
+        "quality, beauty, health, sustainability ...) with what this viewer cares about. Bands: 10: fully "
+        "aligned with the viewer's interests; 7-9: well aligned with some gaps; 4-6: partly aligned; 1-3: "
+        "barely aligned; 0: irrelevant to the viewer. " + _OUTPUT),
+    "product_alignment": (
+        "You check a short video advertisement against the record of the product it advertises (name, brand, "
+        "description, selling points, facts, claims it must never make, its logo and official images). Rate: "
+        "whether the product shown is the real one (look, colour, model, packaging), whether the brand's logo "
+        "and design language appear correctly, and whether every selling point and stated fact agrees with the "
+        "record (a forbidden or invented claim counts heavily against it). Bands: 10: the product is shown "
+        "exactly as recorded; 7-9: consistent apart from small details; 4-6: partly consistent with clear "
+        "differences; 1-3: mostly inconsistent; 0: not the product at all. " + _OUTPUT),
+    "integration_quality": (
+        "You judge how an advertising segment was placed inside a host video. You see the integrated video and "
+        "frames just before and after the point where the ad starts and where the host video resumes. Rate: "
+        "the flow across both transitions (smooth or an abrupt break), whether the ad shares the host's tone, "
+        "look or topic, whether it interrupts a key moment or sits at a natural pause, and whether it is woven "
+        "into the host's story rather than pasted on top. Bands: 10: seamless, a viewer might not notice a "
+        "break; 7-9: natural and well placed with little friction; 4-6: a clear break but at a sensible pause "
+        "or in a similar style; 1-3: forced or jarring; 0: ruins the viewing experience. " + _OUTPUT),
+    "diversity": (
+        "You judge how different from each other several video advertisements made for the SAME viewer (for "
+        "different products) are. Compare their visual style (tone, lighting, texture, artistic style), their "
+        "narrative form and tone (tutorial, vlog, story, review ...; serious, playful ...) and their subjects "
+        "and scenes. Bands: 10: entirely distinct; 7-9: mostly distinct with small overlaps; 4-6: similar but "
+        "distinct in key respects; 1-3: largely the same with slight variations; 0: identical in every respect. "
+        + _OUTPUT),
+}
+
+
+# ------------------------------------------------------------------------------------------- frame access
+_FRAMES: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+_FRAMES_LOCK = threading.Lock()
+_FRAMES_MAX = 256
+
+
+def video_frames(path: str | Path, n: int, width: int = PROXY_WIDTH) -> np.ndarray:
+    """``n`` evenly spaced frames ``(n, H, W, 3)`` uint8 of a video decoded at ``width`` (aspect kept, even),
+    memoised per (file, mtime, n, width) so every criterion of a creative decodes it once. Raises MediaError."""
+    p = resolve(path)
+    if not p.is_file():
+        raise MediaError(f"{p}: file not found")
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, int(n), int(width))
+    with _FRAMES_LOCK:
+        if key in _FRAMES:
+            _FRAMES.move_to_end(key)
+            return _FRAMES[key]
+    info = probe(p)
+    w = int(width) if width else info.width
+    h = max(2, int(round(info.height * w / max(info.width, 1) / 2)) * 2)
+    total = info.n_frames
+    if total <= 0:
+        raise MediaError(f"{p}: no frames")
+    idx = sample_indices(total, n)
+    try:
+        frames = read_frames(p, idx, size=(w, h))
+    except MediaError:
+        # the probed frame count can exceed what decodes (truncated file): retry on the decodable count
+        from .media import count_frames  # noqa: PLC0415
+
+        frames = read_frames(p, sample_indices(count_frames(p), n), size=(w, h))
+    if len(frames) == 0:
+        raise MediaError(f"{p}: no decodable frames")
+    with _FRAMES_LOCK:
+        _FRAMES[key] = frames
+        while len(_FRAMES) > _FRAMES_MAX:
+            _FRAMES.popitem(last=False)
+    return frames
+
+
+def frames_at(path: str | Path, times: Sequence[float], width: int = PROXY_WIDTH) -> np.ndarray:
+    """Frames at ``times`` seconds (clipped to the video), decoded at ``width``."""
+    p = resolve(path)
+    info = probe(p)
+    w = int(width)
+    h = max(2, int(round(info.height * w / max(info.width, 1) / 2)) * 2)
+    n = max(info.n_frames, 1)
+    idx = [min(n - 1, max(0, int(round(t * info.fps)))) for t in times]
+    return read_frames(p, idx, size=(w, h))
+
+
+def _image_array(path: str | Path, side: int = 64) -> np.ndarray | None:
+    from PIL import Image  # noqa: PLC0415
+
+    try:
+        im = load_image(resolve(path))
+    except MediaError:
+        return None
+    im.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(im, np.uint8)
+
+
+# --------------------------------------------------------------------------------------- image statistics
+def colour_hist(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Normalised ``bins**3`` RGB histogram of any array of RGB pixels (last axis 3)."""
+    px = np.asarray(pixels).reshape(-1, 3).astype(np.int32)
+    q = np.clip(px * bins // 256, 0, bins - 1)
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    h = np.bincount(idx, minlength=bins ** 3).astype(np.float64)
+    return h / max(h.sum(), 1.0)
+
+
+def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two distributions: 1 identical, 0 disjoint."""
+    return float(np.clip(np.sqrt(np.asarray(p) * np.asarray(q)).sum(), 0.0, 1.0))
+
+
+#: style statistics and the ranges their differences are normalised by
+STYLE_RANGES: dict[str, float] = {"brightness": 0.5, "saturation": 0.5, "warmth": 0.3, "contrast": 0.25,
+                                  "texture": 0.08}
+
+
+def style_stats(images: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean brightness (HSV value), saturation, warmth ((R-B)/255), contrast (luma std) and texture (mean
+    absolute luma gradient) over images (H, W, 3) uint8, each in 0..1."""
+    acc: dict[str, list[float]] = {k: [] for k in STYLE_RANGES}
+    for im in images:
+        rgb = np.asarray(im, np.float32) / 255.0
+        mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+        sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        gx = np.abs(np.diff(luma, axis=1)).mean() if luma.shape[1] > 1 else 0.0
+        gy = np.abs(np.diff(luma, axis=0)).mean() if luma.shape[0] > 1 else 0.0
+        acc["brightness"].append(float(mx.mean()))
+        acc["saturation"].append(float(sat.mean()))
+        acc["warmth"].append(float((rgb[..., 0] - rgb[..., 2]).mean()))
+        acc["contrast"].append(float(luma.std()))
+        acc["texture"].append(float((gx + gy) / 2))
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
+
+
+def style_agreement(a: dict[str, float], b: dict[str, float]) -> float:
+    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`STYLE_RANGES`."""
+    d = [min(1.0, abs(a[k] - b[k]) / r) for k, r in STYLE_RANGES.items()]
+    return float(1.0 - np.mean(d))
+
+
+def template_match(frames: np.ndarray, template: np.ndarray, scales: Sequence[float] = (0.3, 0.45, 0.6, 0.8)) -> float:
+    """Best normalised cross-correlation (OpenCV ``TM_CCOEFF_NORMED``, grey) of ``template`` resized to each
+    ``scale`` x the frame width, over all frames; 0 when the template is flat or never fits."""
+    import cv2  # noqa: PLC0415
+
+    best = 0.0
+    tg = cv2.cvtColor(np.ascontiguousarray(template), cv2.COLOR_RGB2GRAY)
+    if tg.std() < 2.0:  # a flat template has no structure to correlate
+        return 0.0
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    fh, fw = grey[0].shape
+    for s in scales:
+        tw = max(4, int(round(fw * s)))
+        th = max(4, int(round(tg.shape[0] * tw / tg.shape[1])))
+        if th >= fh or tw >= fw:
+            continue
+        t = cv2.resize(tg, (tw, th), interpolation=cv2.INTER_AREA)
+        if t.std() < 2.0:
+            continue
+        for g in grey:
+            r = cv2.matchTemplate(g, t, cv2.TM_CCOEFF_NORMED)
+            v = float(np.nanmax(r)) if r.size else 0.0
+            if np.isfinite(v):
+                best = max(best, v)
+    return max(0.0, min(1.0, best))
+
+
+# ------------------------------------------------------------------------------------------------ text
+def plan_text(plan: Storyboard | dict[str, Any]) -> str:
+    """What the creative says and shows, from its plan: hook, each slot's narration, on-screen text and scene
+    composition, the CTA (the text the judge proxies read)."""
+    sb = plan if isinstance(plan, Storyboard) else Storyboard.model_validate(plan)
+    parts = [sb.hook]
+    for s in sb.slots:
+        parts += [s.narration, s.on_screen_text, s.composition]
+    parts.append(sb.cta)
+    if sb.host_connection:
+        parts.append(sb.host_connection)
+    return ". ".join(p.strip() for p in parts if p and p.strip())
+
+
+def narration_text(plan: Storyboard) -> str:
+    return " ".join(s.narration for s in plan.slots if s.narration)
+
+
+def embed_text(plan: Storyboard | dict[str, Any], max_words: int = 64) -> str:
+    """The short text of a plan that the proxies embed with MiniLM (its cost grows with the tokens): the hook,
+    the narration, the on-screen texts and the first clause of each scene composition, de-duplicated, at most
+    ``max_words`` words."""
+    sb = plan if isinstance(plan, Storyboard) else Storyboard.model_validate(plan)
+    seen: list[str] = []
+    for t in [sb.hook] + [x for s in sb.slots for x in (s.narration, s.on_screen_text, s.composition.split(",")[0])]:
+        t = (t or "").strip()
+        if t and t.lower() not in (x.lower() for x in seen):
+            seen.append(t)
+    if sb.host_connection:
+        seen.append(sb.host_connection)
+    words = ". ".join(seen).split()
+    return " ".join(words[:max_words])
+
+
+def history_texts(history: UserHistory, max_items: int = 12, max_words: int = 25) -> list[str]:
+    """Up to ``max_items`` history items spread over the history (title + text, ``max_words`` words each): what
+    the proxies embed as the user's interests."""
+    items = [it for it in history.items if f"{it.title}{it.text}".strip()]
+    if len(items) > max_items:
+        items = [items[int((i + 0.5) * len(items) / max_items)] for i in range(max_items)]
+    out = []
+    for it in items:
+        t = f"{it.title}. {it.text}".strip(". ").strip()
+        out.append(" ".join(t.split()[:max_words]))
+    return out
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+_STOP = {"with", "your", "that", "this", "from", "into", "than", "more", "every", "each", "they", "them", "their",
+         "have", "will", "just", "what", "when", "where", "which", "about", "only", "also", "over", "under"}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 4 and w not in _STOP}
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:[.,]\d+)?", text))
+
+
+# ------------------------------------------------------------------------------------------- requests
+def _history_images(history: UserHistory | None, max_images: int) -> list[Path]:
+    if history is None:
+        return []
+    found = [resolve(p) for it in history.items for p in it.image_paths]
+    found = [p for p in found if p.is_file()]
+    if len(found) <= max_images:
+        return found
+    return [found[int((i + 0.5) * len(found) / max_images)] for i in range(max_images)]
+
+
+def _product_record(product: Product) -> str:
+    facts = "; ".join(f"{k}: {v}" for k, v in product.facts.items())
+    return (f"Product: {product.name} by {product.brand} ({product.category}, {product.subcategory}).\n"
+            f"Description: {product.description}\nSelling points: {'; '.join(product.selling_points)}\n"
+            f"Slogan: {product.slogan}\nFacts: {facts}\n"
+            f"Claims it must never make: {'; '.join(product.forbidden_claims) or 'none'}")
+
+
+def _seam_times(integration: dict[str, Any]) -> list[float]:
+    si, so = float(integration["seam_in_s"]), float(integration["seam_out_s"])
+    dur = float(integration.get("integrated_duration_s") or so + 1.0)
+    return [max(0.0, si - 0.5), min(dur, si + 0.3), max(0.0, so - 0.3), min(max(dur - 0.05, 0.0), so + 0.5)]
+
+
+def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: Product,
+                  history: UserHistory | None, n_frames: int = 8, host_title: str | None = None,
+                  max_images: int = 6) -> ModelRequest:
+    """The request of one pair-level criterion: the prompt, the parts a VLM sees, and the ``context`` the
+    offline proxy reads (paths, texts; everything JSON-able)."""
+    if criterion not in PAIR_CRITERIA:
+        raise ValueError(f"'{criterion}' is not a pair criterion ({', '.join(PAIR_CRITERIA)}); "
+                         "diversity is judged per user by judge_diversity")
+    pair_dir = Path(pair_dir)
+    plan = read_model(pair_dir / "plan.json", Storyboard)
+    creative = pair_dir / "creative.mp4"
+    pid = pair_dir.name
+    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": criterion, "task": task, "pair_id": pid,
+                           "creative": display_path(creative), "n_frames": int(n_frames),
+                           "plan_text": plan_text(plan), "embed_text": embed_text(plan)}
+    parts: list[Any] = []
+    item = f"pair {pid} [{criterion}]"
+    if criterion in ("personalization_presentation", "personalization_content"):
+        imgs = _history_images(history, max_images)
+        ctx["history_images"] = [display_path(p) for p in imgs]
+        ctx["history_texts"] = history_texts(history) if history is not None else []
+        if criterion == "personalization_content" and history is not None:
+            listing = "\n".join(f"- {t[:200]}" for t in ctx["history_texts"][:20])
+            parts.append(TextPart(f"What the viewer engaged with (titles and texts, oldest first):\n{listing}"))
+        parts.append(TextPart(f"Images from the viewer's history ({len(imgs)}):"))
+        parts += [ImagePart(str(p)) for p in imgs]
+        parts.append(TextPart(f"The advertisement for {product.name} by {product.brand}:"))
+        parts.append(VideoPart(str(creative), n_frames=n_frames))
+        if criterion == "personalization_content":
+            parts.append(TextPart(f"Its narration script: {narration_text(plan)}"))
+    elif criterion == "product_alignment":
+        ctx["product"] = {"id": product.id, "name": product.name, "brand": product.brand,
+                          "description": product.description, "slogan": product.slogan,
+                          "selling_points": list(product.selling_points), "facts": dict(product.facts),
+                          "forbidden_claims": list(product.forbidden_claims)}
+        assets = [product.logo.path] + [a.path for a in product.images[:3]]
+        ctx["product_assets"] = [display_path(resolve(a)) for a in assets]
+        parts.append(TextPart(_product_record(product)))
+        parts.append(TextPart("Its logo and official images:"))
+        parts += [ImagePart(str(resolve(a))) for a in assets if resolve(a).is_file()]
+        parts.append(TextPart("The advertisement:"))
+        parts.append(VideoPart(str(creative), n_frames=n_frames))
+        parts.append(TextPart(f"Its narration script: {narration_text(plan)}"))
+    else:  # integration_quality
+        if task != "pci":
+            raise ValueError("integration_quality is judged for PCI only")
+        integ = read_json(pair_dir / "integration.json")
+        for k in ("seam_in_s", "seam_out_s"):
+            if k not in integ:
+                raise JudgeError(f"{pair_dir / 'integration.json'}: field '{k}' is missing")
+        integrated = pair_dir / "integrated.mp4"
+        summary = _host_summary_text(pair_dir)
+        ctx["integration"] = {k: integ.get(k) for k in (
+            "seam_in_s", "seam_out_s", "seam_change_in", "seam_change_out", "host_median_change",
+            "integrated_duration_s", "insert_at_s", "segment_duration_s")}
+        ctx["integrated"] = display_path(integrated)
+        ctx["host_text"] = " ".join(x for x in (host_title, summary) if x)
+        times = _seam_times(integ)
+        parts.append(TextPart(f"Host video: {ctx['host_text'] or 'no title'}. The ad segment runs from "
+                              f"{integ['seam_in_s']:.2f} s to {integ['seam_out_s']:.2f} s of the integrated video."))
+        parts.append(VideoPart(str(integrated), n_frames=n_frames))
+        try:
+            seam = frames_at(integrated, times, width=320)
+            names = ["before the ad starts", "after the ad starts", "before the host resumes", "after the host resumes"]
+            for (t, nm), fr in zip(zip(times, names), seam):
+                parts.append(TextPart(f"Frame at {t:.2f} s ({nm}):"))
+                parts.append(ImagePart(_pil(fr)))
+        except MediaError:
+            pass  # the undecodable video is reported by the decode check
+    return ModelRequest(task=f"judge.{criterion}", system=PROMPTS[criterion], parts=parts, schema=JudgeAnswer,
+                        context=ctx, item=item, max_output_tokens=1024)
+
+
+def _pil(arr: np.ndarray):
+    from PIL import Image  # noqa: PLC0415
+
+    return Image.fromarray(np.asarray(arr, np.uint8))
+
+
+def _host_summary_text(pair_dir: Path) -> str:
+    """A short text of the host from ``host_summary.json`` (any string fields among topic/content/summary)."""
+    p = pair_dir / "host_summary.json"
+    if not p.is_file():
+        return ""
+    try:
+        d = read_json(p)
+    except Exception:  # noqa: BLE001 - an unreadable summary only weakens the topic term
+        return ""
+    out = []
+    for k in ("title", "topic", "content", "summary"):
+        v = d.get(k) if isinstance(d, dict) else None
+        if isinstance(v, str) and v.strip():
+            out.append(v.strip())
+    return ". ".join(out)[:600]
+
+
+# ---------------------------------------------------------------------------------------------- judging
+def _missing(criterion: str, backend: Any, pair_id: str | None, error: str) -> JudgeScore:
+    return JudgeScore(criterion=criterion, score=None, rationale="", backend=backend.name,
+                      proxy=backend.name.startswith("offline"), label=label_for(criterion, backend.name),
+                      pair_id=pair_id, error=error)
+
+
+def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_frames: int) -> str | None:
+    """Decode check before a (non-cached) call: the error text for the first undecodable video, else None."""
+    if backend.cache is not None and backend.cache.has("model", backend.cache_key(req)):
+        return None
+    for v in videos:
+        try:
+            video_frames(v, max(1, min(n_frames, 4)))
+        except MediaError as e:
+            return f"{v.name}: {e}"
+    return None
+
+
+def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Product, history: UserHistory | None,
+               backend: Any, n_frames: int = 8, host_title: str | None = None) -> JudgeScore:
+    """Judge one pair on one criterion. Reads ``plan.json`` and ``creative.mp4`` (PCI integration: also
+    ``integrated.mp4`` and ``integration.json``). Never raises for bad input: the score is None and ``error``
+    names the file or the backend failure."""
+    pair_dir = Path(pair_dir)
+    pid = pair_dir.name
+    try:
+        req = build_request(criterion, pair_dir, task=task, product=product, history=history, n_frames=n_frames,
+                            host_title=host_title)
+    except (OSError, ValueError, RuntimeError) as e:
+        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
+    videos = [pair_dir / ("integrated.mp4" if criterion == "integration_quality" else "creative.mp4")]
+    err = _check_videos(req, backend, videos, n_frames)
+    if err:
+        return _missing(criterion, backend, pid, f"undecodable video: {err}")
+    try:
+        ans: JudgeAnswer = backend.complete(req).value
+    except BackendError as e:
+        return _missing(criterion, backend, pid, f"BackendError: {e}")
+    except (MediaError, OSError, ValueError, RuntimeError) as e:
+        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
+    return JudgeScore(criterion=criterion, score=float(ans.score), rationale=ans.rationale, backend=backend.name,
+                      proxy=backend.name.startswith("offline"), label=label_for(criterion, backend.name),
+                      pair_id=pid)
+
+
+def build_diversity_request(pair_dirs: Sequence[Path], n_frames: int = 8) -> ModelRequest:
+    dirs = sorted(Path(d) for d in pair_dirs)
+    per = max(2, n_frames // 2)
+    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": "diversity", "n_frames": int(per), "creatives": []}
+    parts: list[Any] = [TextPart(f"{len(dirs)} advertisements made for the same viewer:")]
+    for i, d in enumerate(dirs, 1):
+        plan = read_model(d / "plan.json", Storyboard)
+        ctx["creatives"].append({"pair_id": d.name, "creative": display_path(d / "creative.mp4"),
+                                 "embed_text": embed_text(plan)})
+        parts.append(TextPart(f"Ad {i} (product {plan.product_id}); narration: {narration_text(plan)}"))
+        parts.append(VideoPart(str(d / "creative.mp4"), n_frames=per))
+    return ModelRequest(task="judge.diversity", system=PROMPTS["diversity"], parts=parts, schema=JudgeAnswer,
+                        context=ctx, item=f"creatives {', '.join(d.name for d in dirs)} [diversity]",
+                        max_output_tokens=1024)
+
+
+def judge_diversity(pair_dirs: list[Path], *, backend: Any, n_frames: int = 8) -> JudgeScore:
+    """Diversity of all creatives of one user (``pair_id`` None); fewer than two creatives is missing."""
+    dirs = [Path(d) for d in pair_dirs]
+    if len(dirs) < 2:
+        return _missing("diversity", backend, None, f"needs at least 2 creatives of the user, got {len(dirs)}")
+    try:
+        req = build_diversity_request(dirs, n_frames)
+    except (OSError, ValueError, RuntimeError) as e:
+        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
+    err = _check_videos(req, backend, [d / "creative.mp4" for d in dirs], n_frames)
+    if err:
+        return _missing("diversity", backend, None, f"undecodable video: {err}")
+    try:
+        ans: JudgeAnswer = backend.complete(req).value
+    except BackendError as e:
+        return _missing("diversity", backend, None, f"BackendError: {e}")
+    except (MediaError, OSError, ValueError, RuntimeError) as e:
+        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
+    return JudgeScore(criterion="diversity", score=float(ans.score), rationale=ans.rationale, backend=backend.name,
+                      proxy=backend.name.startswith("offline"), label=label_for("diversity", backend.name))
+
+
+# ------------------------------------------------------------------------------------------- run level
+#: columns of ``judge_<task>.parquet`` (interfaces section 5)
+COLUMNS = ["task", "run", "system", "director_backend", "producer_backend", "judge_backend", "pair_id", "user_id",
+           "product_id", "criterion", "score", "rationale", "proxy", "label", "error"]
+
+
+def list_runs(paths: StudyPaths, task: str) -> list[str]:
+    """Run directories of a task that hold a ``summary.json`` or pair manifests, sorted by name."""
+    root = paths.runs / task
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and d.name != "notebooks" and ((d / "summary.json").is_file() or any(d.glob("*/manifest.json"))):
+            out.append(d.name)
+    return out
+
+
+def _load_context(paths: StudyPaths, task: str) -> tuple[dict[str, Product], dict[str, UserHistory], dict[str, BenchPair]]:
+    lib = read_model(paths.library_json, ProductLibrary)
+    products = {p.id: p for p in lib.products}
+    users: dict[str, UserHistory] = {}
+    if paths.bench_users(task).is_file():
+        users = {u.user_id: u for u in read_jsonl(paths.bench_users(task), UserHistory)}
+    pairs: dict[str, BenchPair] = {}
+    if paths.bench_pairs(task).is_file():
+        pairs = {p.pair_id: p for p in read_jsonl(paths.bench_pairs(task), BenchPair)}
+    return products, users, pairs
+
+
+def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: int = 8, workers: int = 2,
+              progress: bool = False) -> list[dict[str, Any]]:
+    """Judge every pair of one run directory (and each user's creatives for diversity); returns the rows of
+    ``judge_<task>.parquet`` (columns :data:`COLUMNS`). Failed pairs get a row per criterion with score None
+    and the reason; nothing raises for one bad pair. Users run in a thread pool of ``workers``."""
+    run_dir = paths.run_dir(task, run)
+    products, users, bench = _load_context(paths, task)
+    crits = [c for c in criteria_for(task) if c != "diversity"]
+    manifests: list[tuple[Path, PairManifest | None, str | None]] = []
+    for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "manifest.json").is_file()):
+        try:
+            manifests.append((d, read_model(d / "manifest.json", PairManifest), None))
+        except Exception as e:  # noqa: BLE001 - a broken manifest is recorded, the run goes on
+            manifests.append((d, None, f"{type(e).__name__}: {e}"))
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    base = {"task": task, "run": run, "system": summary.get("system", run.split("__")[0]),
+            "director_backend": summary.get("director_backend", ""),
+            "producer_backend": summary.get("producer_backend", ""), "judge_backend": backend.name}
+    by_user: dict[str, list[tuple[Path, PairManifest | None, str | None]]] = {}
+    for d, m, err in manifests:
+        by_user.setdefault(m.user_id if m is not None else f"?{d.name}", []).append((d, m, err))
+
+    def row(d: Path, m: PairManifest | None, s: JudgeScore) -> dict[str, Any]:
+        r = dict(base)
+        if m is not None:
+            r.update(system=m.system, director_backend=m.director_backend, producer_backend=m.producer_backend)
+        r.update(pair_id=s.pair_id, user_id=(m.user_id if m is not None else None),
+                 product_id=(m.product_id if m is not None and s.pair_id is not None else None),
+                 criterion=s.criterion, score=s.score, rationale=s.rationale, proxy=s.proxy, label=s.label,
+                 error=s.error)
+        return r
+
+    def one_user(uid: str) -> list[dict[str, Any]]:
+        rows, ok_dirs = [], []
+        last_m = None
+        for d, m, err in by_user[uid]:
+            if m is None or m.status == "failed" or not (d / "creative.mp4").is_file():
+                why = err or (f"pair failed at {m.stage_failed or 'run'}: {m.failure}" if m is not None and m.status == "failed"
+                              else "creative.mp4 missing")
+                for c in crits:
+                    rows.append(row(d, m, _missing(c, backend, d.name, f"skipped: {why}")))
+                continue
+            last_m = m
+            ok_dirs.append(d)
+            product = products.get(m.product_id)
+            if product is None:
+                for c in crits:
+                    rows.append(row(d, m, _missing(c, backend, d.name, f"product '{m.product_id}' is not in the library")))
+                continue
+            bp = bench.get(m.pair_id)
+            host_title = getattr(bp, "host_title", None) if bp is not None else None
+            for c in crits:
+                try:
+                    s = judge_pair(c, d, task=task, product=product, history=users.get(m.user_id), backend=backend,
+                                   n_frames=n_frames, host_title=host_title)
+                except Exception as e:  # noqa: BLE001 - never stop the run for one judgment
+                    s = _missing(c, backend, d.name, f"{type(e).__name__}: {e} | "
+                                 + traceback.format_exc(limit=2).replace("\n", " ")[-300:])
+                rows.append(row(d, m, s))
+        if last_m is not None:
+            try:
+                s = judge_diversity(ok_dirs, backend=backend, n_frames=n_frames)
+            except Exception as e:  # noqa: BLE001
+                s = _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
+            r = row(ok_dirs[0], last_m, s)
+            r["pair_id"], r["product_id"] = None, None
+            rows.append(r)
+        return rows
+
+    uids = sorted(by_user)
+    results: dict[str, list[dict[str, Any]]] = {}
+    with _single_torch_thread(backend.name.startswith("offline")):
+        _run_users(uids, one_user, results, workers, f"judge {task}/{run}" if progress else None)
+    return [r for uid in uids for r in results[uid]]
+
+
+@contextlib.contextmanager
+def _single_torch_thread(active: bool):
+    """The offline proxies embed with MiniLM on one torch thread (the judge's thread pool and the decoders
+    use the other core; several intra-op threads on a busy 2-core machine are 3x slower). Restored after."""
+    if not active:
+        yield
+        return
+    import torch  # noqa: PLC0415
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _run_users(uids: list[str], one_user: Any, results: dict[str, Any], workers: int, desc: str | None) -> None:
+    bar = None
+    if desc:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=len(uids), desc=desc, unit="user", mininterval=2.0)
+    if workers and workers > 1 and len(uids) > 1:
+        with ThreadPoolExecutor(max_workers=int(workers)) as ex:
+            for uid, rows in zip(uids, ex.map(one_user, uids)):
+                results[uid] = rows
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for uid in uids:
+            results[uid] = one_user(uid)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_frames: int = 8, workers: int = 2,
+              progress: bool = False) -> dict[str, Any]:
+    """Judge every run of each task and write ``paths.results / judge_<task>.parquet``; returns
+    ``{task: DataFrame}`` (a task without runs is left out and its parquet untouched)."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .store import atomic_path  # noqa: PLC0415
+
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    out = {}
+    for task in tasks:
+        runs = list_runs(paths, task)
+        if not runs:
+            continue
+        rows = []
+        for run in runs:
+            rows += judge_run(paths, task, run, backend, n_frames=n_frames, workers=workers, progress=progress)
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        df["score"] = df["score"].astype("float64")
+        dest = paths.results / f"judge_{task}.parquet"
+        with atomic_path(dest) as tmp:
+            df.to_parquet(tmp, index=False)
+        out[task] = df
+    return out
+
+
+def run_means(df: Any, decimals: int = 2) -> Any:
+    """Per run x criterion: mean score, number judged and missing, and the label (deterministic table)."""
+    import pandas as pd  # noqa: PLC0415
+
+    if df is None or len(df) == 0:
+        return pd.DataFrame(columns=["run", "criterion", "label", "mean", "n", "missing"])
+    g = df.groupby(["run", "criterion"], sort=True)
+    t = g.agg(label=("label", "first"), mean=("score", "mean"), n=("score", "count"),
+              missing=("score", lambda s: int(s.isna().sum()))).reset_index()
+    t["mean"] = t["mean"].round(decimals)
+    order = {c: i for i, c in enumerate(CRITERIA)}
+    t = t.sort_values(["run", "criterion"], key=lambda s: s.map(order) if s.name == "criterion" else s)
+    return t.reset_index(drop=True)
+
+
+# ===================================================================================== offline proxies
+def _clip01(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def _history_pixels(paths_: Sequence[str]) -> list[np.ndarray]:
+    out = []
+    for p in paths_:
+        a = _image_array(p, 48)
+        if a is not None:
+            out.append(a)
+    return out
+
+
+def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
+    """``10 x (0.7 BC + 0.3 S)``: colour-histogram Bhattacharyya coefficient and style agreement of the history
+    images vs the creative frames (see the module docstring). Returns the score and its terms."""
+    h_hist = np.mean([colour_hist(a) for a in history_images], axis=0)
+    f_hist = np.mean([colour_hist(f) for f in frames], axis=0)
+    bc = bhattacharyya(h_hist, f_hist)
+    sa = style_agreement(style_stats(history_images), style_stats(list(frames)))
+    return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
+
+
+@register_offline("judge.personalization_presentation")
+def offline_presentation(req: ModelRequest) -> JudgeAnswer:
+    ctx = req.context
+    hist = _history_pixels(ctx.get("history_images", []))
+    frames = video_frames(ctx["creative"], ctx["n_frames"])
+    if not hist:
+        raise BackendError(req.item, req.task, "no readable history image to compare the creative with")
+    score, t = presentation_proxy(hist, frames)
+    return JudgeAnswer(score=round(score, 4), rationale=(
+        f"Proxy: colour-histogram agreement {t['bc']:.2f} and style-statistics agreement {t['style']:.2f} "
+        f"between {len(hist)} history images and {len(frames)} creative frames (10 x (0.7 BC + 0.3 S))."))
+
+
+def topic_vector(texts: Sequence[str]) -> np.ndarray:
+    """Mean MiniLM soft topic distribution of ``texts`` (sums to 1)."""
+    return embed.topic_distribution(list(texts)).mean(axis=0)
+
+
+def content_proxy(history: Sequence[str], plan: str) -> tuple[float, dict[str, float]]:
+    """``10 x (0.6 T + 0.4 C)`` (module docstring): topic overlap and scaled centroid cosine."""
+    u = topic_vector(history)
+    c = topic_vector([plan])
+    overlap = float(np.minimum(u, c).sum())
+    hv = embed.embed(list(history)).mean(axis=0)
+    hv = hv / max(float(np.linalg.norm(hv)), 1e-9)
+    cos = float(hv @ embed.embed([plan])[0])
+    return 10.0 * (0.6 * overlap + 0.4 * _clip01(cos / 0.6)), {"overlap": overlap, "cos": cos}
+
+
+@register_offline("judge.personalization_content")
+def offline_content(req: ModelRequest) -> JudgeAnswer:
+    ctx = req.context
+    texts = ctx.get("history_texts", [])
+    if not texts:
+        raise BackendError(req.item, req.task, "the user's history has no text to compare the plan with")
+    score, t = content_proxy(texts, ctx["embed_text"])
+    from .topics import TOPIC_IDS  # noqa: PLC0415
+
+    top_u = TOPIC_IDS[int(np.argmax(topic_vector(texts)))]
+    top_c = TOPIC_IDS[int(np.argmax(topic_vector([ctx["embed_text"]])))]
+    return JudgeAnswer(score=round(score, 4), rationale=(
+        f"Proxy: topic overlap {t['overlap']:.2f} (user's top topic {top_u}, creative's {top_c}) and MiniLM "
+        f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C))."))
+
+
+def product_proxy(frames: np.ndarray, assets: Sequence[np.ndarray], text: str, product: dict[str, Any]
+                  ) -> tuple[float, dict[str, float]]:
+    """``10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden`` (module docstring)."""
+    f_hists = [colour_hist(f) for f in frames]
+    vis = []
+    for a in assets:
+        ah = colour_hist(a)
+        bc = max(bhattacharyya(ah, fh) for fh in f_hists)
+        tm = template_match(frames, a)
+        vis.append(0.5 * bc + 0.5 * tm)
+    v = float(np.mean(vis)) if vis else 0.0
+    low = text.lower()
+    n = 0.6 * (product["name"].lower() in low) + 0.4 * (product["brand"].lower() in low)
+    words = _content_words(text)
+    sp = product["selling_points"]
+    covered = 0
+    for point in sp:
+        pw = _content_words(point)
+        covered += int(bool(pw) and len(pw & words) / len(pw) >= 0.5)
+    p = covered / len(sp) if sp else 0.0
+    record = " ".join([product.get("description", ""), product.get("slogan", ""), " ".join(sp),
+                       " ".join(f"{k} {v}" for k, v in product.get("facts", {}).items())])
+    nums = _numbers(text)
+    unsupported = sorted(x for x in nums if x not in _numbers(record))
+    f = 1.0 - len(unsupported) / len(nums) if nums else 1.0
+    forbidden = [c for c in product.get("forbidden_claims", []) if c and c.lower() in low]
+    score = 10.0 * (0.4 * v + 0.2 * n + 0.25 * p + 0.15 * f) - 3.0 * len(forbidden)
+    return float(min(10.0, max(0.0, score))), {"visual": v, "name": n, "points": p, "facts": f,
+                                               "forbidden": float(len(forbidden)), "unsupported": float(len(unsupported))}
+
+
+@register_offline("judge.product_alignment")
+def offline_product(req: ModelRequest) -> JudgeAnswer:
+    ctx = req.context
+    frames = video_frames(ctx["creative"], ctx["n_frames"])
+    assets = [a for a in (_image_array(p, 96) for p in ctx.get("product_assets", [])) if a is not None]
+    score, t = product_proxy(frames, assets, ctx["plan_text"], ctx["product"])
+    return JudgeAnswer(score=round(score, 4), rationale=(
+        f"Proxy: product assets found in the frames {t['visual']:.2f} ({len(assets)} assets), name/brand in the "
+        f"text {t['name']:.1f}, selling points covered {t['points']:.2f}, factual consistency {t['facts']:.2f} "
+        f"({int(t['unsupported'])} unsupported numbers), {int(t['forbidden'])} forbidden claims "
+        f"(10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden)."))
+
+
+def seam_continuity(seam_change_in: float | None, seam_change_out: float | None,
+                    host_median_change: float | None) -> float | None:
+    """``K = clip(1 - log2(max(r, 1)) / 4, 0, 1)`` with ``r`` the mean seam change over the host's median
+    frame change (floored at 0.01); None when the seam changes are unknown."""
+    vals = [float(x) for x in (seam_change_in, seam_change_out) if x is not None and math.isfinite(float(x))]
+    if not vals:
+        return None
+    r = float(np.mean(vals)) / max(float(host_median_change or 0.0), 0.01)
+    return _clip01(1.0 - math.log2(max(r, 1.0)) / 4.0)
+
+
+@register_offline("judge.integration_quality")
+def offline_integration(req: ModelRequest) -> JudgeAnswer:
+    ctx = req.context
+    integ = ctx["integration"]
+    k = seam_continuity(integ.get("seam_change_in"), integ.get("seam_change_out"), integ.get("host_median_change"))
+    si, so = float(integ["seam_in_s"]), float(integ["seam_out_s"])
+    p = resolve(ctx["integrated"])
+    info = probe(p)
+    n = max(ctx["n_frames"], 4)
+    times = [(i + 0.5) * info.duration_s / (2 * n) for i in range(2 * n)]
+    host_t = [t for t in times if t < si or t > so] or [max(0.0, si - 0.2)]
+    seg_t = [t for t in times if si <= t <= so] or [(si + so) / 2]
+    fr = frames_at(p, host_t + seg_t)
+    hb = np.mean([colour_hist(f) for f in fr[: len(host_t)]], axis=0)
+    sb = np.mean([colour_hist(f) for f in fr[len(host_t):]], axis=0)
+    v = bhattacharyya(hb, sb)
+    if k is None:  # no seam measurements: measure the two seams on the frames themselves
+        a = frames_at(p, [max(0.0, si - 0.1), si + 0.05, max(0.0, so - 0.05), so + 0.1]).astype(np.float32) / 255
+        k = _clip01(1.0 - float(np.mean([np.abs(a[0] - a[1]).mean(), np.abs(a[2] - a[3]).mean()])) / 0.25)
+    host_text = ctx.get("host_text") or ""
+    if host_text:
+        cos = float(embed.similarity([host_text], [ctx["embed_text"]])[0, 0])
+        tp = _clip01(cos / 0.6)
+    else:
+        cos, tp = float("nan"), 0.5
+    score = 10.0 * (0.5 * k + 0.25 * v + 0.25 * tp)
+    return JudgeAnswer(score=round(score, 4), rationale=(
+        f"Proxy: seam continuity {k:.2f}, host/segment colour agreement {v:.2f}, host/plan topic similarity "
+        f"{tp:.2f}{' (no host text: neutral 0.5)' if not host_text else ''} (10 x (0.5 K + 0.25 V + 0.25 Tp))."))
+
+
+def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """``10 x (1 - mean pairwise similarity)``, similarity ``0.5 BC + 0.5 max(0, cos)`` (module docstring)."""
+    hists = [np.mean([colour_hist(f) for f in fs], axis=0) for fs in frame_sets]
+    emb = embed.embed(list(texts))
+    vis, txt = [], []
+    for i in range(len(hists)):
+        for j in range(i + 1, len(hists)):
+            vis.append(bhattacharyya(hists[i], hists[j]))
+            txt.append(max(0.0, float(emb[i] @ emb[j])))
+    sim = 0.5 * float(np.mean(vis)) + 0.5 * float(np.mean(txt))
+    return 10.0 * _clip01(1.0 - sim), {"visual": float(np.mean(vis)), "text": float(np.mean(txt))}
+
+
+@register_offline("judge.diversity")
+def offline_diversity(req: ModelRequest) -> JudgeAnswer:
+    cr = req.context["creatives"]
+    frame_sets = [video_frames(c["creative"], req.context["n_frames"]) for c in cr]
+    score, t = diversity_proxy(frame_sets, [c["embed_text"] for c in cr])
+    return JudgeAnswer(score=round(score, 4), rationale=(
+        f"Proxy: over {len(cr)} creatives, mean pairwise colour-histogram similarity {t['visual']:.2f} and plan "
+        f"text cosine {t['text']:.2f} (10 x (1 - (0.5 BC + 0.5 cos)))."))
+
+
+__all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS", "COLUMNS", "JudgeAnswer",
+           "JudgeScore", "JudgeError", "criteria_for", "label_for", "build_request", "build_diversity_request",
+           "judge_pair", "judge_diversity", "judge_run", "judge_all", "list_runs", "run_means", "video_frames",
+           "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match", "plan_text",
+           "presentation_proxy", "content_proxy", "product_proxy", "seam_continuity", "diversity_proxy"]

@@ -1,0 +1,335 @@
+"""The judge: each offline proxy on constructed inputs with a known ordering, the judgments on real tiny files
+(labels, cache, undecodable video, failed pairs, the parquet), and the VLM path against the tests' local
+OpenAI and Gemini wire-format servers (good answer, out-of-range re-asked then missing, 429 then success)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from nextads_lib import judge, media
+from nextads_lib.backends import get_backend
+from nextads_lib.config import StudyPaths
+from nextads_lib.schemas import (
+    Asset,
+    AssetLicense,
+    BenchPair,
+    HistoryItem,
+    PairManifest,
+    Product,
+    ProductLibrary,
+    RunSummary,
+    Slot,
+    Storyboard,
+    UserHistory,
+)
+from nextads_lib.store import write_json, write_jsonl
+
+from fakeapi.model_routes import ModelServer, Reply
+
+LIC = AssetLicense(license="made-here", source="drawn by the test")
+W, H, FPS = 96, 160, 5.0
+EARTH = [(139, 94, 60), (194, 168, 120), (107, 112, 92)]
+NEON = [(255, 30, 140), (0, 240, 255), (20, 10, 40)]
+COFFEE = ["Latte art practice at the cafe this morning", "Brewing espresso at home: grind the beans and pull the shot",
+          "Cafe hopping route with great coffee", "Pour over coffee beans review", "Cold brew coffee recipe"]
+GAMING = "Level up your console game night: controller in hand, boss fight on hard mode, esports finals"
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+def _solid(colour, w=W, h=H) -> np.ndarray:
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:] = colour
+    return a
+
+
+def product_art(seed: int = 0, side: int = 64) -> np.ndarray:
+    """A textured product image (blocks of colour): something a template match can find."""
+    g = np.random.default_rng(seed)
+    blocks = g.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    return np.kron(blocks, np.ones((side // 8, side // 8, 1), np.uint8))
+
+
+def frames_with(colours, product: np.ndarray | None = None, n: int = 10) -> list[np.ndarray]:
+    out = []
+    for i in range(n):
+        f = _solid(colours[i % len(colours)])
+        f[H // 2:, :, :] = colours[(i + 1) % len(colours)]
+        if product is not None:
+            p = np.asarray(Image.fromarray(product).resize((48, 48), Image.Resampling.NEAREST))
+            f[20:68, 24:72] = p
+        out.append(f)
+    return out
+
+
+def write_creative(path: Path, frames: list[np.ndarray]) -> Path:
+    media.write_video(path, frames, fps=FPS)
+    return path
+
+
+def make_product(tmp: Path, pid: str = "brewco-beans") -> Product:
+    d = tmp / "products" / pid
+    d.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(product_art(1)).save(d / "logo.png")
+    Image.fromarray(product_art(2)).save(d / "hero.png")
+    Image.fromarray(product_art(3)).save(d / "side.png")
+    return Product(
+        id=pid, name="Brewco Beans", brand="Brewco", category="retail", subcategory="coffee beans",
+        description="Whole coffee beans roasted in small batches for espresso and filter brewing.",
+        selling_points=["Roasted in small batches", "Notes of cocoa", "Works for espresso and filter"],
+        slogan="Better mornings, bean by bean.", facts={"price": "$14 per 250 g bag"},
+        forbidden_claims=["cures tiredness"], topics=["coffee"], palette=["#5A3A22"],
+        logo=Asset(path=str(d / "logo.png"), kind="logo", caption="logo", license=LIC),
+        images=[Asset(path=str(d / "hero.png"), kind="image", caption="hero", license=LIC),
+                Asset(path=str(d / "side.png"), kind="image", caption="side", license=LIC)])
+
+
+def make_history(tmp: Path, user_id: str = "u1", colours=EARTH, texts=COFFEE) -> UserHistory:
+    d = tmp / "history" / user_id
+    d.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, t in enumerate(texts):
+        p = d / f"{i}.png"
+        Image.fromarray(_solid(colours[i % len(colours)], 48, 64)).save(p)
+        items.append(HistoryItem(item_id=f"{user_id}_{i}", title=t.split(":")[0], text=t, image_paths=[str(p)]))
+    return UserHistory(dataset="qilin", user_id=user_id, items=items)
+
+
+def make_plan(product: Product, text: str, personalized: bool = True, user_id: str | None = "u1") -> Storyboard:
+    return Storyboard(
+        product_id=product.id, user_id=user_id if personalized else None, backend="offline", personalized=personalized,
+        hook=text.split(".")[0], matched_topic="coffee" if personalized else None, duration_s=2.0, cta="Get it",
+        slots=[Slot(index=0, start_s=0, end_s=2.0, role="cta", camera="static", composition="a table",
+                    narration=text, on_screen_text=text.split(".")[0])])
+
+
+def make_pair(run_dir: Path, pair_id: str, product: Product, frames, text: str, user_id: str = "u1",
+              status: str = "done", task: str = "pcg", system: str = "nextads") -> Path:
+    d = run_dir / pair_id
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "plan.json", make_plan(product, text, user_id=user_id))
+    if frames is not None:
+        write_creative(d / "creative.mp4", frames)
+    write_json(d / "manifest.json", PairManifest(
+        pair_id=pair_id, task=task, run_name=run_dir.name, system=system, director_backend="offline",
+        producer_backend="compositor", user_id=user_id, product_id=product.id, status=status,
+        stage_failed="render" if status == "failed" else None, failure="boom" if status == "failed" else None,
+        seed=1))
+    return d
+
+
+PERSONAL = "Your coffee ritual at the cafe: Brewco Beans roasted in small batches for espresso and filter brewing."
+GENERIC_OFF = "Level up game night with a new controller and esports finals."
+
+
+def make_study(tmp: Path, task: str = "pcg") -> StudyPaths:
+    """A tiny study: library, users, bench pairs, and a run of 2 users x 2 pairs (one failed pair)."""
+    paths = StudyPaths(tmp)
+    prod = make_product(tmp)
+    write_json(paths.library_json, ProductLibrary(products_dir=str(tmp / "products"), products=[prod]))
+    users = [make_history(tmp, "u1"), make_history(tmp, "u2", NEON, [GAMING] * 4)]
+    write_jsonl(paths.bench_users(task), users)
+    run = paths.run_dir(task, "nextads__offline__compositor")
+    make_pair(run, "u1__a", prod, frames_with(EARTH, product_art(2)), PERSONAL, "u1", task=task)
+    make_pair(run, "u1__b", prod, frames_with(NEON), GENERIC_OFF, "u1", task=task)
+    make_pair(run, "u2__a", prod, frames_with(NEON, product_art(2)), PERSONAL, "u2", task=task)
+    make_pair(run, "u2__b", prod, None, PERSONAL, "u2", status="failed", task=task)
+    write_json(run / "summary.json", RunSummary(task=task, run_name=run.name, system="nextads", director_backend="offline",
+                                                producer_backend="compositor", n_pairs=4, done=3, fallback=0, failed=1,
+                                                seconds=1.0, cost_usd=0.0))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("judge_study"))
+
+
+# ------------------------------------------------------------------------------------------ proxies alone
+def test_presentation_prefers_the_users_palette():
+    hist = [_solid(c, 48, 64) for c in EARTH]
+    own, _ = judge.presentation_proxy(hist, np.stack(frames_with(EARTH)))
+    clash, _ = judge.presentation_proxy(hist, np.stack(frames_with(NEON)))
+    assert own > clash + 3 and 0 <= clash < own <= 10
+
+
+def test_content_prefers_the_users_topics():
+    on, t_on = judge.content_proxy(COFFEE, "A calm espresso at your favourite cafe, coffee beans freshly ground")
+    off, t_off = judge.content_proxy(COFFEE, GAMING)
+    assert on > off + 2 and t_on["overlap"] > t_off["overlap"]
+
+
+def test_product_alignment_needs_the_product_in_frames_and_text():
+    art = [product_art(2), product_art(1)]
+    rec = {"name": "Brewco Beans", "brand": "Brewco", "selling_points": ["Roasted in small batches", "Notes of cocoa"],
+           "facts": {"price": "$14 per 250 g bag"}, "forbidden_claims": ["cures tiredness"], "description": "", "slogan": ""}
+    good, tg = judge.product_proxy(np.stack(frames_with(EARTH, art[0])), art,
+                                   "Brewco Beans, roasted in small batches, notes of cocoa. $14 per 250 g bag", rec)
+    bare, tb = judge.product_proxy(np.stack(frames_with(EARTH)), art, "A cosy morning drink.", rec)
+    assert good > bare + 4 and tg["visual"] > tb["visual"] and tg["points"] == 1.0 and tb["name"] == 0
+    wrong, tw = judge.product_proxy(np.stack(frames_with(EARTH, art[0])), art,
+                                    "Brewco Beans cures tiredness, only $9 per 250 g bag", rec)
+    assert tw["forbidden"] == 1 and tw["unsupported"] == 1 and wrong < good - 3
+
+
+def test_diversity_identical_near_zero_varied_higher():
+    same = np.stack(frames_with(EARTH))
+    zero, _ = judge.diversity_proxy([same, same, same], [PERSONAL] * 3)
+    varied, _ = judge.diversity_proxy([same, np.stack(frames_with(NEON)), np.stack(frames_with([(250, 250, 250)]))],
+                                      [PERSONAL, GAMING, "A quiet hike to a mountain lake with a tent"])
+    assert zero < 0.2 and varied > zero + 3
+
+
+def test_seam_continuity_bands():
+    assert judge.seam_continuity(0.05, 0.05, 0.05) == 1.0
+    assert judge.seam_continuity(0.8, 0.8, 0.05) == 0.0
+    assert 0.4 < judge.seam_continuity(0.2, 0.2, 0.05) < 0.6  # 4x the host's own change
+    assert judge.seam_continuity(None, None, 0.05) is None
+
+
+# ------------------------------------------------------------------------------------ offline on real files
+def test_offline_judgments_are_labelled_proxies_and_cached(study, tmp_path):
+    prod = make_product(tmp_path)
+    hist = make_history(tmp_path)
+    b = get_backend("offline", cache_dir=tmp_path / "cache")
+    run = study.run_dir("pcg", "nextads__offline__compositor")
+    scores = {c: judge.judge_pair(c, run / "u1__a", task="pcg", product=prod, history=hist, backend=b, n_frames=4)
+              for c in judge.PAIR_CRITERIA[:3]}
+    for c, s in scores.items():
+        assert s.score is not None and s.error is None and s.proxy and "proxy" in s.label and s.rationale
+        assert s.label.startswith(judge.PAPER_NAMES[c]) and s.backend == "offline"
+    other = judge.judge_pair("personalization_presentation", run / "u1__b", task="pcg", product=prod, history=hist,
+                             backend=b, n_frames=4)
+    assert scores["personalization_presentation"].score > other.score  # user's palette beats the clashing one
+    b2 = get_backend("offline", cache_dir=tmp_path / "cache")
+    again = judge.judge_pair("product_alignment", run / "u1__a", task="pcg", product=prod, history=hist, backend=b2,
+                             n_frames=4)
+    assert again == scores["product_alignment"] and b2.usage[-1].cached
+    pci_only = judge.judge_pair("integration_quality", run / "u1__a", task="pcg", product=prod, history=hist, backend=b)
+    assert pci_only.score is None and "PCI only" in pci_only.error
+
+
+def test_undecodable_video_is_recorded_not_zero(tmp_path):
+    prod = make_product(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__x", prod, None, PERSONAL)
+    (d / "creative.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    s = judge.judge_pair("personalization_presentation", d, task="pcg", product=prod, history=make_history(tmp_path),
+                         backend=get_backend("offline"), n_frames=4)
+    assert s.score is None and "undecodable" in s.error and "creative.mp4" in s.error
+
+
+def test_judge_all_writes_the_parquet_with_failed_pairs_recorded(study):
+    out = judge.judge_all(study, "pcg,pci", get_backend("offline", cache_dir=study.cache), n_frames=4, workers=2)
+    assert set(out) == {"pcg"}  # no PCI runs: skipped
+    df = pd.read_parquet(study.results / "judge_pcg.parquet")
+    assert list(df.columns) == judge.COLUMNS
+    assert set(df.criterion) == {"personalization_presentation", "personalization_content", "product_alignment",
+                                 "diversity"}
+    failed = df[df.pair_id == "u2__b"]
+    assert len(failed) == 3 and failed.score.isna().all() and failed.error.str.contains("skipped: pair failed").all()
+    div = df[df.criterion == "diversity"].set_index("user_id")
+    assert np.isfinite(div.loc["u1", "score"]) and pd.isna(div.loc["u1", "pair_id"])
+    assert np.isnan(div.loc["u2", "score"]) and "at least 2" in div.loc["u2", "error"]  # one creative left
+    ok = df[df.error.isna()]
+    assert ok.score.between(0, 10).all() and ok.proxy.all() and ok.label.str.contains("proxy").all()
+    assert (df.judge_backend == "offline").all() and (df.run == "nextads__offline__compositor").all()
+    means = judge.run_means(df)
+    assert set(means.criterion) == set(df.criterion) and means["missing"].sum() == 4
+
+
+def test_pci_integration_quality_from_seams(tmp_path):
+    prod = make_product(tmp_path)
+    run = tmp_path / "runs" / "pci" / "nextads__offline__compositor"
+    hostc = [(90, 60, 40)] * 3
+    results = {}
+    for name, ad in (("smooth", EARTH), ("jarring", NEON)):
+        d = make_pair(run, f"u1__{name}", prod, frames_with(ad), PERSONAL, task="pci")
+        frames = [_solid(hostc[0])] * 10 + frames_with(ad) + [_solid(hostc[0])] * 10
+        write_creative(d / "integrated.mp4", frames)
+        ch = 0.05 if name == "smooth" else 0.6
+        write_json(d / "integration.json", {"host_video": "h.mp4", "host_duration_s": 4.0, "insert_at_s": 2.0,
+                                            "segment_duration_s": 2.0, "integrated_duration_s": 6.0, "seam_in_s": 2.0,
+                                            "seam_out_s": 4.0, "seam_change_in": ch, "seam_change_out": ch,
+                                            "host_median_change": 0.05, "width": W, "height": H, "fps": FPS})
+        results[name] = judge.judge_pair("integration_quality", d, task="pci", product=prod, history=None,
+                                         backend=get_backend("offline"), n_frames=4, host_title="Coffee at the cafe")
+    assert results["smooth"].score > results["jarring"].score + 3
+    assert "seam continuity 1.00" in results["smooth"].rationale
+
+
+# ------------------------------------------------------------------------------------- VLM wire formats
+@pytest.fixture
+def server():
+    pytest.importorskip("openai")
+    pytest.importorskip("google.genai")
+    s = ModelServer(default=Reply('{"score": 8, "rationale": "warm palette like the covers"}'))
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def _pair(tmp_path):
+    prod = make_product(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__a", prod, frames_with(EARTH, product_art(2)), PERSONAL)
+    return prod, d, make_history(tmp_path)
+
+
+def test_openai_judge_sends_n_frames_and_keeps_the_rationale(server, tmp_path):
+    prod, d, hist = _pair(tmp_path)
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k", backoff_s=0.01)
+    s = judge.judge_pair("personalization_presentation", d, task="pcg", product=prod, history=hist, backend=b, n_frames=3)
+    assert s.score == 8 and s.rationale.startswith("warm") and not s.proxy
+    assert s.label == "Personalization-Presentation (judge: openai:gpt-4o)"
+    msgs = server.log[0]["body"]["messages"]
+    assert msgs[0]["content"] == judge.PROMPTS["personalization_presentation"]
+    images = [c for c in msgs[1]["content"] if c["type"] == "image_url"]
+    assert len(images) == len(hist.items) + 3  # the history covers + n_frames frames of the creative
+
+
+def test_out_of_range_score_is_reasked_once_then_missing_never_zero(server, tmp_path):
+    prod, d, hist = _pair(tmp_path)
+    server.queue = [Reply('{"score": 14, "rationale": "x"}'), Reply('{"score": -1, "rationale": ""}')]
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k", backoff_s=0.01)
+    s = judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
+    assert s.score is None and "failed validation twice" in s.error and len(server.log) == 2
+    assert "previous answer was invalid" in server.log[1]["body"]["messages"][1]["content"][-1]["text"]
+    server.queue = [Reply('{"score": 11, "rationale": "x"}'), Reply('{"score": 6.5, "rationale": "mostly the product"}')]
+    s2 = judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
+    assert s2.score == 6.5 and s2.error is None  # repaired on the re-ask
+
+
+def test_gemini_judge_gets_the_video_inline_and_survives_429(server, tmp_path):
+    prod, d, hist = _pair(tmp_path)
+    server.queue = [Reply(status=429, headers={"Retry-After": "0"})]
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", base_url=server.base, api_key="k",
+                    backoff_s=0.01)
+    s = judge.judge_pair("personalization_content", d, task="pcg", product=prod, history=hist, backend=b)
+    assert s.score == 8 and s.label == "Personalization-Content" and s.backend == "gemini:gemini-2.5-flash"
+    assert len(server.log) == 2
+    body = server.log[-1]["body"]
+    parts = body["contents"][0]["parts"]
+    mimes = [p["inlineData"].get("mimeType", p["inlineData"].get("mime_type")) for p in parts if "inlineData" in p]
+    assert "video/mp4" in mimes and mimes.count("image/png") == len(hist.items)
+    assert body["systemInstruction"]["parts"][0]["text"] == judge.PROMPTS["personalization_content"]
+    assert any("Latte art" in p.get("text", "") for p in parts)  # the history texts reach the judge
+
+
+def test_diversity_through_a_vlm_sees_every_creative(server, tmp_path):
+    prod = make_product(tmp_path)
+    ds = [make_pair(tmp_path / "run", f"u1__{i}", prod, frames_with(c), PERSONAL) for i, c in enumerate((EARTH, NEON))]
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k")
+    s = judge.judge_diversity(ds, backend=b, n_frames=4)
+    assert s.score == 8 and s.pair_id is None
+    content = server.log[0]["body"]["messages"][1]["content"]
+    assert sum(c["type"] == "image_url" for c in content) == 4  # 2 creatives x n_frames // 2
+    assert json.dumps(content).count("Ad ") >= 2

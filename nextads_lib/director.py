@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -41,6 +41,7 @@ from .media import MediaError, load_image, sample_frames, save_image
 from .schemas import (
     Grounding,
     GroundingSource,
+    HistoryItem,
     MatchResult,
     PresentationStyle,
     Product,
@@ -51,11 +52,12 @@ from .schemas import (
     TopicPreference,
     UserHistory,
     UserProfile,
+    VideoAnnotation,
     VisualStyle,
 )
 from .seed import rng
-from .store import Cache, content_key
-from .topics import LIGHTINGS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, TOPICS, topic_name, topic_text
+from .store import Cache, content_key, file_digest
+from .topics import LIGHTINGS, NARRATIVES, CameraMove, PALETTES, TONES, TOPIC_IDS, TOPICS, topic_name, topic_text
 
 #: bump when a stage's logic or prompt changes: it is part of every cache key of this module
 CODE_VERSION = "director-1"
@@ -444,6 +446,254 @@ def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
                f"({motion_src}). Offline heuristics over {len(items)} items and {len(pix)} images.")
     return ProfileAnswer(topics=topics, presentation=PresentationStyle(tone=tone, narrative=narrative,
                          information_density=density), visual=visual, summary=summary)
+
+
+# ============================================================================ 1b. user modeling from videos
+ANNOTATE_SYSTEM = (
+    "You are the Director of a personalized video-advertising system. Annotate one short video a user engaged "
+    "with (its title/text and sampled frames): the topic (a taxonomy id when one fits: "
+    f"{list(TOPIC_IDS)}) with scores of the top topics; the textual presentation style: tone (one of "
+    f"{list(TONES)}), narrative structure (one of {list(NARRATIVES)}) and information density (low/medium/high); "
+    f"the visual presentation style: visual tone (one of {list(LIGHTINGS)}), dominant colours (hex) and the "
+    f"nearest palette name (one of {list(PALETTES)}), motion (static/slow/dynamic) and the camera motion (one of "
+    "static, pan_left, pan_right, zoom_in, zoom_out, push_in, tilt_up, tilt_down). Answer with JSON only."
+)
+VIDEO_PROFILE_SYSTEM = PROFILE_SYSTEM + (
+    " The history's videos were annotated beforehand (context.annotations: topic, tone, narrative, density, "
+    "visual tone, palette, motion, camera per video); aggregate these annotations together with the video "
+    "covers into the profile."
+)
+
+
+class AnnotationAnswer(Schema):
+    """What the backend answers for ``director.annotate_video``."""
+
+    topic: str
+    topic_scores: dict[str, float] = Field(default_factory=dict)
+    tone: str
+    narrative: str
+    information_density: Literal["low", "medium", "high"]
+    visual_tone: str
+    palette: list[str] = Field(default_factory=list)
+    palette_name: str = ""
+    motion: Literal["static", "slow", "dynamic"]
+    camera: CameraMove = "static"
+    motion_magnitude: float | None = None
+    summary: str = ""
+
+
+#: motion thresholds of the offline annotator: mean abs grey change (0..1) between CONSECUTIVE frames
+MOTION_STATIC, MOTION_SLOW = 0.012, 0.04
+
+
+def build_annotation_request(item: HistoryItem, n_frames: int = 6) -> ModelRequest:
+    """The ``director.annotate_video`` request: the item's title/text and ``n_frames`` sampled frames."""
+    vp = resolve(item.video_path or "")
+    text = item_text(item)[:600]
+    parts: list[Any] = [TextPart(f"Video of item {item.item_id}: {text}"), VideoPart(str(vp), n_frames=n_frames)]
+    ctx = {"item_id": item.item_id, "text": text, "video_path": display_path(vp), "n_frames": int(n_frames)}
+    return ModelRequest(task="director.annotate_video", system=ANNOTATE_SYSTEM, parts=parts, schema=AnnotationAnswer,
+                        context=ctx, item=f"video {item.item_id}")
+
+
+def annotate_video(item: HistoryItem, backend: Any, cache: Cache | None = None, n_frames: int = 6) -> VideoAnnotation:
+    """Stage 1a (PCI): one history video's annotation, cached under the video file's content (and the item's
+    text and the backend), so a video shared by several users is annotated once. Raises
+    :class:`DirectorError` naming the item when the video is missing."""
+    vp = resolve(item.video_path or "")
+    if not item.video_path or not vp.is_file():
+        raise DirectorError(f"item {item.item_id}", "annotate_video", f"field 'video_path': {vp} not found")
+    digest = file_digest(vp)
+
+    def create() -> VideoAnnotation:
+        ans: AnnotationAnswer = backend.complete(build_annotation_request(item, n_frames)).value
+        return VideoAnnotation(item_id=item.item_id, video_path=display_path(vp), video_sha256=digest,
+                               backend=backend.name, **ans.model_dump())
+
+    if cache is None:
+        return create()
+    key = content_key("video_annotation", CODE_VERSION, backend.name, digest, item_text(item), n_frames)
+    return cache.get_or_create_model("director_annotation", key, VideoAnnotation, create)
+
+
+def _consecutive_pairs(path: Path, n_pairs: int = 4, size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """``n_pairs`` pairs of consecutive frames spread over the video, (2 n, h, w, 3)."""
+    from .media import count_frames, read_frames, sample_indices  # noqa: PLC0415
+
+    n = count_frames(path)
+    idx = [i for j in sample_indices(max(1, n - 1), n_pairs) for i in (j, min(j + 1, n - 1))]
+    return read_frames(path, idx, size=size)
+
+
+@register_offline("director.annotate_video")
+def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
+    """Offline video annotation, transparent heuristics:
+
+    - topic: :func:`nextads_lib.embed.topic_distribution` of the title/text (MiniLM), the top 3 kept as scores;
+    - tone / narrative: MiniLM cosine to :data:`TONE_TEXTS` / :data:`NARRATIVE_TEXTS`; density: :func:`_density`;
+    - visual tone, palette: k-means colours of ``n_frames`` sampled frames (64x64) -> :func:`nearest_palette`,
+      :func:`lighting_of`;
+    - motion: the mean abs grey change between 4 pairs of consecutive frames (< MOTION_STATIC static,
+      < MOTION_SLOW slow, else dynamic); camera: :func:`nextads_lib.host.camera_move` (Farneback optical flow)
+      over 6 consecutive frames from the middle of the video.
+    """
+    from .host import camera_move, grey_small  # noqa: PLC0415
+    from .media import count_frames, read_frames  # noqa: PLC0415
+
+    ctx = req.context
+    text = ctx["text"]
+    dist = embed.topic_distribution([text])[0]
+    top = [int(i) for i in np.argsort(-dist, kind="stable")[:3]]
+    scores = {TOPIC_IDS[i]: round(float(dist[i]), 4) for i in top}
+    tone = TONES[int(np.argmax(embed.similarity([text], [TONE_TEXTS[t] for t in TONES])[0]))]
+    narrative = NARRATIVES[int(np.argmax(embed.similarity([text], [NARRATIVE_TEXTS[n] for n in NARRATIVES])[0]))]
+    path = resolve(ctx["video_path"])
+    frames = sample_frames(path, int(ctx.get("n_frames", 6)), size=(64, 64))
+    pix = frames.reshape(-1, 3).astype(np.float32)
+    cents, shares = dominant_colours(pix, k=4)
+    palette_name, _ = nearest_palette(cents, shares)
+    pairs = grey_small(_consecutive_pairs(path))
+    mag = float(np.abs(pairs[1::2] - pairs[0::2]).mean()) if len(pairs) >= 2 else 0.0
+    motion = "static" if mag < MOTION_STATIC else "slow" if mag < MOTION_SLOW else "dynamic"
+    n = count_frames(path)
+    mid = max(0, n // 2 - 3)
+    cam, _ = camera_move(read_frames(path, list(range(mid, min(n, mid + 6))), size=(64, 64)))
+    summary = (f"{topic_name(TOPIC_IDS[top[0]])} video, {tone} tone, {narrative}; {palette_name} palette, "
+               f"{lighting_of(pix)} visual tone, {motion} motion (frame change {mag:.3f}), camera {cam}. "
+               "Offline heuristics.")
+    return AnnotationAnswer(topic=TOPIC_IDS[top[0]], topic_scores=scores, tone=tone, narrative=narrative,
+                            information_density=_density([text]), visual_tone=lighting_of(pix),
+                            palette=[_hex(c) for c in cents], palette_name=palette_name, motion=motion, camera=cam,
+                            motion_magnitude=round(mag, 5), summary=summary)
+
+
+def build_video_profile_request(history: UserHistory, annotations: Sequence[VideoAnnotation],
+                                max_images: int = 6) -> ModelRequest:
+    """The ``director.user_profile_videos`` request: the item texts, the per-video annotations and a few covers."""
+    items = [{"item_id": it.item_id, "text": item_text(it)[:600]} for it in history.items]
+    images = _profile_images(history, max_images)
+    anns = [a.model_dump(mode="json", exclude={"video_path", "video_sha256", "backend"}) for a in annotations]
+    lines = "\n".join(f"- [{a['item_id']}] topic {a['topic']}, {a['tone']}, {a['narrative']}, density "
+                      f"{a['information_density']}, {a['visual_tone']} visual tone, {a['palette_name']} palette, "
+                      f"{a['motion']} motion, camera {a['camera']}" for a in anns)
+    listing = "\n".join(f"- [{x['item_id']}] {x['text']}" for x in items)
+    parts: list[Any] = [TextPart(f"Interaction history ({len(items)} items, oldest first):\n{listing}\n\n"
+                                 f"Video annotations:\n{lines}")]
+    for iid, p in images:
+        parts.append(TextPart(f"Cover of item {iid}:"))
+        parts.append(ImagePart(str(p)))
+    ctx = {"dataset": history.dataset, "items": items, "annotations": anns,
+           "images": [{"item_id": i, "path": display_path(p)} for i, p in images]}
+    return ModelRequest(task="director.user_profile_videos", system=VIDEO_PROFILE_SYSTEM, parts=parts,
+                        schema=ProfileAnswer, context=ctx, item=f"user {history.user_id}")
+
+
+def _vote(values: Sequence[str], order: Sequence[str] = ()) -> str:
+    """Most frequent value; ties broken by ``order`` then first occurrence."""
+    c = Counter(v for v in values if v)
+    if not c:
+        return ""
+    best = max(c.values())
+    tied = [v for v in dict.fromkeys(values) if c.get(v) == best]
+    return min(tied, key=lambda v: (list(order).index(v) if v in order else len(order), tied.index(v)))
+
+
+@register_offline("director.user_profile_videos")
+def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
+    """Offline aggregation of the video annotations and covers into a profile:
+
+    - topics: the mean of the annotations' topic scores; the top topics (at most 3, each >= 0.08 of the
+      mass, at least one) renormalised to 1; evidence = the items annotated with that topic;
+    - tone, narrative, density, visual tone (lighting), motion: majority vote over the annotations;
+    - palette: k-means colours of the covers (:func:`dominant_colours`) -> :func:`nearest_palette`; without
+      readable covers, the annotations' palette names vote;
+    - elements: the top topics' keywords found in the texts, most frequent first.
+    """
+    ctx = req.context
+    anns = ctx["annotations"]
+    texts = [x["text"] for x in ctx["items"]]
+    agg: Counter[str] = Counter()
+    for a in anns:
+        tot = sum(a["topic_scores"].values()) or 1.0
+        for t, v in (a["topic_scores"] or {a["topic"]: 1.0}).items():
+            agg[t] += v / tot / len(anns)
+    ranked = sorted(agg, key=lambda t: (-round(agg[t], 6), t))
+    chosen = [t for t in ranked[:3] if agg[t] >= 0.08] or ranked[:1]
+    total = sum(agg[t] for t in chosen) or 1.0
+    topics = [TopicPreference(topic=t, weight=round(agg[t] / total, 4),
+                              evidence=[a["item_id"] for a in anns if a["topic"] == t][:5]) for t in chosen]
+    tone = _vote([a["tone"] for a in anns], TONES)
+    narrative = _vote([a["narrative"] for a in anns], NARRATIVES)
+    density = _vote([a["information_density"] for a in anns], ("low", "medium", "high")) or "medium"
+    lighting = _vote([a["visual_tone"] for a in anns], LIGHTINGS)
+    motion = _vote([a["motion"] for a in anns], ("static", "slow", "dynamic")) or "static"
+    pix = _image_pixels([x["path"] for x in ctx.get("images", [])])
+    if pix:
+        cents, shares = dominant_colours(np.concatenate(pix))
+        palette_name, _ = nearest_palette(cents, shares)
+        palette = [_hex(c) for c in cents]
+    else:
+        palette_name = _vote([a["palette_name"] for a in anns], tuple(PALETTES))
+        palette = list(dict.fromkeys(h for a in anns for h in a["palette"]))[:5]
+    counts: Counter[str] = Counter()
+    low = " ".join(texts).lower()
+    for t in topics:
+        for kw in TOPICS.get(t.topic, ("", "", ()))[2]:
+            n = len(re.findall(rf"\b{re.escape(kw)}", low))
+            if n:
+                counts[kw] += n
+    cams = Counter(a["camera"] for a in anns)
+    visual = VisualStyle(palette=palette, palette_name=palette_name, lighting=lighting, motion=motion,
+                         elements=[kw for kw, _ in counts.most_common(5)],
+                         evidence=[x["item_id"] for x in ctx.get("images", [])])
+    names = ", ".join(f"{topic_name(t.topic)} ({t.weight:.2f})" for t in topics)
+    summary = (f"Interests: {names}. Prefers a {tone} tone, {narrative} structure, {density} information density; "
+               f"{palette_name or 'no'} palette, {lighting or 'unknown'} visual tone, {motion} motion, camera mostly "
+               f"{cams.most_common(1)[0][0] if cams else 'static'}. Offline aggregation of {len(anns)} video "
+               f"annotations and {len(pix)} covers.")
+    return ProfileAnswer(topics=topics, presentation=PresentationStyle(tone=tone, narrative=narrative,
+                         information_density=density), visual=visual, summary=summary)
+
+
+def model_user_from_videos(history: UserHistory, backend: Any, cache: Cache | None = None, *, max_images: int = 6,
+                           n_frames: int = 6) -> tuple[UserProfile, list[VideoAnnotation], list[str]]:
+    """Stage 1 of PCI: annotate each history video (:func:`annotate_video`, cached per video), then aggregate
+    the annotations with the covers into the profile (task ``director.user_profile_videos``, cached per user).
+
+    Returns (profile, annotations, notes): a history video that is missing or cannot be annotated is skipped
+    with a note; a history without any annotated video falls back to :func:`model_user` (texts and covers)
+    and says so in the notes. Raises :class:`DirectorError` for an empty history."""
+    item = f"user {history.user_id}"
+    if not history.items:
+        raise DirectorError(item, "user_profile", "empty history: nothing to model")
+    anns: list[VideoAnnotation] = []
+    notes: list[str] = []
+    for it in history.items:
+        if not it.video_path:
+            continue
+        try:
+            anns.append(annotate_video(it, backend, cache, n_frames))
+        except (DirectorError, MediaError, BackendError) as e:
+            notes.append(f"video of item {it.item_id} skipped: {e}")
+    if not anns:
+        notes.append("no annotated video in the history: profile from the texts and covers (model_user)")
+        return model_user(history, backend, cache, max_images=max_images), anns, notes
+
+    def create() -> UserProfile:
+        ans: ProfileAnswer = backend.complete(build_video_profile_request(history, anns, max_images)).value
+        ids = {it.item_id for it in history.items}
+        topics = [t.model_copy(update={"evidence": [e for e in t.evidence if e in ids]}) for t in ans.topics]
+        total = sum(t.weight for t in topics) or 1.0
+        topics = [t.model_copy(update={"weight": round(t.weight / total, 4)}) for t in topics]
+        visual = ans.visual.model_copy(update={"evidence": [e for e in ans.visual.evidence if e in ids]})
+        return UserProfile(user_id=history.user_id, dataset=history.dataset, backend=backend.name, topics=topics,
+                           presentation=ans.presentation, visual=visual, summary=ans.summary)
+
+    if cache is None:
+        return create(), anns, notes
+    key = content_key("user_profile_videos", CODE_VERSION, backend.name, history, [a.video_sha256 for a in anns],
+                      anns, max_images)
+    return cache.get_or_create_model("director_profile", key, UserProfile, create), anns, notes
 
 
 # ========================================================================================= 2. matching
@@ -1121,4 +1371,6 @@ __all__ = [
     "validate_storyboard", "ground_assets", "asset_catalog", "slot_times", "personal_tokens",
     "build_profile_request", "build_match_request", "build_storyboard_request", "build_revise_request",
     "compose_storyboard", "grounding_asset_paths", "product_brief", "BackendError",
+    "AnnotationAnswer", "annotate_video", "build_annotation_request", "build_video_profile_request",
+    "model_user_from_videos",
 ]

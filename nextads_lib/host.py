@@ -17,7 +17,8 @@ Everything here works on real decoded frames:
   with ``fit="error"``) and retimed to its fps; the host audio is paused over the segment (the segment's own
   audio plays) and resumes after, at the host's sample rate. A host without audio gets silence outside the
   segment and the segment's audio inside. The seam continuity (:func:`seam_changes`) is measured on the
-  written file.
+  written file, outside the "AI Created" label's box (the label is required on the segment; the measure is
+  about the picture).
 """
 
 from __future__ import annotations
@@ -295,12 +296,26 @@ def fit_frame(frame: np.ndarray, width: int, height: int, mode: str) -> np.ndarr
     return out
 
 
+def label_mask(width: int, height: int, side: int = CHANGE_SIDE) -> np.ndarray:
+    """(side, side) bool: True outside the "AI Created" label's box (mapped onto the side x side grid, the
+    cells it touches excluded). The label is required on the segment, so the seam measures the picture
+    around it."""
+    from .producer.post import label_box  # noqa: PLC0415
+
+    x0, y0, x1, y1 = label_box(width, height)
+    m = np.ones((side, side), bool)
+    m[int(y0 * side / height): int(math.ceil(y1 * side / height)), int(x0 * side / width): int(math.ceil(x1 * side / width))] = False
+    return m
+
+
 def seam_changes(video: str | os.PathLike[str], seam_in: int, seam_out: int) -> tuple[float, float]:
     """The change across each seam of a written integrated video: frames (seam_in-1, seam_in) and
-    (seam_out-1, seam_out), on 64x64 grey (0..1)."""
+    (seam_out-1, seam_out), mean abs difference on 64x64 grey (0..1) outside the label's box."""
+    info = probe(video)
     fr = read_frames(video, [seam_in - 1, seam_in, seam_out - 1, seam_out], size=(CHANGE_SIDE, CHANGE_SIDE))
     g = grey_small(fr)
-    return float(np.abs(g[1] - g[0]).mean()), float(np.abs(g[3] - g[2]).mean())
+    m = label_mask(info.width, info.height)
+    return float(np.abs(g[1] - g[0])[m].mean()), float(np.abs(g[3] - g[2])[m].mean())
 
 
 def splice(host_path: str | os.PathLike[str], segment_path: str | os.PathLike[str], frame_index: int,
@@ -416,4 +431,4 @@ def seam_rows(integrations: Sequence[Integration]) -> dict[str, float | None]:
 
 __all__ = ["HostError", "HostAnalysis", "analyze_host", "find_candidates", "valid_range", "middle_frame",
            "save_frame", "audio_stats", "splice", "fit_frame", "seam_changes", "frame_change", "grey_small",
-           "hist_changes", "camera_move", "seam_rows", "MIN_HOST_S", "EDGE_S", "SMOOTH_X"]
+           "hist_changes", "camera_move", "seam_rows", "label_mask", "MIN_HOST_S", "EDGE_S", "SMOOTH_X"]

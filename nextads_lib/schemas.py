@@ -566,7 +566,7 @@ class IntegrationDecision(Schema):
 
 class Integration(Schema):
     """``integration.json``: where the segment went and how smooth the seams are (times in the integrated video;
-    changes are mean abs differences of 64x64 grey frames, 0..1)."""
+    changes are mean abs differences of 64x64 grey frames outside the label box, 0..1)."""
 
     host_video: str
     host_duration_s: float

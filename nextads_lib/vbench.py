@@ -43,10 +43,15 @@ imaging_quality,utils}.py`` and ``vbench/__init__.py`` at its 2026 master):
 
 The offline proxies, model by model:
 
-- flow (for MS and DD): OpenCV DIS optical flow (``PRESET_FAST``) on the luma plane, computed on frames
-  downscaled so the longer side is at most ``flow_max_side`` (320; the flow is scaled back to full-size
-  pixels), in place of RAFT / AMT-S's internal flow. With 15 fps videos DD's frames (every 2nd) are exactly MS's
-  even frames, so one flow per pair serves both.
+- flow (for MS and DD): OpenCV DIS optical flow (``PRESET_ULTRAFAST``) on the luma (Y) plane, computed on
+  frames downscaled so the longer side is at most ``flow_max_side`` (320; the flow is scaled back to full-size
+  pixels), in place of RAFT / AMT-S's internal flow. With 15 fps videos DD's frames (every 2nd) are exactly
+  MS's even frames, so one flow per pair serves both.
+- DD's top 5 % is taken over the TEXTURED pixels of the pair's first frame (structure-tensor minimum
+  eigenvalue > ``dd_min_eig`` = 1 on the small luma, 7 x 7 window): DIS leaves arbitrary flow in flat regions
+  (the compositor's creatives are mostly flat colour), where RAFT fills in the motion of the surroundings; with
+  fewer than 0.5 % textured pixels a pair scores 0. The pairs are walked lazily: VBench's rule stops at the
+  pair that settles it, so later flows are not computed (same answer).
 - MS interpolation: flow-warped midpoint ``M(x) = (I0(x - F(x)/2) + I1(x + F(x)/2)) / 2`` with ``F`` the
   forward flow from one even frame to the next, evaluated at the target pixel (linear-motion assumption), in
   place of AMT-S; the comparison is at full size in RGB, exactly as VBench's.
@@ -55,15 +60,25 @@ The offline proxies, model by model:
   range on ordinary pictures), with C colourfulness (Hasler-Suesstrunk M / 110, capped at 1), K contrast (luma
   std / 70, capped), S sharpness (log10(1 + variance of the Laplacian) / 3, capped), E exposure
   (``1 - 2 |mean luma - 0.5|`` times the share of pixels neither crushed (< 8) nor blown (> 247)) and R rule of
-  thirds (``1 - min(d / 0.2357, 1)``, d the distance of the centre-surround saliency centroid to the nearest
-  thirds intersection, in frame-normalised units; 0.2357 is the centre's distance). Per video: mean / 10.
+  thirds (``1 - min(d / 0.2357, 1)``, d the distance of the centre-surround saliency centroid (``|luma -
+  Gaussian(luma)|`` on a 56 x 56 copy) to the nearest thirds intersection, in frame-normalised units; 0.2357
+  is the centre's distance). Per video: mean / 10.
 - IQ: BRISQUE from the ``brisque`` package (its shipped SVM and scaling parameters; features computed with
   the package's own functions, the Gaussian filtering done by ``cv2.filter2D`` with zero padding, which gives
-  the same numbers as its ``scipy.signal.convolve2d`` about three times faster) on frames resized to a longer
-  side of 512, mapped ``clip(100 - brisque, 0, 100) / 100``.
-- Frame subsampling (a documented deviation, for speed on 2 CPU cores): AQ uses ``n_aq_frames`` (16) and IQ
-  ``n_iq_frames`` (4) frames picked by VBench's own "middle" rule (``get_frame_indices``: the video is cut into
-  n equal intervals and the middle frame of each is taken); MS and DD use every frame their protocol asks for.
+  the same numbers as its ``scipy.signal.convolve2d`` about three times faster, and its features flattened so
+  it runs under numpy 2) on frames resized to a longer side of 512, mapped ``clip(100 - brisque, 0, 100) /
+  100``. BRISQUE is trained on natural photographs and scores large flat synthetic areas as poor, so the
+  compositor's creatives get low IQ proxies; compare systems with it, not with the paper's MUSIQ numbers.
+- Subsampling (documented deviations, for speed on 2 CPU cores; each metric is a mean over frames or pairs,
+  so these are unbiased samples of it): MS uses ``n_ms_pairs`` (12) of its even-frame pairs, AQ
+  ``n_aq_frames`` (8) and IQ ``n_iq_frames`` (3) frames, each picked by VBench's own "middle" rule
+  (``get_frame_indices``: cut into n equal intervals, take the middle of each); DD uses every pair its protocol
+  asks for. ``OfflineSettings(n_ms_pairs=0, n_aq_frames=10**6, n_iq_frames=10**6)`` uses every frame.
+- Decoding: PyAV, each frame once; 4:2:0 frames keep their planes and are converted to RGB by OpenCV (BT.601,
+  swscale's default) only when a metric looks at them in colour (MS's frames, AQ's and IQ's samples).
+
+Cost on the embedded creatives (360 x 640, 15 fps, 12 s): about 0.5 s of CPU per video (see
+``scripts/bench_video_quality.py``).
 
 :func:`score_video` decodes a video once (PyAV) and shares the frames between the four metrics; results are
 cached by the video's bytes, the backend, its settings and :data:`CODE_VERSION`. A video that cannot be decoded
@@ -295,15 +310,19 @@ def dd_params(height: int, width: int, n_taken: int) -> tuple[float, int]:
     return 6.0 * (min(int(height), int(width)) / 256.0), round(4 * (int(n_taken) / 16.0))
 
 
-def is_dynamic(pair_scores: Iterable[float], thres: float, count_num: int) -> bool:
+def is_dynamic(pair_scores: Iterable[float], thres: float, count_num: int, n_pairs: int | None = None) -> bool:
     """VBench's rule, walked in order: count pairs scoring strictly above ``thres``; dynamic as soon as the count
-    reaches ``count_num`` (checked after each pair, so ``count_num == 0`` is dynamic with any pair)."""
+    reaches ``count_num`` (checked after each pair, so ``count_num == 0`` is dynamic with any pair). Given
+    ``n_pairs`` the walk also stops once the remaining pairs cannot reach ``count_num`` (same answer, fewer
+    scores pulled from a lazy iterable)."""
     count = 0
-    for s in pair_scores:
+    for i, s in enumerate(pair_scores):
         if s > thres:
             count += 1
         if count >= count_num:
             return True
+        if n_pairs is not None and count + (n_pairs - i - 1) < count_num:
+            return False
     return False
 
 
@@ -482,14 +501,20 @@ def _brisque() -> Any:
 
 
 def brisque_score(frame: np.ndarray) -> float:
-    """BRISQUE of an RGB frame (lower is better, about 0-100)."""
-    return float(_brisque().score(frame))
+    """BRISQUE of an RGB frame (lower is better, about 0-100); NaN where its fit is undefined (e.g. a frame with
+    no negative MSCN products, such as a flat frame)."""
+    with np.errstate(all="ignore"):
+        try:
+            return float(_brisque().score(frame))
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            return float("nan")
 
 
 def imaging_proxy(frame: np.ndarray, max_side: int = 512) -> float:
     """Offline IQ proxy on VBench's 0-100 scale: ``clip(100 - BRISQUE, 0, 100)`` of the frame resized to a
     longer side of ``max_side``."""
-    return float(np.clip(100.0 - brisque_score(resize_longer(frame, max_side)), 0.0, 100.0))
+    b = brisque_score(resize_longer(frame, max_side))
+    return float(np.clip(100.0 - b, 0.0, 100.0)) if np.isfinite(b) else float("nan")
 
 
 def _ms_and_dd(clip: Clip, flows: Any, n_ms_pairs: int = 0) -> tuple[float | None, float | None, list[str]]:
@@ -510,8 +535,9 @@ def _ms_and_dd(clip: Clip, flows: Any, n_ms_pairs: int = 0) -> tuple[float | Non
     taken = list(range(0, n, dd_interval(clip.fps or 8.0)))
     thres, count_num = dd_params(h, w, len(taken))
     # lazily: the rule stops at the pair that settles it, so later flows are never computed (same answer)
-    scores = (flows.top5(a, b) for a, b in zip(taken[:-1], taken[1:]))
-    dd = 1.0 if is_dynamic(scores, thres, count_num) else 0.0
+    pairs_dd = list(zip(taken[:-1], taken[1:]))
+    scores = (flows.score(a, b, thres) for a, b in pairs_dd)
+    dd = 1.0 if is_dynamic(scores, thres, count_num, len(pairs_dd)) else 0.0
     return ms, dd, notes
 
 
@@ -545,6 +571,13 @@ class _OfflineFlows:
     def __call__(self, a: int, b: int) -> np.ndarray:
         return _full_flow(self._get(a, b), self.fac, self.clip.height, self.clip.width)
 
+    def score(self, a: int, b: int, thres: float) -> float:
+        """:meth:`top5` where it can exceed ``thres``; else the largest flow magnitude, a bound below ``thres``
+        that settles the comparison without the texture mask (the top-5 % mean never exceeds the maximum)."""
+        flow = self._get(a, b)
+        peak = float(np.sqrt((np.square(flow) * np.float32(self.fac) ** 2).sum(axis=-1).max()))
+        return peak if peak <= thres else self.top5(a, b)
+
     def top5(self, a: int, b: int) -> float:
         flow = self._get(a, b)
         mask = texture_mask(self._luma(a), self.min_eig)
@@ -558,8 +591,11 @@ def score_clip_offline(clip: Clip, settings: OfflineSettings = OfflineSettings()
     flows = _OfflineFlows(clip, settings.flow_max_side, settings.dd_min_eig)
     ms, dd, notes = _ms_and_dd(clip, flows, settings.n_ms_pairs)
     aq = float(np.mean([aesthetic_proxy(clip.rgb(i)) for i in middle_indices(clip.n, settings.n_aq_frames)])) / 10
-    iq = float(np.mean([imaging_proxy(clip.rgb(i), settings.iq_max_side)
-                        for i in middle_indices(clip.n, settings.n_iq_frames)])) / 100
+    iqs = [imaging_proxy(clip.rgb(i), settings.iq_max_side) for i in middle_indices(clip.n, settings.n_iq_frames)]
+    iqs = [v for v in iqs if np.isfinite(v)]
+    iq = float(np.mean(iqs)) / 100 if iqs else None
+    if not iqs:
+        notes.append("imaging quality: BRISQUE is undefined on every sampled frame (flat frames)")
     return {"ms": ms, "dd": dd, "aq": aq, "iq": iq, "notes": notes}
 
 
@@ -676,6 +712,9 @@ class _NetFlows:
 
     def top5(self, a: int, b: int) -> float:
         return top5_mean(self(a, b))
+
+    def score(self, a: int, b: int, thres: float) -> float:
+        return self.top5(a, b)
 
 
 def score_clip_networks(clip: Clip, settings: NetworkSettings) -> dict[str, Any]:

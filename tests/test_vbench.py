@@ -374,3 +374,22 @@ def test_networks_code_path_with_random_weights(clips):
     assert all(r.value(m) is not None for m in vbench.METRICS)
     assert r.dd in (0.0, 1.0) and 0.0 <= r.ms <= 1.0
     assert all("random weights" in r.labels[m] for m in vbench.METRICS)
+
+
+def test_dd_walk_stops_early_with_the_same_answer():
+    pulled = []
+
+    def scores(vals):
+        for v in vals:
+            pulled.append(v)
+            yield v
+
+    assert not vbench.is_dynamic(scores([1, 1, 1, 9, 9]), 6.0, 3, n_pairs=5)
+    assert pulled == [1, 1, 1]  # after three still pairs two remain: 3 moving pairs are out of reach
+    assert vbench.is_dynamic([1, 9, 9, 9, 1], 6.0, 3, n_pairs=5)
+
+
+def test_flat_video_has_missing_imaging_quality_not_zero(tmp_path):
+    r = vbench.score_video(write(tmp_path / "flat.mp4", [np.full((H, W, 3), 128, np.uint8)] * 6))
+    assert r.dd == 0.0 and r.ms > 0.99 and r.aq is not None
+    assert r.iq is None and "BRISQUE is undefined" in r.error

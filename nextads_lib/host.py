@@ -9,7 +9,8 @@ Everything here works on real decoded frames:
   at least :data:`CUT_HIST` and whose grey change is at least ``max(CUT_MIN_CHANGE, CUT_MEDIAN_X x median)``.
   A frame's *motion* is the mean grey change to its neighbours inside its shot.
 - :func:`find_candidates`: the frame :data:`SETTLE_S` after each shot boundary (the new shot has settled),
-  up to :data:`N_LOW_MOTION` local motion minima at least 1 s apart, and the middle frame; never a frame in
+  up to :data:`N_LOW_MOTION` calmest frames (motion smoothed over 0.5 s) at least 1 s from each other and from
+  the boundary candidates, and the middle frame; never a frame in
   the first or last :data:`EDGE_S` seconds. A host shorter than :data:`MIN_HOST_S` has no point
   (:class:`HostError`).
 - :func:`splice`: host frames ``0..k`` (k = the integration frame), the segment, host frames ``k+1..``; the
@@ -220,7 +221,7 @@ def find_candidates(an: HostAnalysis, item: str = "host", max_candidates: int = 
     for i in order:
         if len(picked) >= N_LOW_MOTION:
             break
-        if all(abs(i - j) >= fps for j in picked) and all(abs(i - b) > settle for b in an.boundaries):
+        if (all(abs(i - j) >= fps for j in [*picked, *found]) and all(abs(i - b) > settle for b in an.boundaries)):
             picked.append(i)
     for i in picked:
         found.setdefault(i, ("low_motion", 0.0))

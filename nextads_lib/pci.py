@@ -517,6 +517,13 @@ def read_manifests(paths: StudyPaths, run: str) -> list[PairManifest]:
     return runs.read_manifests(paths, TASK, run)
 
 
+def read_profile(pair_dir: Path) -> UserProfile:
+    """A pair's ``profile.json``, following its ``$ref`` to the user's profile."""
+    from .pcg import read_profile as _rp  # noqa: PLC0415
+
+    return _rp(pair_dir)
+
+
 def read_seams(paths: StudyPaths, run: str) -> SeamSummary:
     return read_model(paths.run_dir(TASK, run) / "seams.json", SeamSummary)
 
@@ -545,9 +552,73 @@ def read_pair(run_dir: Path, pair_id: str) -> dict[str, Any]:
     return out
 
 
+def annotations_table(run_dir: Path, user_id: str):
+    """The user's video annotations (``users/<uid>/annotations.jsonl``) as a table."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .schemas import VideoAnnotation  # noqa: PLC0415
+
+    p = Path(run_dir) / "users" / user_id / "annotations.jsonl"
+    anns = read_jsonl(p, VideoAnnotation) if p.is_file() else []
+    cols = ["item_id", "topic", "tone", "narrative", "information_density", "visual_tone", "palette_name", "motion",
+            "camera", "motion_magnitude"]
+    return pd.DataFrame([a.model_dump() for a in anns], columns=cols)
+
+
+def timeline_figure(host_video: str | Path, decision: IntegrationDecision, width: float = 9.0):
+    """The host's motion over time with its shot boundaries, the candidate points and the chosen one (left),
+    and the chosen frame (right)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from .media import load_image  # noqa: PLC0415
+
+    an = H.analyze_host(resolve(host_video))
+    t = np.arange(an.n_frames) / an.fps
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width, 2.6), gridspec_kw={"width_ratios": [3, 1]})
+    ax.plot(t, an.motion, color="#457B9D", lw=1.2, label="motion (grey change)")
+    for i, b in enumerate(an.boundaries):
+        ax.axvline(b / an.fps, color="#999999", ls="--", lw=0.8, label="shot boundary" if i == 0 else None)
+    ax.axvspan(0, H.EDGE_S, color="#eeeeee")
+    ax.axvspan(an.duration_s - H.EDGE_S, an.duration_s, color="#eeeeee")
+    marks = {"after_shot_boundary": "^", "low_motion": "o", "middle": "s"}
+    ymax = float(an.motion.max()) or 1.0
+    for c in decision.candidates:
+        ax.scatter([c.timestamp_s], [c.motion], marker=marks[c.kind], color="#1D3557", zorder=3, s=28)
+        ax.annotate(str(c.index), (c.timestamp_s, c.motion), textcoords="offset points", xytext=(3, 4), fontsize=7)
+    ax.axvline(decision.timestamp_s, color="#E63946", lw=2, label=f"chosen {decision.timestamp_s:.2f} s")
+    ax.set_xlim(0, an.duration_s)
+    ax.set_ylim(0, ymax * 1.25)
+    ax.set_xlabel("host time (s); grey: first/last second, never a point")
+    ax.set_title(f"candidates ({len(decision.candidates)}; ^ after a cut, o calm, s middle) · {decision.backend}",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    ax2.imshow(np.asarray(load_image(resolve(decision.frame_path))))
+    ax2.axis("off")
+    ax2.set_title(f"frame at {decision.timestamp_s:.2f} s", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def seam_strip(pair_dir: Path, k: int = 2, cell: float = 1.6):
+    """Frames of ``integrated.mp4`` across both seams: the ``k`` frames before and after each, titled host/ad."""
+    from . import viz  # noqa: PLC0415
+    from .media import read_frames  # noqa: PLC0415
+
+    pair_dir = Path(pair_dir)
+    integ = read_model(pair_dir / "integration.json", Integration)
+    fps = integ.fps
+    si, so = int(round(integ.seam_in_s * fps)), int(round(integ.seam_out_s * fps))
+    idx = [*range(si - k, si + k), *range(so - k, so + k)]
+    frames = read_frames(pair_dir / "integrated.mp4", idx)
+    titles = [f"{'ad' if si <= i < so else 'host'} {i / fps:.2f} s" for i in idx]
+    return viz.image_grid(list(frames), titles, ncols=2 * k, cell=cell, suptitle=(
+        f"seam in (change {integ.seam_change_in:.3f}) and seam out (change {integ.seam_change_out:.3f}); host median "
+        f"change {integ.host_median_change:.3f}"))
+
+
 summary_rows = runs.summary_rows
 
 __all__ = ["SYSTEMS", "run_pci", "run_names", "run_user", "summarize_host", "decide_integration", "midroll_decision",
            "validate_decision", "build_host_summary_request", "build_integration_request", "aspect_of",
-           "load_inputs", "read_summary", "read_manifests", "read_seams", "seam_summary", "seam_table_rows",
-           "read_pair", "summary_rows", "HostSummaryAnswer", "IntegrationAnswer"]
+           "load_inputs", "read_profile", "read_summary", "read_manifests", "read_seams", "seam_summary", "seam_table_rows",
+           "read_pair", "summary_rows", "annotations_table", "timeline_figure", "seam_strip", "HostSummaryAnswer", "IntegrationAnswer"]

@@ -92,7 +92,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shlex
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -645,8 +644,16 @@ class Networks:
             self.raft.load_state_dict({k.replace("module.", ""): v for k, v in sd.items()})
         self.musiq = (MUSIQ(pretrained=False) if rnd else
                       MUSIQ(pretrained_model_path=_need(settings.musiq, "musiq", "MUSIQ (SPAQ) weights")))
-        self.clip = create_model("ViT-L-14", pretrained=None if rnd else _need(settings.clip, "clip",
-                                                                                "CLIP ViT-L/14 weights"))
+        if rnd:
+            self.clip = create_model("ViT-L-14", pretrained=None)
+        else:
+            clip_path = _need(settings.clip, "clip", "CLIP ViT-L/14 weights")
+            try:  # an open_clip / state-dict checkpoint
+                self.clip = create_model("ViT-L-14", pretrained=clip_path)
+            except Exception:  # OpenAI's TorchScript release file (VBench's ViT-L-14.pt)
+                from open_clip import load_openai_model  # noqa: PLC0415
+
+                self.clip = load_openai_model(clip_path, device="cpu")
         self.head = torch.nn.Linear(768, 1)
         if not rnd:
             self.head.load_state_dict(torch.load(_need(settings.aesthetic, "aesthetic", "LAION aesthetic head"),
@@ -835,9 +842,9 @@ def export_for_vbench(videos: Mapping[str, str | os.PathLike[str]] | Iterable[st
     script = f"""#!/usr/bin/env bash
 # Runs VBench (custom_input mode) on the exported creatives, one dimension at a time, in VBench's OWN
 # environment (see docs/vbench.md: `conda activate vbench`; weights under $VBENCH_CACHE_DIR or ~/.cache/vbench).
-# Results: results/results_<time>_eval_results.json, one file per dimension; read them back with
-# nextads_lib.vbench.read_vbench_results(sorted(Path({shlex.quote(out.name)!s}, "results").glob("*_eval_results.json")),
-#                                        index={shlex.quote(out.name)!s}/index.json).
+# Results: results/results_<time>_eval_results.json, one file per dimension. Read them back in the study's
+# environment with nextads_lib.vbench.read_vbench_results(<those files>, index="index.json"), or rerun
+# notebook 21 with backend = "vbench" (it calls score_runs(paths, task, "vbench")).
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p results
@@ -1024,8 +1031,8 @@ def score_runs(paths: StudyPaths, task: str, backend: str = "offline", workers: 
                  "offline": offline.__dict__, "networks": networks.__dict__ if networks else None} for p in misses]
         n_workers = max(1, min(int(workers), len(jobs))) if jobs else 0
         bar = None
-        if progress:
-            from tqdm.auto import tqdm  # noqa: PLC0415
+        if progress and jobs:
+            from tqdm import tqdm  # noqa: PLC0415
 
             bar = tqdm(total=len(jobs), desc=f"video quality {task}")
         results: list[dict[str, Any]] = []

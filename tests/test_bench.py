@@ -285,3 +285,61 @@ def test_figures_and_summary(tmp_path, library, pool):
     assert len(sheet.axes) == 18
     table = bench.summary_table(paths, "pcg")
     assert table.loc["pairs", "value"] == "8" and table.loc["users selected", "value"] == "4"
+
+
+def test_loader_records_are_merged(tmp_path, library):
+    from nextads_lib.datasets import LoadReport
+
+    lr = LoadReport()
+    lr.notes.append("qilin: 1 shard")
+    lr.skip("no clicked note of this user is in the notes table", user="ghost")
+    for i in range(bench.MAX_ITEM_RECORDS + 5):
+        lr.skip("clicked note is missing from the notes table", user="steady", item=f"n{i}")
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", [make_user(tmp_path, "steady", ["coffee"], 10)], library, paths, n_users=1,
+                            products_per_user=1, loader_report=lr)
+    users = [s for s in rep.skipped if s["level"] == "user"]
+    items = [s for s in rep.skipped if s["level"] == "item"]
+    assert users == [{"level": "user", "user": "ghost", "reason": "loader: no clicked note of this user is in the notes table"}]
+    assert len(items) == bench.MAX_ITEM_RECORDS and items[0]["item"] == "n0"
+    assert "loader: qilin: 1 shard" in rep.notes and any("105 item-level records" in n for n in rep.notes)
+    assert bench.summary_table(paths, "pcg").loc["users skipped", "value"] == "1"
+
+
+# --------------------------------------------------------------------------------- end to end (sample)
+@pytest.fixture(scope="module")
+def sample_paths(tmp_path_factory):
+    from nextads_lib import sample
+
+    paths = StudyPaths(tmp_path_factory.mktemp("e2e") / "data")
+    sample.ensure_sample("qilin", paths, seed=5, n_users=5)
+    sample.ensure_sample("microlens", paths, seed=5, n_users=4)
+    return paths
+
+
+def test_end_to_end_on_embedded_sample(sample_paths, library):
+    from nextads_lib.datasets import LoadReport, iter_microlens_users, iter_qilin_users
+
+    paths = sample_paths
+    lq = LoadReport()
+    rq = bench.build_bench("pcg", iter_qilin_users(paths.sample_dir("qilin"), report=lq), library, paths,
+                           n_users=3, products_per_user=2, loader_report=lq)
+    assert rq.n_users_available == 5 and rq.n_users_selected == 3
+    pcg = read_jsonl(paths.bench_pairs("pcg"), BenchPair)
+    assert len(pcg) == 6 and all(p.task == "pcg" for p in pcg)
+    src = {u.user_id: u for u in iter_qilin_users(paths.sample_dir("qilin"))}
+    for u in read_jsonl(paths.bench_users("pcg"), UserHistory):
+        assert [i.item_id for i in u.items] == [i.item_id for i in src[u.user_id].items]  # ids as in the source
+    lm = LoadReport()
+    rm = bench.build_bench("pci", iter_microlens_users(paths.sample_dir("microlens"), report=lm), library, paths,
+                           n_users=3, products_per_user=2, loader_report=lm)
+    assert rm.n_users_selected == 3
+    full = {u.user_id: u for u in iter_microlens_users(paths.sample_dir("microlens"))}
+    hist = {u.user_id: u for u in read_jsonl(paths.bench_users("pci"), UserHistory)}
+    for p in read_jsonl(paths.bench_pairs("pci"), BenchPair):
+        last = full[p.user_id].items[-1]
+        assert p.host_item_id == last.item_id and p.host_title == (last.title or None)
+        assert bench.check_video(p.host_video) is None
+        assert [i.item_id for i in hist[p.user_id].items] == [i.item_id for i in full[p.user_id].items[:-1]]
+    table = bench.summary_table(paths, "pci")
+    assert table.loc["pairs with a host video", "value"] == "6"

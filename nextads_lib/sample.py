@@ -64,12 +64,12 @@ TOPIC_CAP = {"qilin": 10_000, "microlens": 6}
 #: probability that a user takes the "home" archetype of their main topic (communities share a look)
 HOMOPHILY = {"qilin": 0.3, "microlens": 0.7}
 #: probability of 1, 2, 3 topics per user (MicroLens users spread wider, which keeps the video pool small)
-N_TOPICS_P = {"qilin": (0.3, 0.45, 0.25), "microlens": (0.15, 0.45, 0.4)}
+N_TOPICS_P = {"qilin": (0.3, 0.45, 0.25), "microlens": (0.1, 0.45, 0.45)}
 #: history lengths (min, max, beta a, beta b)
-LENGTHS = {"qilin": (10, 40, 1.3, 2.6), "microlens": (10, 30, 1.1, 3.5)}
+LENGTHS = {"qilin": (10, 40, 1.3, 2.6), "microlens": (10, 30, 1.0, 5.0)}
 VIDEO_SIZE = (256, 144)
 VIDEO_FPS = 10
-AUDIO_RATE = 22050
+AUDIO_RATE = 8000
 QILIN_IMAGE_SIZE = (240, 320)
 COVER_SIZE = (320, 180)
 MICROLENS_PREFIX = "MicroLens-100k"
@@ -310,7 +310,7 @@ TITLE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "story": ("The day {a} changed everything", "How it started: my {a} story", "{A}, {b} and a story"),
     "listicle": ("Top {n} {a} picks", "{n} {a} ideas, ranked", "My top {n}: {a} and {b}"),
     "review": ("Honest {a} review, pros and cons", "{A} review after {n} weeks", "Testing {a}: my verdict"),
-    "montage": ("{A} moments", "{A} & {b} montage", "{n} seconds of {a}"),
+    "montage": ("{A} moments", "{A} & {b} montage", "{A} in {n} clips"),
     "vlog": ("A day in my life: {a}, {b} and more", "Come with me: {a} vlog", "{A} day vlog"),
 }
 HANDLES = ("mika_runs", "leo.eats", "jun_travels", "ana.studio", "kai_plays", "noor.home")
@@ -345,6 +345,15 @@ def _write_text(it: Item, dataset: str, seed: int) -> None:
 # ============================================================================================ images
 def _rgb(h: str) -> tuple[int, int, int]:
     return D.hex_to_rgb(h)
+
+
+def _neon(c: tuple[int, int, int]) -> tuple[int, int, int]:
+    import colorsys  # noqa: PLC0415
+
+    h, s, v = colorsys.rgb_to_hsv(*(x / 255 for x in c))
+    if s < 0.08:  # a grey: give it the neon magenta
+        h = 0.9
+    return tuple(int(round(x * 255)) for x in colorsys.hsv_to_rgb(h, 0.9, 1.0))  # type: ignore[return-value]
 
 
 def _motif(d: ImageDraw.ImageDraw, topic: str, cx: float, cy: float, s: float, c1: tuple, c2: tuple) -> None:
@@ -452,7 +461,7 @@ def _light(arr: np.ndarray, lighting: str) -> np.ndarray:
     elif lighting == "bright":
         a = a * 0.8 + 255 * 0.2
     warmth = float((a[..., 0] - a[..., 2]).mean()) / 255.0
-    target = {"warm": 0.18, "cool": -0.18, "bright": 0.0}.get(lighting)
+    target = {"warm": 0.24, "cool": -0.24, "bright": 0.0}.get(lighting)
     if target is not None:
         d = (target - warmth) * 255.0
         a[..., 0] += d / 2
@@ -468,6 +477,8 @@ def draw_scene(topic: str, style: Style, size: tuple[int, int], seed: int, *keys
     pal = [_rgb(x) for x in PALETTES[style.palette]]
     order = [pal[int(i)] for i in r.permutation(len(pal))]
     neon = style.lighting == "neon"
+    if neon:  # neon light: the palette's hues at full saturation and value, on a near-black ground
+        order = [_neon(c) for c in order]
     if neon:
         top = "#%02X%02X%02X" % tuple(int(c * 0.12) for c in order[0])
         bot = "#%02X%02X%02X" % tuple(int(c * 0.05) for c in order[1])
@@ -482,7 +493,8 @@ def draw_scene(topic: str, style: Style, size: tuple[int, int], seed: int, *keys
         x, y = float(r.uniform(0, w)), float(r.uniform(0, h))
         rad = float(r.uniform(0.06, 0.22)) * m
         if neon:
-            d.ellipse((x - rad, y - rad, x + rad, y + rad), outline=c, width=max(2, int(m / 60)))
+            d.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(v // 3 for v in c), outline=c,
+                      width=max(3, int(m / 25)))
         elif r.random() < 0.5:
             d.ellipse((x - rad, y - rad, x + rad, y + rad), fill=c)
         else:
@@ -577,6 +589,7 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
 
     from .media import write_video  # noqa: PLC0415
 
+    cv2.setNumThreads(1)
     w, h = VIDEO_SIZE
     sw, sh = int(w * 1.5), int(h * 1.5)
     shots = _shots(it, seed)
@@ -586,17 +599,24 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
     base_f = 196.0 * 2 ** (TOPIC_IDS.index(it.topic) % 12 / 12)
     audio_parts = []
     scenes = []
+    drawn: dict[int, np.ndarray] = {}
     for si, (n, _t) in enumerate(shots):
         r = rng(seed, "sample", "shot", it.num, it.topic, it.arch, it.k, si)
-        scene = draw_scene(it.topic, it.style, (sw, sh), seed, "microlens", "video", it.topic, it.arch, it.k, si)
+        # static footage re-frames one scene at each cut, slow footage alternates two, dynamic cuts to a new one
+        scene_i = {"static": 0, "slow": si % 2}.get(it.style.motion, si)
+        if scene_i not in drawn:
+            drawn[scene_i] = draw_scene(it.topic, it.style, (sw, sh), seed, "microlens", "video", it.topic, it.arch,
+                                        it.k, scene_i)
         move = ("pan_left", "pan_right", "zoom_in", "zoom_out", "tilt_up")[int(r.integers(5))]
+        anchor = (0.5, 0.5) if si == 0 else (float(r.choice([0.0, 1.0])), float(r.uniform(0.0, 1.0)))
         cap = None if si == 0 else _title_overlay(f"#{kw[int(r.integers(len(kw)))]}", VIDEO_SIZE, 10, where="top")
-        scenes.append((n, scene, move, cap, r))
+        scenes.append((n, drawn[scene_i], move, cap, anchor))
         audio_parts.append(_tone_bed(it.style.tone, base_f * 2 ** (int(r.integers(-5, 8)) / 12),
                                      int(round(n / VIDEO_FPS * AUDIO_RATE)), AUDIO_RATE, r))
 
-    def crop_at(u: float, move: str) -> tuple[float, float, float]:
-        """(x0, y0, crop width) in scene pixels at shot progress ``u`` in 0..1."""
+    def crop_at(u: float, move: str, anchor: tuple[float, float]) -> tuple[float, float, float]:
+        """(x0, y0, crop width) in scene pixels at shot progress ``u`` in 0..1; the camera travels around
+        the shot's ``anchor`` (0..1 of the margin)."""
         if move in ("zoom_in", "zoom_out"):
             z = z0 + (z1 - z0) * (u if move == "zoom_in" else 1 - u)
             cw = sw / (1.1 * z)
@@ -604,22 +624,22 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
             cw = sw / 1.3
         ch = cw * h / w
         mx, my = sw - cw, sh - ch
-        if move == "pan_left":
-            return mx * (0.5 + travel * (0.5 - u)), my * 0.5, cw
-        if move == "pan_right":
-            return mx * (0.5 + travel * (u - 0.5)), my * 0.5, cw
-        if move == "tilt_up":
-            return mx * 0.5, my * (0.5 + travel * (0.5 - u)), cw
-        return mx * 0.5, my * 0.5, cw
+        ax, ay = anchor
+        if move in ("pan_left", "pan_right"):  # toward the far side from an edge anchor
+            direction = (1 if ax < 0.5 else -1) if ax != 0.5 else (1 if move == "pan_right" else -1)
+            ax += direction * travel * ((u - 0.5) if ax == 0.5 else u)
+        elif move == "tilt_up":
+            ay += travel * (0.5 - u)
+        return mx * min(max(ax, 0.0), 1.0), my * min(max(ay, 0.0), 1.0), cw
 
     def frames() -> Iterator[np.ndarray]:
-        for si, (n, scene, move, cap, _r) in enumerate(scenes):
+        for si, (n, scene, move, cap, anchor) in enumerate(scenes):
             for f in range(n):
-                x, y, cw = crop_at(f / max(n - 1, 1), move)
-                s = cw / w
-                m = np.array([[s, 0, x], [0, s, y]], np.float32)
-                fr = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                    borderMode=cv2.BORDER_REFLECT)
+                x, y, cw = crop_at(f / max(n - 1, 1), move, anchor)
+                x0, y0 = int(round(x)), int(round(y))
+                cw_i = min(int(round(cw)), sw - x0)
+                ch_i = min(int(round(cw * h / w)), sh - y0)
+                fr = cv2.resize(scene[y0:y0 + ch_i, x0:x0 + cw_i], (w, h), interpolation=cv2.INTER_LINEAR)
                 if si == 0:
                     _blend(fr, title_ov)
                 elif cap is not None:
@@ -627,7 +647,7 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
                 yield fr
 
     audio = np.concatenate(audio_parts)
-    write_video(path, frames(), fps=VIDEO_FPS, audio=audio, audio_rate=AUDIO_RATE, crf=30, preset="veryfast",
+    write_video(path, frames(), fps=VIDEO_FPS, audio=audio, audio_rate=AUDIO_RATE, crf=30, preset="superfast",
                 threads=1)
     cover = cv2.resize(scenes[0][1], COVER_SIZE, interpolation=cv2.INTER_AREA)
     _save_jpeg(cover_path, cover)

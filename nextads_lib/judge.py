@@ -428,7 +428,7 @@ def _seam_times(integration: dict[str, Any]) -> list[float]:
 
 def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: Product,
                   history: UserHistory | None, n_frames: int = 8, host_title: str | None = None,
-                  max_images: int = 6) -> ModelRequest:
+                  max_images: int = 6, seam_images: bool = True) -> ModelRequest:
     """The request of one pair-level criterion: the prompt, the parts a VLM sees, and the ``context`` the
     offline proxy reads (paths, texts; everything JSON-able)."""
     if criterion not in PAIR_CRITERIA:
@@ -487,14 +487,15 @@ def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: P
         parts.append(TextPart(f"Host video: {ctx['host_text'] or 'no title'}. The ad segment runs from "
                               f"{integ['seam_in_s']:.2f} s to {integ['seam_out_s']:.2f} s of the integrated video."))
         parts.append(VideoPart(str(integrated), n_frames=n_frames))
+        # a VLM also sees stills around both seams; the offline proxy reads the seams from integration.json
         try:
-            seam = frames_at(integrated, times, width=320)
-            names = ["before the ad starts", "after the ad starts", "before the host resumes", "after the host resumes"]
-            for (t, nm), fr in zip(zip(times, names), seam):
-                parts.append(TextPart(f"Frame at {t:.2f} s ({nm}):"))
-                parts.append(ImagePart(_pil(fr)))
+            seam = frames_at(integrated, times, width=320) if seam_images else []
         except MediaError:
-            pass  # the undecodable video is reported by the decode check
+            seam = []  # the undecodable video is reported by the decode check
+        names = ["before the ad starts", "after the ad starts", "before the host resumes", "after the host resumes"]
+        for (t, nm), fr in zip(zip(times, names), seam):
+            parts.append(TextPart(f"Frame at {t:.2f} s ({nm}):"))
+            parts.append(ImagePart(_pil(fr)))
     return ModelRequest(task=f"judge.{criterion}", system=PROMPTS[criterion], parts=parts, schema=JudgeAnswer,
                         context=ctx, item=item, max_output_tokens=1024)
 
@@ -535,7 +536,7 @@ def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_fra
         return None
     for v in videos:
         try:
-            video_frames(v, max(1, min(n_frames, 4)))
+            video_frames(v, n_frames)  # the frames the offline proxies use: decoded once, memoised
         except MediaError as e:
             return f"{v.name}: {e}"
     return None
@@ -550,11 +551,13 @@ def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Prod
     pid = pair_dir.name
     try:
         req = build_request(criterion, pair_dir, task=task, product=product, history=history, n_frames=n_frames,
-                            host_title=host_title)
+                            host_title=host_title, seam_images=not backend.name.startswith("offline"))
     except (OSError, ValueError, RuntimeError) as e:
         return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
-    videos = [pair_dir / ("integrated.mp4" if criterion == "integration_quality" else "creative.mp4")]
-    err = _check_videos(req, backend, videos, n_frames)
+    if criterion == "integration_quality":
+        err = _check_videos(req, backend, [pair_dir / "integrated.mp4"], integration_frames(n_frames))
+    else:
+        err = _check_videos(req, backend, [pair_dir / "creative.mp4"], n_frames)
     if err:
         return _missing(criterion, backend, pid, f"undecodable video: {err}")
     try:
@@ -571,7 +574,7 @@ def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Prod
 def build_diversity_request(pair_dirs: Sequence[Path], n_frames: int = 8) -> ModelRequest:
     dirs = sorted(Path(d) for d in pair_dirs)
     per = max(2, n_frames // 2)
-    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": "diversity", "n_frames": int(per), "creatives": []}
+    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": "diversity", "n_frames": int(n_frames), "creatives": []}
     parts: list[Any] = [TextPart(f"{len(dirs)} advertisements made for the same viewer:")]
     for i, d in enumerate(dirs, 1):
         plan = read_model(d / "plan.json", Storyboard)
@@ -905,6 +908,11 @@ def offline_product(req: ModelRequest) -> JudgeAnswer:
         f"(10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden)."))
 
 
+def integration_frames(n_frames: int) -> int:
+    """Frames the integration proxy samples from the integrated video (host and segment together)."""
+    return 2 * max(int(n_frames), 4)
+
+
 def seam_continuity(seam_change_in: float | None, seam_change_out: float | None,
                     host_median_change: float | None) -> float | None:
     """``K = clip(1 - log2(max(r, 1)) / 4, 0, 1)`` with ``r`` the mean seam change over the host's median
@@ -924,13 +932,13 @@ def offline_integration(req: ModelRequest) -> JudgeAnswer:
     si, so = float(integ["seam_in_s"]), float(integ["seam_out_s"])
     p = resolve(ctx["integrated"])
     info = probe(p)
-    n = max(ctx["n_frames"], 4)
-    times = [(i + 0.5) * info.duration_s / (2 * n) for i in range(2 * n)]
-    host_t = [t for t in times if t < si or t > so] or [max(0.0, si - 0.2)]
-    seg_t = [t for t in times if si <= t <= so] or [(si + so) / 2]
-    fr = frames_at(p, host_t + seg_t)
-    hb = np.mean([colour_hist(f) for f in fr[: len(host_t)]], axis=0)
-    sb = np.mean([colour_hist(f) for f in fr[len(host_t):]], axis=0)
+    n = integration_frames(ctx["n_frames"])
+    fr = video_frames(p, n)
+    times = [i / max(info.fps, 1e-6) for i in sample_indices(max(info.n_frames, 1), n)][: len(fr)]
+    host = [f for f, t in zip(fr, times) if t < si or t > so] or [fr[0]]
+    seg = [f for f, t in zip(fr, times) if si <= t <= so] or [fr[len(fr) // 2]]
+    hb = np.mean([colour_hist(f) for f in host], axis=0)
+    sb = np.mean([colour_hist(f) for f in seg], axis=0)
     v = bhattacharyya(hb, sb)
     if k is None:  # no seam measurements: measure the two seams on the frames themselves
         a = frames_at(p, [max(0.0, si - 0.1), si + 0.05, max(0.0, so - 0.05), so + 0.1]).astype(np.float32) / 255

@@ -268,6 +268,21 @@ def _portable(item: HistoryItem) -> HistoryItem:
     })
 
 
+def _missing_media(h: UserHistory) -> list[dict[str, str]]:
+    """Item-level records for the media of a selected user's history that is not an existing non-empty file
+    (the item stays: its text still counts and the Director skips an unreadable image)."""
+    out = []
+    for it in h.items:
+        refs = [("image_paths", p) for p in it.image_paths] + ([("video_path", it.video_path)] if it.video_path else [])
+        for fld, p in refs:
+            rp = resolve(p)
+            reason = "not found" if not rp.is_file() else ("empty" if rp.stat().st_size == 0 else "")
+            if reason:
+                out.append({"level": "item", "user": h.user_id, "item": it.item_id, "field": fld,
+                            "reason": f"{fld} {display_path(rp)} {reason} (item kept, its text still counts)"})
+    return out
+
+
 def _top_str(mean: np.ndarray, top: list[str]) -> str:
     return " ".join(f"{t}:{float(mean[TOPIC_IDS.index(t)]):.2f}" for t in top)
 
@@ -383,6 +398,7 @@ def build_bench(
             pairs.append(BenchPair(pair_id=f"{uid}__{p.id}", task=task, user_id=uid, product_id=p.id,
                                    compatibility=score, matched_topic=topic, rank=rank, **extra))
         out_users.append(hist.model_copy(update={"items": [_portable(x) for x in hist.items]}))
+        skipped.extend(_missing_media(hist))
 
     # report
     if n_passing < n_users:

@@ -343,3 +343,15 @@ def test_end_to_end_on_embedded_sample(sample_paths, library):
         assert [i.item_id for i in hist[p.user_id].items] == [i.item_id for i in full[p.user_id].items[:-1]]
     table = bench.summary_table(paths, "pci")
     assert table.loc["pairs with a host video", "value"] == "6"
+
+
+def test_missing_media_of_selected_users_recorded(tmp_path, library):
+    u = make_user(tmp_path, "steady", ["coffee"], 10)
+    Path(u.items[2].image_paths[0]).unlink()
+    Path(u.items[3].image_paths[0]).write_bytes(b"")
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", [u], library, paths, n_users=1, products_per_user=1)
+    recs = [s for s in rep.skipped if s["level"] == "item"]
+    assert [(s["item"], s["field"]) for s in recs] == [("steady_n2", "image_paths"), ("steady_n3", "image_paths")]
+    assert "not found" in recs[0]["reason"] and "empty" in recs[1]["reason"]
+    assert len(read_jsonl(paths.bench_users("pcg"), UserHistory)[0].items) == 10  # items kept

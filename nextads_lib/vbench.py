@@ -774,6 +774,8 @@ def score_video(video_path: str | os.PathLike[str], backend: str = "offline", ca
         require_vq()
     if networks is None and backend != "offline":
         networks = NetworkSettings.from_env(random_weights=backend == "networks:random")
+    if networks is not None and backend == "networks" and networks.random_weights:
+        raise ValueError("backend 'networks' is for real weights; random weights are backend 'networks:random'")
     if networks is not None and backend == "networks:random" and not networks.random_weights:
         networks = NetworkSettings(**{**networks.__dict__, "random_weights": True})
     if not p.is_file() or p.stat().st_size == 0:
@@ -958,7 +960,12 @@ def _score_job(job: dict[str, Any]) -> dict[str, Any]:
     cache = Cache(job["cache"]) if job.get("cache") else None
     off = OfflineSettings(**job.get("offline", {}))
     nets = NetworkSettings(**job["networks"]) if job.get("networks") else None
-    vq = score_video(job["video"], job["backend"], cache, offline=off, networks=nets)
+    try:
+        vq = score_video(job["video"], job["backend"], cache, offline=off, networks=nets)
+    except VQDependencyError:
+        raise
+    except Exception as e:  # a defect or an exhausted machine on one video: recorded against it, the run goes on
+        vq = error_row(job["video"], job["backend"], f"{job['video']}: scoring failed ({type(e).__name__}: {e})")
     return vq.model_dump(mode="json")
 
 

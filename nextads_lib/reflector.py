@@ -67,7 +67,7 @@ from .schemas import (
 )
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json
 
-CODE_VERSION = "reflector-1"
+CODE_VERSION = "reflector-2"
 
 #: directive kind -> (target, level)
 ROUTES: dict[str, tuple[str, str]] = {
@@ -279,7 +279,7 @@ def build_request(verification: Verification, plan: Storyboard, product: Product
 
     ver = verification.model_dump(mode="json", exclude={"usage", "cost_usd", "video_path"})
     ctx = {"verification": ver, "plan": plan.model_dump(mode="json"), "product": product_brief(product),
-           "profile": profile, "kinds": sorted(ROUTES)}
+           "profile": profile, "kinds": sorted(ROUTES), "code_version": CODE_VERSION}
     lines = [f"Decision: {verification.decision}. Rationales:"] + [f"- {r}" for r in verification.rationales]
     for v in verification.violations:
         e = v.evidence
@@ -303,15 +303,18 @@ def reflect(verification: Verification, plan: Storyboard, product: Product, back
 
 
 # ---------------------------------------------------------------------------------------------- applying
-def patch_plan(plan: Storyboard, directives: list[Directive]) -> tuple[Storyboard, set[int], list[str], list[str], list[str]]:
+def patch_plan(plan: Storyboard, directives: list[Directive]
+               ) -> tuple[Storyboard, set[int], list[str], list[str], list[str], set[int]]:
     """Apply the Director's directives to ``plan``: returns the patched plan, the slots whose rendered content
-    changed, the constraints (forbidden strings) added, what changed and what was skipped."""
+    changed, the constraints (forbidden strings) added, what changed, what was skipped, and the slots whose
+    pictures (not only text) changed."""
     slots = {s.index: s for s in plan.slots}
     hook, cta = plan.hook, plan.cta
     changed: set[int] = set()
     forbid: list[str] = []
     applied, skipped = [], []
     first, last = min(slots), max(slots)
+    base_changed: set[int] = set()
     for d in directives:
         if d.target != "director":
             continue
@@ -352,10 +355,11 @@ def patch_plan(plan: Storyboard, directives: list[Directive]) -> tuple[Storyboar
                 slots[d.slot] = slots[d.slot].model_copy(update={"assets": list(dict.fromkeys(assets))})
                 applied.append(f"slot {d.slot} asset {d.old} -> {d.new}")
                 changed.add(d.slot)
+                base_changed.add(d.slot)
             else:
                 skipped.append(f"swap_asset: slot {d.slot} does not show '{d.old}'")
     new = plan.model_copy(update={"hook": hook, "cta": cta, "slots": [slots[i] for i in sorted(slots)]})
-    return new, changed, forbid, applied, skipped
+    return new, changed, forbid, applied, skipped, base_changed
 
 
 def constraint_errors(plan: Storyboard, forbid: list[str]) -> list[str]:
@@ -383,7 +387,7 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
     plan0 = read_model(src_dir / "plan.json", Storyboard)
     grounding = read_model(src_dir / "grounding.json", Grounding)
     asset_ids = {s.asset_id for s in grounding.sources}
-    plan, changed, forbid, applied, skipped = patch_plan(plan0, directives)
+    plan, changed, forbid, applied, skipped, base_changed = patch_plan(plan0, directives)
     forbid = sorted(set((constraints or []) + forbid))
     if plan != plan0:
         def errs(p: Storyboard) -> set[str]:
@@ -392,7 +396,7 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
         new_errs = errs(plan) - errs(plan0)
         if new_errs:
             skipped.append("plan patch refused: " + "; ".join(sorted(new_errs)))
-            plan, changed = plan0, set()
+            plan, changed, base_changed = plan0, set(), set()
             applied = [a for a in applied if a.startswith("constraint")]
     # producer directives
     relabel = False
@@ -415,6 +419,7 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
                     plan = plan.model_copy(update={"slots": [x.model_copy(update={"camera": d.new}) if x.index == d.slot
                                                              else x for x in plan.slots]})
             changed.add(d.slot)
+            base_changed.add(d.slot)
             applied.append(f"slot {d.slot}: regenerate" + (f" with camera {d.new}" if d.new else ""))
         elif d.kind == "relabel":
             relabel = True
@@ -433,7 +438,8 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
         if changed or relabel or trims:
             producer = edit.producer_for(man, cache_dir)
         if changed:
-            rep = edit.edit_slots(cur, req, sorted(changed), out_video, producer)
+            rep = edit.edit_slots(cur, req.model_copy(update={"storyboard": plan}), sorted(changed), out_video, producer,
+                                  base_changed=sorted(base_changed & changed))
             report["slots"], report["frames"] = rep.slots, len(rep.frames_rendered)
             report["frame_indices"] = rep.frames_rendered
             cur = out_video
@@ -524,7 +530,7 @@ def _row(ver: Verification | None, man: PairManifest, task: str, run: str, verif
 def _pair_key(settings: dict[str, Any], pair_dir: Path, product: Product, history: UserHistory | None) -> str:
     files = [pair_dir / f for f in ("plan.json", "creative.mp4", "grounding.json", "producer.json",
                                     "integrated.mp4", "integration.json") if (pair_dir / f).is_file()]
-    return content_key("verify_pair", CODE_VERSION, V.CODE_VERSION, settings, files, product, history)
+    return content_key("verify_pair", CODE_VERSION, V.CODE_VERSION, settings, pair_dir.name, files, product, history)
 
 
 def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, product: Product,

@@ -162,16 +162,22 @@ def _soundtrack(producer: Producer, req: ProducerRequest) -> np.ndarray:
     return post.soundtrack(req.storyboard, req.fps, producer.tts, req.seed, music=producer.post_settings["music"])
 
 
+#: edits are encoded at this CRF or better, so frames that are only decoded and re-encoded lose little
+EDIT_CRF = 14
+
+
 def _write(out_path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray], fps: float, audio: np.ndarray | None,
            producer: Producer) -> None:
-    write_video(out_path, frames, fps, audio=audio, audio_rate=post.AUDIO_RATE, crf=producer.post_settings["crf"],
-                preset=producer.post_settings["preset"])
+    write_video(out_path, frames, fps, audio=audio, audio_rate=post.AUDIO_RATE,
+                crf=min(int(producer.post_settings["crf"]), EDIT_CRF), preset=producer.post_settings["preset"])
 
 
 def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],
-               out_path: str | os.PathLike[str], producer: Producer) -> EditReport:
+               out_path: str | os.PathLike[str], producer: Producer, base_changed: Sequence[int] = ()) -> EditReport:
     """Re-render ``slots`` of the creative at ``src_video`` under ``req`` (the patched plan, same timing) and
-    write the spliced creative to ``out_path``; frames of the other slots are the original's decoded frames."""
+    write the spliced creative to ``out_path``; frames of the other slots are the original's decoded frames.
+    For the slots in ``base_changed`` (new pictures: camera or assets, not only text) the next slot's dissolve
+    frames, which blend from this slot's last picture, are rendered again too."""
     t0 = time.perf_counter()
     src_video, out_path = Path(src_video), Path(out_path)
     orig = read_frames(src_video)
@@ -185,6 +191,19 @@ def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: S
         sp, new = render_slot_frames(producer, req, s)
         frames[sp.start:sp.stop] = new
         rendered += list(range(sp.start, sp.stop))
+    pos = {sp.slot.index: i for i, sp in enumerate(spans)}
+    for s in sorted(set(base_changed) - set(slots)):
+        raise EditError(f"slot {s}", "base_changed must be a subset of the re-rendered slots")
+    for s in sorted(set(base_changed)):
+        i = pos.get(s)
+        if i is None or i + 1 >= len(spans) or spans[i + 1].slot.index in set(slots):
+            continue
+        nx = spans[i + 1]
+        n_tr = min(int(round(post.TRANSITION_S.get(nx.slot.pacing, 0.0) * req.fps)), nx.n // 3)
+        if n_tr > 0:
+            _, new = render_slot_frames(producer, req, nx.slot.index)
+            frames[nx.start:nx.start + n_tr] = new[:n_tr]
+            rendered += list(range(nx.start, nx.start + n_tr))
     _write(out_path, frames, req.fps, _soundtrack(producer, req), producer)
     return EditReport(str(out_path), sorted(set(slots)), rendered, len(frames), time.perf_counter() - t0)
 

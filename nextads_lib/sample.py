@@ -54,7 +54,7 @@ from .topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, 
 
 __all__ = ["ensure_sample", "sample_info", "CODE_VERSION", "DATASETS", "VIDEO_SIZE", "VIDEO_FPS"]
 
-CODE_VERSION = "sample-1"
+CODE_VERSION = "sample-2"
 DATASETS = ("qilin", "microlens")
 N_ARCHETYPES = {"qilin": 8, "microlens": 4}
 #: items per (topic, archetype) pool before a user's demand spills into other archetypes of the topic
@@ -330,7 +330,8 @@ def _write_text(it: Item, dataset: str, seed: int) -> None:
     s = it.style
     title = _fill(TITLE_TEMPLATES[s.narrative][int(r.integers(3))], r, words)
     tag = TONE_TAGS[s.tone][int(r.integers(4))]
-    it.title = f"{title}, {tag}" if r.random() < 0.35 else f"{title} {tag}" if r.random() < 0.5 else title
+    u = r.random()
+    it.title = f"{title}, {tag}" if u < 0.35 else f"{title} - {tag}" if u < 0.6 else title
     topic_sent = f"Today's {name.lower()} note: {', '.join(words[int(i)] for i in r.choice(len(words), 3, replace=False))}."
     tone_sent = _fill(TONE_PHRASES[s.tone][int(r.integers(4))], r, words)
     tone_sent = tone_sent[0].upper() + tone_sent[1:] + "."
@@ -845,11 +846,15 @@ def _microlens_video_job(args: tuple[Item, Path, Path | None, int]) -> None:
 
 
 def _run_jobs(fn: Any, jobs: list[Any], workers: int) -> None:
-    if workers <= 1 or len(jobs) < 4:
+    """Run ``fn`` over ``jobs`` here, or in ``workers`` spawned processes when there are enough jobs to pay
+    for starting them (spawn, not fork: the caller may hold threads, e.g. a notebook kernel with torch)."""
+    if workers <= 1 or len(jobs) < 24:
         for j in jobs:
             fn(j)
         return
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    import multiprocessing  # noqa: PLC0415
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         for _ in ex.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
             pass
 
@@ -925,12 +930,12 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def ensure_sample(dataset: str, paths: StudyPaths, seed: int = DEFAULT_SEED, n_users: int = 60, *,
-                  workers: int = 1) -> Path:
+                  workers: int | None = None) -> Path:
     """Generate (once) the embedded sample of ``dataset`` (``qilin`` | ``microlens``) in the release format
     under ``paths.sample_dir(dataset)`` and its ground truth at ``paths.ground_truth(dataset)``; return the
     release directory (for Qilin the image root is ``<dir>/images``). A sample already generated with the
-    same ``(seed, n_users, CODE_VERSION)`` is returned at once. ``workers`` > 1 renders media in processes
-    (the bytes do not depend on it)."""
+    same ``(seed, n_users, CODE_VERSION)`` is returned at once. ``workers`` processes render the media
+    (default: the CPU count, at most 4; the bytes do not depend on it)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, not {dataset!r}")
     if n_users < 1:
@@ -953,9 +958,10 @@ def ensure_sample(dataset: str, paths: StudyPaths, seed: int = DEFAULT_SEED, n_u
         tmp = out.parent / f".tmp-{dataset}-{os.getpid()}"
         tmp.mkdir(parents=True)
         t0 = time.perf_counter()
+        n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
         try:
             gen = _generate_qilin if dataset == "qilin" else _generate_microlens
-            gts, info = gen(tmp, int(seed), int(n_users), workers)
+            gts, info = gen(tmp, int(seed), int(n_users), n_workers)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -24,9 +24,10 @@ N_USERS = 6
 SEED = 7
 
 
-def make_sample(root: Path, dataset: str, seed: int = SEED, n_users: int = N_USERS) -> tuple[StudyPaths, Path]:
+def make_sample(root: Path, dataset: str, seed: int = SEED, n_users: int = N_USERS,
+                workers: int | None = None) -> tuple[StudyPaths, Path]:
     paths = StudyPaths(root)
-    return paths, sample.ensure_sample(dataset, paths, seed=seed, n_users=n_users)
+    return paths, sample.ensure_sample(dataset, paths, seed=seed, n_users=n_users, workers=workers)
 
 
 def shared_sample(tmp_path_factory, dataset: str) -> tuple[StudyPaths, Path]:
@@ -240,9 +241,9 @@ def test_crash_leaves_no_half_sample_and_keeps_the_old_one(qilin, monkeypatch):
 
 # ---------------------------------------------------------------------------------------- determinism
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    _, a = make_sample(tmp_path / "a", "qilin", seed=3, n_users=3)
-    _, b = make_sample(tmp_path / "b", "qilin", seed=3, n_users=3)
-    _, c = make_sample(tmp_path / "c", "qilin", seed=4, n_users=3)
+    _, a = make_sample(tmp_path / "a", "qilin", seed=3, n_users=3, workers=1)
+    _, b = make_sample(tmp_path / "b", "qilin", seed=3, n_users=3, workers=2)  # images drawn in 2 processes
+    _, c = make_sample(tmp_path / "c", "qilin", seed=4, n_users=3, workers=1)
     da, db, dc = tree_digest(a), tree_digest(b), tree_digest(c)
     assert da == db
     assert any(k.endswith(".parquet") for k in da)

@@ -90,7 +90,6 @@ gives a row with ``error`` set and every metric ``None`` (never 0). :func:`score
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -162,7 +161,7 @@ class NetworkSettings:
     """Local weight files of the real networks (``networks`` backend). Each defaults to an environment variable:
     ``NEXTADS_VQ_RAFT`` (torchvision ``raft_large`` state dict; ``Raft_Large_Weights.C_T_V1`` is the port of
     RAFT's ``raft-things.pth`` that VBench uses), ``NEXTADS_VQ_MUSIQ`` (pyiqa's ``musiq_spaq_ckpt-358bb6af.pth``),
-    ``NEXTADS_VQ_CLIP`` (open_clip ``ViT-L-14`` OpenAI weights file) and ``NEXTADS_VQ_AESTHETIC`` (LAION's
+    ``NEXTADS_VQ_CLIP`` (OpenAI's CLIP ViT-L/14 release file ``ViT-L-14.pt``, as VBench, loaded by open_clip) and ``NEXTADS_VQ_AESTHETIC`` (LAION's
     ``sa_0_4_vit_l_14_linear.pth``); ``NEXTADS_VQ_DEVICE`` picks the torch device."""
 
     raft: str | None = None
@@ -644,16 +643,17 @@ class Networks:
             self.raft.load_state_dict({k.replace("module.", ""): v for k, v in sd.items()})
         self.musiq = (MUSIQ(pretrained=False) if rnd else
                       MUSIQ(pretrained_model_path=_need(settings.musiq, "musiq", "MUSIQ (SPAQ) weights")))
+        # OpenAI's ViT-L/14 uses QuickGELU: open_clip's "-quickgelu" config is the same architecture
         if rnd:
-            self.clip = create_model("ViT-L-14", pretrained=None)
+            self.clip = create_model("ViT-L-14-quickgelu", pretrained=None)
         else:
             clip_path = _need(settings.clip, "clip", "CLIP ViT-L/14 weights")
-            try:  # an open_clip / state-dict checkpoint
-                self.clip = create_model("ViT-L-14", pretrained=clip_path)
-            except Exception:  # OpenAI's TorchScript release file (VBench's ViT-L-14.pt)
+            try:  # OpenAI's release file (VBench's ViT-L-14.pt, TorchScript or state dict)
                 from open_clip import load_openai_model  # noqa: PLC0415
 
                 self.clip = load_openai_model(clip_path, device="cpu")
+            except Exception:  # an open_clip checkpoint of the same model
+                self.clip = create_model("ViT-L-14-quickgelu", pretrained=clip_path)
         self.head = torch.nn.Linear(768, 1)
         if not rnd:
             self.head.load_state_dict(torch.load(_need(settings.aesthetic, "aesthetic", "LAION aesthetic head"),
@@ -1073,9 +1073,9 @@ def run_means(df: Any, decimals: int = 4) -> Any:
     (so a proxy is never shown under the bare name), plus the number of scored pairs and of errors."""
     import pandas as pd  # noqa: PLC0415
 
-    if df.empty:
-        return pd.DataFrame()
     keys = ["task", "run", "system", "director_backend", "producer_backend", "vq_backend"]
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "pairs", "errors"])
     d = df.fillna({k: "-" for k in keys})
     table = d.groupby(keys + ["label"], sort=True)["value"].mean().unstack("label")
     label_order = [lab for m in METRICS for lab in d.loc[d["metric"] == m, "label"].unique()]

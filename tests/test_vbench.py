@@ -332,6 +332,7 @@ def test_score_runs_reads_vbench_results_back(tmp_path, clips):
 def test_score_runs_with_no_runs_writes_an_empty_table(tmp_path):
     df = vbench.score_runs(StudyPaths(tmp_path / "empty"), "pci", "offline")
     assert df.empty and list(df.columns) == list(vbench.RESULT_COLUMNS)
+    assert vbench.run_means(df).empty
 
 
 # --------------------------------------------------------------------------------------- networks

@@ -394,3 +394,35 @@ def test_flat_video_has_missing_imaging_quality_not_zero(tmp_path):
     r = vbench.score_video(write(tmp_path / "flat.mp4", [np.full((H, W, 3), 128, np.uint8)] * 6))
     assert r.dd == 0.0 and r.ms > 0.99 and r.aq is not None
     assert r.iq is None and "BRISQUE is undefined" in r.error
+
+
+class ExactPanFlows:
+    """The true flow of a horizontal pan (content moves ``-dx`` px per frame), in the interface the MS/DD
+    protocol code asks of a flow model (the ``networks`` backend plugs RAFT in the same way)."""
+
+    def __init__(self, dx: float):
+        self.dx, self.calls = dx, 0
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        self.calls += 1
+        f = np.zeros((H, W, 2), np.float32)
+        f[..., 0] = -self.dx * (b - a)
+        return f
+
+    def top5(self, a: int, b: int) -> float:
+        return vbench.top5_mean(self(a, b))
+
+    def score(self, a: int, b: int, thres: float) -> float:
+        return self.top5(a, b)
+
+
+def test_protocol_with_an_exact_flow_model():
+    """MS and DD composed from a perfect flow model: a 3 px/frame pan interpolates almost exactly (MS ~ 1) and
+    is dynamic (3 px > 6 * 96 / 256 = 2.25 px in at least round(4 * 16 / 16) = 4 pairs); 2 px/frame is not."""
+    big = texture(H + 10, W + 80, seed=7)
+    for dx, dynamic in ((3, 1.0), (2, 0.0)):
+        clip = vbench.Clip.from_rgb(crops(big, [(dx * i, 5) for i in range(16)]), fps=8.0)
+        flows = ExactPanFlows(dx)
+        ms, dd, notes = vbench._ms_and_dd(clip, flows, n_ms_pairs=0)
+        assert ms > 0.99 and dd == dynamic and notes == []
+        assert flows.calls <= 7 + 15  # MS's 7 even pairs + at most every DD pair

@@ -70,7 +70,7 @@ from .seed import rng
 from .store import Cache, content_key, read_jsonl, read_model, write_json
 from .topics import TONES
 
-CODE_VERSION = "evolution-1"
+CODE_VERSION = "evolution-2"
 POLICIES = ("static", "reflector")
 CTA_BY_DEPTH = (0.3, 0.6, 0.9)
 

@@ -77,8 +77,9 @@ The offline proxies, model by model:
 - Decoding: PyAV, each frame once; 4:2:0 frames keep their planes and are converted to RGB by OpenCV (BT.601,
   swscale's default) only when a metric looks at them in colour (MS's frames, AQ's and IQ's samples).
 
-Cost on the embedded creatives (360 x 640, 15 fps, 12 s): about 0.5 s of CPU per video (see
-``scripts/bench_video_quality.py``).
+Cost on the embedded creatives (360 x 640, 15 fps, 12 s): 0.45-0.65 s of CPU per video on the 2-core study
+machine (decode ~0.15, MS + DD ~0.2-0.3, IQ ~0.13, AQ ~0.02; ``scripts/bench_video_quality.py``), plus a few
+seconds per worker to import BRISQUE's scipy/scikit-image stack.
 
 :func:`score_video` decodes a video once (PyAV) and shares the frames between the four metrics; results are
 cached by the video's bytes, the backend, its settings and :data:`CODE_VERSION`. A video that cannot be decoded

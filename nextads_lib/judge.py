@@ -34,7 +34,7 @@ metric name. Proxy formulas (all inputs are files of the run; none reads the hid
   (r=0.5), warmth (R-B, r=0.3), contrast (luma std, r=0.25) and texture (mean gradient, r=0.08).
 - content: ``10 x (0.6 T + 0.4 C)``; T is the overlap ``sum_k min(u_k, c_k)`` of the user's topic distribution
   (MiniLM soft topic tags of up to 12 history titles/texts, averaged) and the creative's (of its plan text:
-  hook, narration, on-screen text, the first clause of each scene composition; :func:`embed_text`); C is
+  hook, narration, on-screen text, the first clause of each scene composition, 40 words; :func:`embed_text`); C is
   ``clip(cos / 0.6, 0, 1)`` of the MiniLM cosine between the history centroid and the plan text.
 - product alignment: ``10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden``, clipped to 0..10. V: the
   product's images and logo found in the frames, per asset ``0.5 x max BC(colour histograms of asset and
@@ -359,7 +359,7 @@ def narration_text(plan: Storyboard) -> str:
     return " ".join(s.narration for s in plan.slots if s.narration)
 
 
-def embed_text(plan: Storyboard | dict[str, Any], max_words: int = 64) -> str:
+def embed_text(plan: Storyboard | dict[str, Any], max_words: int = 40) -> str:
     """The short text of a plan that the proxies embed with MiniLM (its cost grows with the tokens): the hook,
     the narration, the on-screen texts and the first clause of each scene composition, de-duplicated, at most
     ``max_words`` words."""
@@ -531,7 +531,11 @@ def _missing(criterion: str, backend: Any, pair_id: str | None, error: str) -> J
 
 
 def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_frames: int) -> str | None:
-    """Decode check before a (non-cached) call: the error text for the first undecodable video, else None."""
+    """Decode check before a (non-cached) model call: the error text for the first undecodable video, else
+    None. The offline proxies decode the same frames themselves (a MediaError is reported the same way), so
+    they skip it."""
+    if backend.name.startswith("offline"):
+        return None
     if backend.cache is not None and backend.cache.has("model", backend.cache_key(req)):
         return None
     for v in videos:
@@ -564,7 +568,9 @@ def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Prod
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
         return _missing(criterion, backend, pid, f"BackendError: {e}")
-    except (MediaError, OSError, ValueError, RuntimeError) as e:
+    except MediaError as e:
+        return _missing(criterion, backend, pid, f"undecodable video: {e}")
+    except (OSError, ValueError, RuntimeError) as e:
         return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
     return JudgeScore(criterion=criterion, score=float(ans.score), rationale=ans.rationale, backend=backend.name,
                       proxy=backend.name.startswith("offline"), label=label_for(criterion, backend.name),
@@ -603,7 +609,9 @@ def judge_diversity(pair_dirs: list[Path], *, backend: Any, n_frames: int = 8) -
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
         return _missing("diversity", backend, None, f"BackendError: {e}")
-    except (MediaError, OSError, ValueError, RuntimeError) as e:
+    except MediaError as e:
+        return _missing("diversity", backend, None, f"undecodable video: {e}")
+    except (OSError, ValueError, RuntimeError) as e:
         return _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
     return JudgeScore(criterion="diversity", score=float(ans.score), rationale=ans.rationale, backend=backend.name,
                       proxy=backend.name.startswith("offline"), label=label_for("diversity", backend.name))

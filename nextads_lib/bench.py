@@ -606,7 +606,7 @@ def summary_table(paths: StudyPaths, task: str):
         ("mean compatibility", f"{np.mean([p.compatibility for p in pairs]):.3f}" if pairs else "-"),
     ]
     for t, c in sorted(topics.items(), key=lambda x: (-x[1], x[0]))[:5]:
-        rows.append((f"matched topic: {topic_name(t)}", f"{c} pairs"))
+        rows.append((f"pairs matched on: {topic_name(t)}", str(c)))
     if task == "pci":
         rows.append(("pairs with a host video", str(sum(1 for p in pairs if p.host_video))))
     return pd.DataFrame(rows, columns=["quantity", "value"]).set_index("quantity")

@@ -50,8 +50,10 @@ CUT_MEDIAN_X = 3.0
 SETTLE_S = 0.25
 N_LOW_MOTION = 3
 MAX_CANDIDATES = 8
-#: a seam is "smooth" when its change is at most this many times the host's median change
+#: a seam is "smooth" when its change is at most SMOOTH_X times the host's median change, or under SMOOTH_FLOOR
+#: (2.5 grey levels: the noise of re-encoding a static picture, below which a cut cannot be seen)
 SMOOTH_X = 3.0
+SMOOTH_FLOOR = 0.01
 #: silence: 50 ms windows quieter than this (dBFS)
 SILENCE_DBFS = -45.0
 
@@ -418,7 +420,7 @@ def seam_rows(integrations: Sequence[Integration]) -> dict[str, float | None]:
         v = [x for x in xs if x is not None]
         return round(float(np.median(v)), 4) if v else None
 
-    smooth = [c <= SMOOTH_X * max(i.host_median_change, 1e-6) for i in integrations
+    smooth = [c <= max(SMOOTH_X * i.host_median_change, SMOOTH_FLOOR) for i in integrations
               for c in (i.seam_change_in, i.seam_change_out)]
     return {
         "seam_change_in_mean": mean([i.seam_change_in for i in integrations]),
@@ -432,4 +434,4 @@ def seam_rows(integrations: Sequence[Integration]) -> dict[str, float | None]:
 
 __all__ = ["HostError", "HostAnalysis", "analyze_host", "find_candidates", "valid_range", "middle_frame",
            "save_frame", "audio_stats", "splice", "fit_frame", "seam_changes", "frame_change", "grey_small",
-           "hist_changes", "camera_move", "seam_rows", "label_mask", "MIN_HOST_S", "EDGE_S", "SMOOTH_X"]
+           "hist_changes", "camera_move", "seam_rows", "label_mask", "MIN_HOST_S", "EDGE_S", "SMOOTH_X", "SMOOTH_FLOOR"]

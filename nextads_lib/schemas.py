@@ -600,4 +600,4 @@ class SeamSummary(Schema):
     host_median_change_mean: float | None = None
     seam_ratio_in_median: float | None = None
     seam_ratio_out_median: float | None = None
-    smooth_fraction: float | None = Field(default=None, description="share of seams whose change <= 3 x the host's median")
+    smooth_fraction: float | None = Field(default=None, description="share of seams whose change <= max(3 x the host's median, 0.01)")

@@ -58,8 +58,9 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
     pci = ("00_build_product_library.ipynb", "02_build_pci_bench.ipynb")
     steps += [Step("10_run_pcg.ipynb", p("10_run_pcg", system=s), tag=s, needs=pcg) for s in SYSTEMS]
     steps += [Step("11_run_pci.ipynb", p("11_run_pci", system=s), tag=s, needs=pci) for s in SYSTEMS]
+    # evaluation and the closed loop read whichever runs exist (a task with no runs is reported and skipped)
     steps += [
-        Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb",))
+        Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb", "11_run_pci.ipynb"))
         for stem in (
             "12_verify_and_reflect",
             "20_evaluate_judge",

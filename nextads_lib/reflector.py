@@ -56,7 +56,6 @@ from .schemas import (
     Grounding,
     PairManifest,
     Product,
-    ProducerManifest,
     ProductLibrary,
     ReleaseRecord,
     RoundRecord,
@@ -609,6 +608,24 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
     return rows
 
 
+def list_runs(paths: StudyPaths, task: str, systems: str | list[str] = "nextads") -> list[str]:
+    """The runs of ``task`` (directories with a ``summary.json``) whose system is in ``systems`` (a comma list;
+    ``""`` or ``"all"`` = every system), sorted by name."""
+    from .schemas import RunSummary  # noqa: PLC0415
+
+    want = [x.strip() for x in (systems.split(",") if isinstance(systems, str) else systems) if x.strip()]
+    out = []
+    base = paths.runs / task
+    for d in sorted(base.glob("*/summary.json")) if base.is_dir() else []:
+        try:
+            s = read_model(d, RunSummary)
+        except Exception:  # noqa: BLE001 - a broken summary is not a run to verify
+            continue
+        if not want or "all" in want or s.system in want:
+            out.append(d.parent.name)
+    return out
+
+
 def list_pairs(paths: StudyPaths, task: str, run: str) -> list[tuple[Path, PairManifest]]:
     """The run's pairs that have a creative, in benchmark order (pair id order when the bench is missing)."""
     run_dir = paths.run_dir(task, run)
@@ -687,6 +704,70 @@ def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backe
     return df
 
 
+def caught_examples(paths: StudyPaths, task: str, run: str, limit: int = 1) -> list[dict[str, Any]]:
+    """The first ``limit`` pairs (pair id order) whose round-0 verification found a violation: the pair dir,
+    the violation (check, rule, severity, message, evidence) and, when a round 1 exists, its directives and
+    what changed. For the notebook's "caught violation" example."""
+    out: list[dict[str, Any]] = []
+    for d in sorted(paths.run_dir(task, run).glob("*/verify/round_0/verification.json")):
+        ver = read_model(d, Verification)
+        if not ver.violations:
+            continue
+        pair_dir = d.parent.parent.parent
+        rec = None
+        rp = pair_dir / "verify" / "round_1" / "round.json"
+        if rp.is_file():
+            rec = read_model(rp, RoundRecord)
+        out.append({"pair_dir": pair_dir, "verification": ver, "violation": ver.violations[0], "round": rec})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def planted_demo(paths: StudyPaths, task: str, run: str, *, reflector_backend: str = "offline",
+                 utility: V.UtilityAdapter | None = None, max_rounds: int = 1) -> dict[str, Any] | None:
+    """A held-out demonstration on a COPY of the run's first pair (under ``interim/verify_demo/``; the run is
+    untouched): slot 0's on-screen text leaks a personal token of the user's history (an @handle when there is
+    one), and slot 1's narration makes the product's first forbidden claim and names another brand of the
+    library; the changed slots are re-rendered, then the pair goes through the Verifier -> Reflector loop.
+    Returns ``{"dir", "planted", "rows"}``, or None when the run has no pair."""
+    from .producer import edit  # noqa: PLC0415
+
+    pairs = list_pairs(paths, task, run)
+    if not pairs:
+        return None
+    library = read_model(paths.library_json, ProductLibrary)
+    users = ({u.user_id: u for u in read_jsonl(paths.bench_users(task), UserHistory)}
+             if paths.bench_users(task).is_file() else {})
+    src, man = next(((d, m) for d, m in pairs if m.user_id in users), pairs[0])
+    product = library.get(man.product_id)
+    history = users.get(man.user_id)
+    toks = sorted(V.personal_data(history)) if history is not None else []
+    token = next((t for t in toks if t.startswith("@")), None) or next((t for t in toks if t[:1].isupper()), None) \
+        or man.user_id
+    claim = product.forbidden_claims[0] if product.forbidden_claims else "guaranteed results"
+    brand = V.other_brands(product, library)[0]
+    dst = paths.interim / "verify_demo" / task / run / man.pair_id
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("verify", "released.json"))
+    plan = read_model(dst / "plan.json", Storyboard)
+    order = sorted(plan.slots, key=lambda x: x.start_s)
+    s0, s1 = order[0], order[1] if len(order) > 1 else order[0]
+    planted = {"on_screen_text": f"Hi {token}", "narration": f"{product.name} {claim}, unlike {brand}."}
+    slots = [x.model_copy(update={"on_screen_text": planted["on_screen_text"]}) if x.index == s0.index else
+             x.model_copy(update={"narration": planted["narration"]}) if x.index == s1.index else x for x in plan.slots]
+    write_json(dst / "plan.json", plan.model_copy(update={"slots": slots}))
+    req, pman = edit.producer_request(dst)
+    edit.edit_slots(src / "creative.mp4", req, sorted({s0.index, s1.index}), dst / "creative.mp4",
+                    edit.producer_for(pman, paths.cache))
+    utility = utility or V.UtilityAdapter("offline", "offline", paths.cache)
+    rows = verify_pair(dst, man, task=task, run=run, product=product, history=history, library=library,
+                       utility=utility, reflector=get_backend(reflector_backend, cache_dir=paths.cache),
+                       max_rounds=max_rounds, cache_dir=paths.cache)
+    return {"dir": dst, "planted": {"slot_0": planted["on_screen_text"], "slot_1": planted["narration"]}, "rows": rows}
+
+
 def round_states(df: Any, max_rounds: int | None = None) -> Any:
     """Each pair's state after round r (r = 0..max): its last row with round <= r (a pair accepted at round
     0 stays accepted), with ``n_directives`` of round r itself (0 when it had none)."""
@@ -730,6 +811,6 @@ def summary_table(df: Any, max_rounds: int | None = None) -> Any:
     return out[cols]
 
 
-__all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "build_request", "constraint_errors",
-           "list_pairs", "patch_plan", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
+__all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "caught_examples", "build_request", "constraint_errors",
+           "list_pairs", "list_runs", "patch_plan", "planted_demo", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
            "verify_pair"]

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from ..config import resolve
 from ..media import probe, read_audio, read_frames, write_video
 from ..schemas import Grounding, ProducerManifest, ProducerRequest, Storyboard
 from ..store import read_model

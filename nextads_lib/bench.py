@@ -557,7 +557,7 @@ def contact_users(users: Sequence[UserHistory], seed: int = DEFAULT_SEED, task: 
 def contact_sheet(users: Sequence[UserHistory], per_user: int = 6, cell: float = 1.9,
                   hosts: dict[str, BenchPair] | None = None):
     """One row per user: thumbnails of the first ``per_user`` history items (the first image or cover of
-    each, titled with item id and title); for PCI the last cell is the host video's first frame."""
+    each, titled with user id and item title); for PCI the last cell is the host video's middle frame."""
     from .viz import image_grid  # noqa: PLC0415
 
     blank = np.full((64, 64, 3), 235, np.uint8)
@@ -577,15 +577,17 @@ def contact_sheet(users: Sequence[UserHistory], per_user: int = 6, cell: float =
         if host is not None:
             imgs.append(_host_frame(host.host_video or ""))
             titles.append(f"HOST · {host.host_title or host.host_item_id}")
-    return image_grid(imgs, titles, ncols=per_user, cell=cell,
-                      suptitle=f"{len(users)} selected users: first {per_user} history items per row")
+    what = (f"first {per_user - 1} history items and the HOST video (middle frame) per row" if hosts
+            else f"first {per_user} history items per row")
+    return image_grid(imgs, titles, ncols=per_user, cell=cell, suptitle=f"{len(users)} selected users: {what}")
 
 
 def _host_frame(path: str) -> Any:
-    from .media import MediaError, read_frames  # noqa: PLC0415
+    from .media import MediaError, count_frames, read_frames  # noqa: PLC0415
 
     try:
-        return read_frames(resolve(path), [0])[0]
+        p = resolve(path)
+        return read_frames(p, [count_frames(p) // 2])[0]
     except (MediaError, OSError):
         return np.full((64, 64, 3), 200, np.uint8)
 

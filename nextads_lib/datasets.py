@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import os
+import posixpath
 import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,14 @@ class LoadReport:
             row["item"] = str(item)
         row["reason"] = reason
         self.skipped.append(row)
+
+
+def _under(base: str, rel: str) -> str:
+    """``rel`` joined to ``base`` (a :func:`display_path` string computed once per directory: resolving every
+    item's path would dominate the load time of a full release); an absolute ``rel`` is displayed as such."""
+    if rel.startswith("/"):
+        return display_path(rel)
+    return posixpath.normpath(posixpath.join(base, rel))
 
 
 # ================================================================================================ Qilin
@@ -260,12 +269,15 @@ def _read_qilin_notes(files: list[Path], wanted: np.ndarray, batch_size: int) ->
                 continue
             sub = batch.filter(mask)
             rows = np.where(np.asarray(mask.to_numpy(zero_copy_only=False)))[0]
-            data = {c: sub.column(i).to_pylist() for i, c in enumerate(cols)}
             ids = pc.cast(sub.column(cols.index("note_idx")), pa.int64()).to_pylist()
+            none = [None] * len(ids)
+            data = {c: sub.column(i).to_pylist() for i, c in enumerate(cols)}
+            titles, contents, types, images = (data.get(c, none) for c in
+                                               ("note_title", "note_content", "note_type", "image_path"))
             for k, nid in enumerate(ids):
                 if nid in out:
                     continue
-                imgs = data.get("image_path", [None] * len(ids))[k]
+                imgs = images[k]
                 if imgs is None:
                     imgs = []
                 elif isinstance(imgs, str):  # some dumps store one path, or a JSON-ish list, as text
@@ -273,17 +285,14 @@ def _read_qilin_notes(files: list[Path], wanted: np.ndarray, batch_size: int) ->
                 elif not isinstance(imgs, list):
                     raise DatasetError(path, f"expected a list of paths, found {type(imgs).__name__}",
                                        row=row0 + int(rows[k]), column="image_path")
-                nt = data.get("note_type", [None] * len(ids))[k]
+                nt = types[k]
                 try:
                     nt_i = None if nt is None or (isinstance(nt, float) and np.isnan(nt)) else int(nt)
                 except (TypeError, ValueError) as e:
                     raise DatasetError(path, f"note_type {nt!r} is not an integer", row=row0 + int(rows[k]),
                                        column="note_type") from e
-                out[int(nid)] = _Note(
-                    title=_text(data.get("note_title", [None] * len(ids))[k]).strip(),
-                    content=_text(data.get("note_content", [None] * len(ids))[k]).strip(),
-                    note_type=nt_i, images=tuple(str(p) for p in imgs if p),
-                )
+                out[int(nid)] = _Note(title=_text(titles[k]).strip(), content=_text(contents[k]).strip(),
+                                      note_type=nt_i, images=tuple(str(p) for p in imgs if p))
     return out
 
 
@@ -321,6 +330,7 @@ def iter_qilin_users(
     srt = np.lexsort((order, pos, ts, users))
     users, notes, ts = users[srt], notes[srt], ts[srt]
     meta = _read_qilin_notes(note_files, notes, batch_size)
+    img_base = display_path(img_root)
     bounds = np.flatnonzero(np.diff(users)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(users)]):
         uid = str(int(users[lo]))
@@ -336,7 +346,7 @@ def iter_qilin_users(
                 continue
             items.append(HistoryItem(
                 item_id=str(n), title=m.title, text=m.content,
-                image_paths=[display_path(img_root / p) for p in m.images],
+                image_paths=[_under(img_base, p) for p in m.images],
                 video_path=None, timestamp=None if not np.isfinite(t) else float(t),
             ))
         if not items:
@@ -555,6 +565,7 @@ def iter_microlens_users(
     wanted = {str(int(u)) for u in user_ids} if user_ids is not None else None
     rows = _iter_tsv_pairs(files.pairs, report) if files.pairs_format == "tsv" else _iter_csv_pairs(files.pairs, report)
     untitled: set[str] = set()
+    covers, videos = display_path(files.covers), display_path(files.videos)
     for uid, toks, tss in rows:
         if wanted is not None and uid not in wanted:
             continue
@@ -565,7 +576,7 @@ def iter_microlens_users(
                 report.skip(f"no row in {files.titles.name}: title left empty", item=iid)
             items.append(HistoryItem(
                 item_id=iid, title=titles.get(iid, ""), text="",
-                image_paths=[display_path(files.cover(iid))], video_path=display_path(files.video(iid)),
+                image_paths=[_under(covers, f"{iid}.jpg")], video_path=_under(videos, f"{iid}.mp4"),
                 timestamp=t,
             ))
         yield UserHistory(dataset="microlens", user_id=uid, items=items)

@@ -105,8 +105,12 @@ class ReflectorAnswer(Schema):
 
 # ------------------------------------------------------------------------------------------- offline rules
 def _short(text: str, n: int) -> str:
+    """At most ``n`` words: the first clause when it fits, else the first ``n`` words."""
     ws = text.split()
-    return " ".join(ws[:n]).rstrip(",;:") if len(ws) > n else text
+    if len(ws) <= n:
+        return text
+    head = re.split(r"[,;:.!?]", text, maxsplit=1)[0].split()
+    return " ".join(head if 0 < len(head) <= n else ws[:n]).rstrip(",;:")
 
 
 def _remove(text: str, phrase: str) -> str:
@@ -122,8 +126,9 @@ def _safe_line(prod: dict[str, Any], plan: dict[str, Any], field: str, slot_inde
     used = " ".join(f"{s['narration']} {s['on_screen_text']}" for s in plan["slots"]).lower()
     points = [p for p in prod["selling_points"] if p.lower() not in used] or list(prod["selling_points"])
     k = (slot_index or 0) % len(points)
+    first = min(s["index"] for s in plan["slots"]) if plan["slots"] else 0
     if field == "on_screen_text":
-        return _short(points[k], 6)
+        return prod["name"] if slot_index == first else _short(points[k], 6)
     if field == "cta":
         return f"Get {prod['name']} today"
     if field == "composition":

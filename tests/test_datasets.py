@@ -143,6 +143,21 @@ def test_truncated_parquet_names_the_file(qilin, tmp_path):
         list(iter_qilin_users(q))
 
 
+def test_corrupt_data_page_names_file_and_rows(qilin, tmp_path):
+    _, d = qilin
+    q = copy_tables(d, tmp_path / "q")
+    shard = sorted((q / "notes").glob("*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 4: len(data) // 4 + 200] = bytes(200)  # zeros inside a column chunk, footer intact
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError) as e:
+        list(iter_qilin_users(q))
+    assert e.value.file == str(shard) and "cannot read rows from" in str(e.value)
+    shutil.rmtree(q / "notes")
+    with pytest.raises(DatasetError, match="no notes shards"):
+        list(iter_qilin_users(q))
+
+
 def test_missing_column_and_bad_type_name_the_column(tmp_path):
     d = tmp_path / "q"
     (d / "recommendation_train").mkdir(parents=True)

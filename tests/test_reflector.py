@@ -257,3 +257,28 @@ def test_loop_rounds_release_parquet_and_resume(paths):
     df2 = R.verify_and_reflect(paths, "pcg", RUN, max_rounds=2, utility=util, progress=False)
     assert (bad / "verify" / "round_1" / "creative.mp4").stat().st_mtime_ns == m
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
+
+
+def test_pci_segment_edits_are_spliced_at_the_seam_only(paths, tmp_path):
+    """A PCI integrated video (host frames around the creative) gets the re-rendered segment frames at its seam;
+    the host frames before and after are untouched (within encoder tolerance)."""
+    d = plant(paths, "pcihost", s1_on_screen_text="Roasted in small batches")
+    src = paths.run_dir("pcg", RUN) / PAIR
+    seg_old = media.read_frames(src / "creative.mp4")
+    host = np.zeros((10,) + seg_old.shape[1:], np.uint8)
+    host[:] = (40, 90, 160)
+    integrated = tmp_path / "integrated.mp4"
+    media.write_video(integrated, list(host[:6]) + list(seg_old) + list(host[6:]), 5.0)
+    plan = read_model(d / "plan.json", Storyboard)
+    sp = span_of(plan, 1)
+    req, man = edit.producer_request(d)
+    rep = edit.splice_into(integrated, d / "creative.mp4", 6, list(range(sp.start, sp.stop)), tmp_path / "out.mp4",
+                           5.0, edit.producer_for(man))
+    assert rep.frames_rendered == [6 + i for i in range(sp.start, sp.stop)]
+    diffs = frame_diffs(integrated, tmp_path / "out.mp4")
+    inside = np.zeros(len(diffs), bool)
+    inside[6 + sp.start:6 + sp.stop] = True
+    assert diffs[~inside].max() < TOL and diffs[inside].mean() > diffs[~inside].mean() + 1.0
+    new_seg = media.read_frames(d / "creative.mp4").astype(np.float32)
+    out = media.read_frames(tmp_path / "out.mp4").astype(np.float32)
+    assert np.abs(out[6 + sp.start:6 + sp.stop] - new_seg[sp.start:sp.stop]).mean() < TOL

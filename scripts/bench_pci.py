@@ -7,12 +7,14 @@ The inputs (product library and PCI-Bench, whose host and history videos stay wh
 come from ``--data-dir`` (built there by notebooks 00 and 02 when missing); the run goes to a fresh work dir
 (``--work``, emptied first) so the cold run starts with an empty cache. Prints: cold time (target < 8 min on
 2 cores), model calls (video annotations: each distinct history video once, + one profile per user, + host
-summary and integration point per pair), renders, the seam continuity, and the warm rerun time.
+summary and integration point per pair), renders, the CPU seconds per pair (with the projection to 250 pairs on
+free cores: on a shared machine the wall time says little), the seam continuity, and the warm rerun time.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import time
@@ -20,6 +22,12 @@ import time
 from nextads_lib import pci
 from nextads_lib.config import StudyPaths, display_path, resolve
 from nextads_lib.store import read_json
+
+
+def _cpu() -> float:
+    """User + system CPU seconds of this process and its finished children (the pool's workers)."""
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs, users, _ = pci.load_inputs(work)
     kw = dict(limit_users=a.limit_users, duration_s=a.duration, workers=a.workers, progress=False)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     cold = pci.run_pci(work, a.system, "offline", "compositor", **kw)
-    t_cold = time.perf_counter() - t0
+    t_cold, c_cold = time.perf_counter() - t0, _cpu() - c0
     run_dir = work.run_dir("pci", cold.run_name)
     stats = read_json(run_dir / "stats.json")
     t0 = time.perf_counter()
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     for f in cold.failures[:10]:
         print(f"    failed {f.pair_id} at {f.stage}: {f.reason[:160]}")
     print(f"cold run:  {t_cold:7.1f} s  ({t_cold / max(cold.n_pairs, 1):.2f} s/pair; target < 480 s for 250 pairs)")
+    per = c_cold / max(cold.n_pairs, 1)
+    print(f"CPU time:  {c_cold:7.1f} s  ({per:.2f} CPU s/pair, this process and its workers); on {a.workers} free "
+          f"cores 250 pairs would take about {250 * per / max(a.workers, 1):.0f} s")
     if a.system == "nextads":
         print(f"user-modeling calls: {stats['user_model_calls']} (distinct history videos {len(videos)} annotated once "
               f"+ {stats['users']} profiles = {len(videos) + stats['users']} at most)")

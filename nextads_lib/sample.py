@@ -8,12 +8,17 @@ tone, a narrative structure, and a visual style: palette, lighting, motion) that
 - the users share a few *archetypes* (tone, narrative, palette, lighting, motion drawn from
   :mod:`nextads_lib.topics`); items live in pools keyed by (topic, archetype), so the same note / video is
   seen by several users, and a user's history is drawn mostly from the pools of their topics (in proportion
-  to the weights) and their archetype, plus 8-20 % of off-topic items;
+  to the weights) and their archetype, plus 8-20 % of off-topic items. MicroLens keeps its video pool small
+  (about 150 videos for 60 users): at most ~6 videos per topic unless a user needs more distinct ones, and
+  70 % of its users share the "home" archetype of their main topic, so about half of a MicroLens history
+  is in the user's own style (about 80 % for Qilin);
 - titles and texts are templated sentences built from the topic's keywords, the tone's words and the
   narrative's phrasing; images are drawn scenes in the palette with the lighting applied (brightness and
-  warmth) and a topic motif (a dumbbell, a bowl, a cat ...); MicroLens videos are 8-30 s mp4 files (H.264 +
-  AAC) of several shots with hard cuts, camera pans / zooms over a drawn scene (stronger and with shorter
-  shots for ``dynamic`` motion), the title on screen, and a tone bed per shot;
+  warmth) and a topic motif (a dumbbell, a bowl, a cat ...); MicroLens videos are 8-30 s mp4 files
+  (256x144, 10 fps, H.264 + 8 kHz mono AAC) of at least three shots with hard cuts and camera pans / zooms
+  over drawn scenes (``static``: one scene re-framed at each cut, a slight zoom; ``slow``: two scenes, slow
+  pans; ``dynamic``: a new scene per 1-2 s shot, fast pans and zooms), the title on screen over the first
+  shot and a hashtag over the others, and a tone bed per shot whose rhythm follows the tone;
 - two users per dataset have *diffuse* preferences (many topics, mixed styles) for the selection to
   reject; their ground truth lists their three most frequent topics.
 
@@ -54,7 +59,7 @@ from .topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, 
 
 __all__ = ["ensure_sample", "sample_info", "CODE_VERSION", "DATASETS", "VIDEO_SIZE", "VIDEO_FPS"]
 
-CODE_VERSION = "sample-2"
+CODE_VERSION = "sample-3"
 DATASETS = ("qilin", "microlens")
 N_ARCHETYPES = {"qilin": 8, "microlens": 4}
 #: items per (topic, archetype) pool before a user's demand spills into other archetypes of the topic
@@ -306,7 +311,7 @@ NARRATIVE_PHRASES: dict[str, tuple[str, ...]] = {
              "Today I went for {a} and ended with {b}."),
 }
 TITLE_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "tutorial": ("How to {a} in {n} steps", "Step by step: {a} and {b} for beginners", "{A} tutorial, step by step"),
+    "tutorial": ("{A} guide in {n} steps", "Step by step: {a} and {b} for beginners", "{A} tutorial, step by step"),
     "story": ("The day {a} changed everything", "How it started: my {a} story", "{A}, {b} and a story"),
     "listicle": ("Top {n} {a} picks", "{n} {a} ideas, ranked", "My top {n}: {a} and {b}"),
     "review": ("Honest {a} review, pros and cons", "{A} review after {n} weeks", "Testing {a}: my verdict"),

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from nextads_lib import sample
-from nextads_lib.config import StudyPaths
 from nextads_lib.datasets import (DatasetError, LoadReport, find_microlens_files, iter_microlens_users,
                                   iter_qilin_users, missing_media, read_microlens_titles)
 

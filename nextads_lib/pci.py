@@ -591,7 +591,7 @@ def timeline_figure(host_video: str | Path, decision: IntegrationDecision, width
     ax.set_xlabel("host time (s); grey: first/last second, never a point")
     ax.set_title(f"candidates ({len(decision.candidates)}; ^ after a cut, o calm, s middle) · {decision.backend}",
                  fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="lower center", ncol=3, framealpha=0.6)
     ax2.imshow(np.asarray(load_image(resolve(decision.frame_path))))
     ax2.axis("off")
     ax2.set_title(f"frame at {decision.timestamp_s:.2f} s", fontsize=9)

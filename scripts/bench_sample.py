@@ -98,17 +98,19 @@ def main() -> None:
     root = Path(args.data_dir)
     shutil.rmtree(root, ignore_errors=True)
     paths = StudyPaths.from_data_dir(root)
-    print(f"cpu cores: {os.cpu_count()}, workers: {args.workers}, users per dataset: {args.n_users}")
+    workers = args.workers if args.workers is not None else min(os.cpu_count() or 1, 4)
+    print(f"cpu cores: {os.cpu_count()}, workers: {workers}, users per dataset: {args.n_users}, "
+          f"load average: {os.getloadavg()[0]:.1f}")
     total_cold = total_cpu = 0.0
     for ds in ("qilin", "microlens"):
         t0, c0 = time.perf_counter(), time.process_time()
         ch0 = os.times()
-        d = ensure_sample(ds, paths, seed=args.seed, n_users=args.n_users, workers=args.workers)
+        d = ensure_sample(ds, paths, seed=args.seed, n_users=args.n_users, workers=workers)
         cold = time.perf_counter() - t0
         ch1 = os.times()
         cpu = (time.process_time() - c0) + (ch1.children_user - ch0.children_user) + (ch1.children_system - ch0.children_system)
         t1 = time.perf_counter()
-        ensure_sample(ds, paths, seed=args.seed, n_users=args.n_users, workers=args.workers)
+        ensure_sample(ds, paths, seed=args.seed, n_users=args.n_users, workers=workers)
         warm = time.perf_counter() - t1
         t2 = time.perf_counter()
         users = list(iter_qilin_users(d) if ds == "qilin" else iter_microlens_users(d))

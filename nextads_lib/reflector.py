@@ -66,7 +66,7 @@ from .schemas import (
 )
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json
 
-CODE_VERSION = "reflector-2"
+CODE_VERSION = "reflector-3"
 
 #: directive kind -> (target, level)
 ROUTES: dict[str, tuple[str, str]] = {
@@ -465,6 +465,19 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
         skipped.append(f"producer edit not possible: {e}")
     if cur == src_video:
         shutil.copyfile(src_video, out_video)
+    elif not trims:  # check by decoding that nothing outside the edited frames changed beyond encoder tolerance
+        import numpy as np  # noqa: PLC0415
+
+        from .media import read_frames  # noqa: PLC0415
+
+        a, b = read_frames(src_video), read_frames(out_video)
+        touched = set(report.get("frame_indices", [])) | set(report.get("relabelled_frames", []))
+        keep = [i for i in range(min(len(a), len(b))) if i not in touched]
+        if len(a) == len(b) and keep:
+            d = np.abs(a[keep].astype(np.float32) - b[keep].astype(np.float32)).mean(axis=(1, 2, 3))
+            report["outside_max_diff"] = round(float(d.max()), 3)
+            applied.append(f"decoded check: {len(keep)} frames outside the edit differ by at most "
+                           f"{float(d.max()):.2f} grey levels (mean abs; re-encoding only)")
     write_json(round_dir / "plan.json", plan)
     write_json(round_dir / "grounding.json", grounding)
     from .media import probe  # noqa: PLC0415
@@ -493,7 +506,7 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
             else:
                 shutil.copyfile(src_dir / "integrated.mp4", round_dir / "integrated.mp4")
     return {"applied": applied, "skipped": skipped, "slots": report["slots"], "frames": report["frames"],
-            "constraints": forbid}
+            "constraints": forbid, "outside_max_diff": report.get("outside_max_diff")}
 
 
 # --------------------------------------------------------------------------------------------------- loop

@@ -282,3 +282,12 @@ def test_pci_segment_edits_are_spliced_at_the_seam_only(paths, tmp_path):
     new_seg = media.read_frames(d / "creative.mp4").astype(np.float32)
     out = media.read_frames(tmp_path / "out.mp4").astype(np.float32)
     assert np.abs(out[6 + sp.start:6 + sp.stop] - new_seg[sp.start:sp.stop]).mean() < TOL
+
+
+def test_apply_reports_the_decoded_check_outside_the_edit(paths):
+    d = plant(paths, "decoded", s1_on_screen_text="Notes of cocoa")
+    dirs = [Directive(kind="replace_text", target="director", level="plan", slot=1, field="on_screen_text",
+                      new="Roasted in small batches")]
+    res = apply(paths, d, dirs)
+    assert res["outside_max_diff"] is not None and res["outside_max_diff"] < TOL
+    assert any(a.startswith("decoded check:") for a in res["applied"])

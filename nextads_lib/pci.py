@@ -574,7 +574,7 @@ def timeline_figure(host_video: str | Path, decision: IntegrationDecision, width
 
     an = H.analyze_host(resolve(host_video))
     t = np.arange(an.n_frames) / an.fps
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width, 2.6), gridspec_kw={"width_ratios": [3, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width, 3.0), gridspec_kw={"width_ratios": [3, 1]})
     ax.plot(t, an.motion, color="#457B9D", lw=1.2, label="motion (grey change)")
     for i, b in enumerate(an.boundaries):
         ax.axvline(b / an.fps, color="#999999", ls="--", lw=0.8, label="shot boundary" if i == 0 else None)
@@ -591,7 +591,7 @@ def timeline_figure(host_video: str | Path, decision: IntegrationDecision, width
     ax.set_xlabel("host time (s); grey: first/last second, never a point")
     ax.set_title(f"candidates ({len(decision.candidates)}; ^ after a cut, o calm, s middle) · {decision.backend}",
                  fontsize=9)
-    ax.legend(fontsize=7, loc="lower center", ncol=3, framealpha=0.6)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
     ax2.imshow(np.asarray(load_image(resolve(decision.frame_path))))
     ax2.axis("off")
     ax2.set_title(f"frame at {decision.timestamp_s:.2f} s", fontsize=9)

@@ -196,13 +196,14 @@ def _read_qilin_clicks(
                 continue
             parent = np.asarray(pc.list_parent_indices(det).to_numpy(zero_copy_only=False), np.int64)
             flat_s = flat if not isinstance(flat, pa.ChunkedArray) else flat.combine_chunks()
-            click = _numeric(path, flat_s.field("click"), f"{_DETAILS}.click")
+            # pc.struct_field (not StructArray.field) so that a null struct gives null fields, not stale values
+            click = _numeric(path, pc.struct_field(flat_s, "click"), f"{_DETAILS}.click")
             hit = click == 1
             if not hit.any():
                 continue
-            note = _numeric(path, flat_s.field("note_idx"), f"{_DETAILS}.note_idx")[hit]
-            ts = _numeric(path, flat_s.field("request_timestamp"), f"{_DETAILS}.request_timestamp")[hit]
-            pos = _numeric(path, flat_s.field("position"), f"{_DETAILS}.position")[hit]
+            note = _numeric(path, pc.struct_field(flat_s, "note_idx"), f"{_DETAILS}.note_idx")[hit]
+            ts = _numeric(path, pc.struct_field(flat_s, "request_timestamp"), f"{_DETAILS}.request_timestamp")[hit]
+            pos = _numeric(path, pc.struct_field(flat_s, "position"), f"{_DETAILS}.position")[hit]
             par = parent[hit]
             u = ucol[par]
             bad_u = np.isnan(u)

@@ -99,7 +99,7 @@ def test_qilin_handmade_release_nan_and_ordering(tmp_path):
         {"user": 7.0, "details": None},
     ])
     _write_rec(d / "recommendation_train" / "train-00001-of-00002.parquet", [
-        {"user": 5.0, "details": [_d(13.0, 0.0, 1.0, 1000.0), _d(None, 1.0, 1.0, 1000.0)]},
+        {"user": 5.0, "details": [_d(13.0, 0.0, 1.0, 1000.0), _d(None, 1.0, 1.0, 1000.0), None]},
     ])
     _write_rec(d / "recommendation_test" / "train-00000-of-00001.parquet", [
         {"user": 5.0, "details": [_d(11.0, 0.0, 1.0, 3000.0), _d(14.0, 1.0, 1.0, float("nan"))]},

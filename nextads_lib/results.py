@@ -477,7 +477,7 @@ def _wrap(text: str, width: int = 48, max_lines: int = 9) -> str:
     return "\n".join(lines)
 
 
-def case_sheet(paths: StudyPaths, task: str, run: str, user_id: str, n_pairs: int = 2, n_frames: int = 4):
+def case_sheet(paths: StudyPaths, task: str, run: str, user_id: str, n_pairs: int = 2, n_frames: int = 6):
     """A Figure 4 (PCG) / Figure 5 (PCI) style sheet for one user: history thumbnails, the inferred
     preferences, and per pair the plan summary and frames of the creative (PCI: frames across both seams of
     the integrated video). Returns a matplotlib Figure of fixed size."""

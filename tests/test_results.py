@@ -173,3 +173,20 @@ def test_case_sheets_pick_users_deterministically_and_save(tmp_path):
     im = np.asarray(Image.open(out[0]).convert("RGB"))
     assert im.shape[0] > 300 and im.std() > 10
     assert results.case_figures(paths, "pci") == []  # no PCI run: nothing, no error
+
+
+def test_pci_case_sheet_shows_frames_across_both_seams(tmp_path):
+    from test_judge import EARTH, NEON, PERSONAL, _solid, frames_with, make_pair, make_product, write_creative
+
+    paths = StudyPaths(tmp_path)
+    prod = make_product(tmp_path)
+    run = paths.run_dir("pci", "nextads__offline__compositor")
+    d = make_pair(run, "u1__a", prod, frames_with(EARTH), PERSONAL, task="pci")
+    write_creative(d / "integrated.mp4", [_solid((20, 20, 200))] * 10 + frames_with(NEON) + [_solid((20, 20, 200))] * 10)
+    write_json(d / "integration.json", {"seam_in_s": 2.0, "seam_out_s": 4.0, "integrated_duration_s": 6.0})
+    fig = results.case_sheet(paths, "pci", run.name, "u1")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert any(t.startswith("host 1.0s") for t in titles) and any(t.startswith("ad (seam out)") for t in titles)
+    assert titles[-1].startswith("host 4.3s")  # back in the host after the segment
+    out = results.case_figures(paths, "pci")
+    assert [p.name for p in out] == ["fig5_u1.png"]

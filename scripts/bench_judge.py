@@ -125,7 +125,7 @@ def main() -> None:
             judge.judge_run(paths, a.task, run, backend2, n_frames=a.n_frames, workers=a.workers)
         warm = time.perf_counter() - t0
 
-    n = len({r["pair_id"] for r in rows if r["pair_id"]})
+    n = len({(r["run"], r["pair_id"]) for r in rows if r["pair_id"]})
     missing = sum(r["score"] is None for r in rows)
     per = cold / max(n, 1)
     print(f"creatives judged       : {n} ({len(rows)} judgments, {missing} missing), n_frames={a.n_frames}, "

@@ -496,7 +496,16 @@ def case_sheet(paths: StudyPaths, task: str, run: str, user_id: str, n_pairs: in
     pair_dirs = _user_pairs(paths, task, run, user_id, n_pairs)
     ncols = 6
     nrows = 1 + max(1, len(pair_dirs))
-    fig = plt.figure(figsize=(15, 3.0 * nrows))
+    row_h = 3.0  # portrait creatives; landscape ones (PCI hosts are often 16:9) need less height per row
+    if pair_dirs:
+        try:
+            from .media import probe  # noqa: PLC0415
+
+            info = probe(pair_dirs[0] / ("integrated.mp4" if (pair_dirs[0] / "integrated.mp4").is_file() else "creative.mp4"))
+            row_h = 3.0 if info.height >= info.width else 1.9
+        except Exception:  # noqa: BLE001 - the sheet shows the undecodable video itself
+            pass
+    fig = plt.figure(figsize=(15, row_h * nrows))
     gs = fig.add_gridspec(nrows, ncols + 2, width_ratios=[1] * ncols + [1.3, 1.3])
     # row 0: history thumbnails + preferences
     thumbs = []

@@ -549,8 +549,9 @@ def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_fra
 def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Product, history: UserHistory | None,
                backend: Any, n_frames: int = 8, host_title: str | None = None) -> JudgeScore:
     """Judge one pair on one criterion. Reads ``plan.json`` and ``creative.mp4`` (PCI integration: also
-    ``integrated.mp4`` and ``integration.json``). Never raises for bad input: the score is None and ``error``
-    names the file or the backend failure."""
+    ``integrated.mp4`` and ``integration.json``). Never raises for bad input or a failed answer: the score is
+    None and ``error`` names the file or the backend failure. Raises BackendError only for a setup error of the
+    backend (no API key, client not installed), which no item could get past."""
     pair_dir = Path(pair_dir)
     pid = pair_dir.name
     try:
@@ -567,6 +568,8 @@ def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Prod
     try:
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
+        if e.task == "setup":  # no key / no client: a configuration error for every item, not this one's
+            raise
         return _missing(criterion, backend, pid, f"BackendError: {e}")
     except MediaError as e:
         return _missing(criterion, backend, pid, f"undecodable video: {e}")
@@ -608,6 +611,8 @@ def judge_diversity(pair_dirs: list[Path], *, backend: Any, n_frames: int = 8) -
     try:
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
+        if e.task == "setup":
+            raise
         return _missing("diversity", backend, None, f"BackendError: {e}")
     except MediaError as e:
         return _missing("diversity", backend, None, f"undecodable video: {e}")
@@ -702,6 +707,8 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
                 try:
                     s = judge_pair(c, d, task=task, product=product, history=users.get(m.user_id), backend=backend,
                                    n_frames=n_frames, host_title=host_title)
+                except BackendError:
+                    raise  # a setup error (no key, no client): stop with its message instead of 500 missing rows
                 except Exception as e:  # noqa: BLE001 - never stop the run for one judgment
                     s = _missing(c, backend, d.name, f"{type(e).__name__}: {e} | "
                                  + traceback.format_exc(limit=2).replace("\n", " ")[-300:])
@@ -709,6 +716,8 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
         if last_m is not None:
             try:
                 s = judge_diversity(ok_dirs, backend=backend, n_frames=n_frames)
+            except BackendError:
+                raise
             except Exception as e:  # noqa: BLE001
                 s = _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
             r = row(ok_dirs[0], last_m, s)

@@ -333,3 +333,13 @@ def test_diversity_through_a_vlm_sees_every_creative(server, tmp_path):
     content = server.log[0]["body"]["messages"][1]["content"]
     assert sum(c["type"] == "image_url" for c in content) == 4  # 2 creatives x n_frames // 2
     assert json.dumps(content).count("Ad ") >= 2
+
+
+def test_a_judge_without_its_key_stops_with_the_variable_name(tmp_path):
+    from nextads_lib.backends import BackendError
+
+    pytest.importorskip("openai")
+    prod, d, hist = _pair(tmp_path)
+    with pytest.raises(BackendError, match="OPENAI_API_KEY"):
+        judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist,
+                         backend=get_backend("openai:gpt-4o"), n_frames=2)

@@ -516,15 +516,6 @@ def annotate_video(item: HistoryItem, backend: Any, cache: Cache | None = None, 
     return cache.get_or_create_model("director_annotation", key, VideoAnnotation, create)
 
 
-def _consecutive_pairs(path: Path, n_pairs: int = 4, size: tuple[int, int] = (64, 64)) -> np.ndarray:
-    """``n_pairs`` pairs of consecutive frames spread over the video, (2 n, h, w, 3)."""
-    from .media import count_frames, read_frames, sample_indices  # noqa: PLC0415
-
-    n = count_frames(path)
-    idx = [i for j in sample_indices(max(1, n - 1), n_pairs) for i in (j, min(j + 1, n - 1))]
-    return read_frames(path, idx, size=size)
-
-
 @register_offline("director.annotate_video")
 def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
     """Offline video annotation, transparent heuristics:
@@ -538,7 +529,7 @@ def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
       over 6 consecutive frames from the middle of the video.
     """
     from .host import camera_move, grey_small  # noqa: PLC0415
-    from .media import count_frames, read_frames  # noqa: PLC0415
+    from .media import count_frames, read_frames, sample_indices  # noqa: PLC0415
 
     ctx = req.context
     text = ctx["text"]
@@ -548,16 +539,20 @@ def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
     tone = TONES[int(np.argmax(embed.similarity([text], [TONE_TEXTS[t] for t in TONES])[0]))]
     narrative = NARRATIVES[int(np.argmax(embed.similarity([text], [NARRATIVE_TEXTS[n] for n in NARRATIVES])[0]))]
     path = resolve(ctx["video_path"])
-    frames = sample_frames(path, int(ctx.get("n_frames", 6)), size=(64, 64))
-    pix = frames.reshape(-1, 3).astype(np.float32)
+    n = count_frames(path)
+    sampled = sample_indices(n, int(ctx.get("n_frames", 6)))
+    pair_idx = [i for j in sample_indices(max(1, n - 1), 4) for i in (j, min(j + 1, n - 1))]
+    mid = max(0, n // 2 - 3)
+    run = list(range(mid, min(n, mid + 6)))
+    want = sorted(set(sampled + pair_idx + run))
+    got = dict(zip(want, read_frames(path, want, size=(64, 64))))  # one decoding pass for every measure
+    pix = np.stack([got[i] for i in sampled]).reshape(-1, 3).astype(np.float32)
     cents, shares = dominant_colours(pix, k=4)
     palette_name, _ = nearest_palette(cents, shares)
-    pairs = grey_small(_consecutive_pairs(path))
+    pairs = grey_small(np.stack([got[i] for i in pair_idx]))
     mag = float(np.abs(pairs[1::2] - pairs[0::2]).mean()) if len(pairs) >= 2 else 0.0
     motion = "static" if mag < MOTION_STATIC else "slow" if mag < MOTION_SLOW else "dynamic"
-    n = count_frames(path)
-    mid = max(0, n // 2 - 3)
-    cam, _ = camera_move(read_frames(path, list(range(mid, min(n, mid + 6))), size=(64, 64)))
+    cam, _ = camera_move(np.stack([got[i] for i in run]))
     summary = (f"{topic_name(TOPIC_IDS[top[0]])} video, {tone} tone, {narrative}; {palette_name} palette, "
                f"{lighting_of(pix)} visual tone, {motion} motion (frame change {mag:.3f}), camera {cam}. "
                "Offline heuristics.")

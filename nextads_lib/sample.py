@@ -16,8 +16,8 @@ tone, a narrative structure, and a visual style: palette, lighting, motion) that
   narrative's phrasing; images are drawn scenes in the palette with the lighting applied (brightness and
   warmth) and a topic motif (a dumbbell, a bowl, a cat ...); MicroLens videos are 8-30 s mp4 files
   (256x144, 10 fps, H.264 + 8 kHz mono AAC) of at least three shots with hard cuts and camera pans / zooms
-  over drawn scenes (``static``: one scene re-framed at each cut, a slight zoom; ``slow``: two scenes, slow
-  pans; ``dynamic``: a new scene per 1-2 s shot, fast pans and zooms), the title on screen over the first
+  over drawn scenes (``static``: a locked-off camera, one scene re-framed at each cut; ``slow``: two scenes,
+  slow pans and zooms; ``dynamic``: a new scene per 1-2 s shot, fast pans and zooms), the title on screen over the first
   shot and a hashtag over the others, and a tone bed per shot whose rhythm follows the tone;
 - two users per dataset have *diffuse* preferences (many topics, mixed styles) for the selection to
   reject; their ground truth lists their three most frequent topics.
@@ -59,7 +59,7 @@ from .topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, 
 
 __all__ = ["ensure_sample", "sample_info", "CODE_VERSION", "DATASETS", "VIDEO_SIZE", "VIDEO_FPS"]
 
-CODE_VERSION = "sample-3"
+CODE_VERSION = "sample-4"
 DATASETS = ("qilin", "microlens")
 N_ARCHETYPES = {"qilin": 8, "microlens": 4}
 #: items per (topic, archetype) pool before a user's demand spills into other archetypes of the topic
@@ -542,9 +542,9 @@ def note_image(it: Item, j: int, seed: int, dataset: str = "qilin") -> np.ndarra
 
 # ============================================================================================= video
 _CAMERA = {  # motion -> (shot length range s, camera travel as a fraction of the margin, zoom range)
-    "static": ((3.5, 5.5), 0.08, (1.0, 1.04)),
-    "slow": ((2.5, 4.0), 0.45, (1.0, 1.15)),
-    "dynamic": ((1.2, 2.2), 1.0, (1.0, 1.45)),
+    "static": ((3.5, 5.5), 0.0, (1.0, 1.0)),  # a locked-off camera: the only changes are the cuts
+    "slow": ((2.5, 4.0), 0.6, (1.0, 1.2)),
+    "dynamic": ((1.2, 2.2), 1.0, (1.0, 1.6)),
 }
 
 

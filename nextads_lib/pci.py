@@ -50,7 +50,6 @@ from .schemas import (
     SeamSummary,
     UserHistory,
     UserProfile,
-    Usage,
 )
 from .seed import derive_seed
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json, write_jsonl
@@ -59,7 +58,7 @@ from .store import Cache, content_key, read_json, read_jsonl, read_model, write_
 CODE_VERSION = "pci-1"
 TASK = "pci"
 SYSTEMS = ("nextads", "generic", "retrieval")
-RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = "none", "compositor"
+RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER
 #: the backend name recorded on a fixed mid-roll decision (generic, retrieval)
 MIDROLL_BACKEND = "rule:mid-roll"
 
@@ -289,58 +288,17 @@ def _pair_key(settings: dict[str, Any], pair: BenchPair, product: Product | None
 
 
 def run_user(job: dict[str, Any]) -> dict[str, Any]:
-    """Run every pair of one user (a worker task; see :func:`nextads_lib.runs.execute`)."""
+    """Run every pair of one user (a worker task; see :func:`nextads_lib.runs.run_user_job`): the profile
+    from the history videos' annotations and covers, then each pair."""
     from . import director  # noqa: PLC0415
-    from .backends import get_backend  # noqa: PLC0415
-    from .producer import get_producer  # noqa: PLC0415
 
-    s = job["settings"]
-    paths = StudyPaths(Path(job["data_root"]))
-    run_dir = Path(job["run_dir"])
-    cache = Cache(paths.cache)
-    system = s["system"]
-    history = UserHistory.model_validate(job["history"]) if job.get("history") is not None else None
-    pairs = [BenchPair.model_validate(p) for p in job["pairs"]]
-    products = {pid: (Product.model_validate(p) if p is not None else None) for pid, p in job["products"].items()}
-    stats = {"user_model_calls": 0, "renders": 0, "render_cache_hits": 0, "pairs_executed": len(pairs)}
-    backend = None if system == "retrieval" else get_backend(s["director_backend"], cache_dir=paths.cache)
-    producer = get_producer(RETRIEVAL_PRODUCER if system == "retrieval" else s["producer_backend"], cache_dir=paths.cache)
-    director_name = RETRIEVAL_DIRECTOR if system == "retrieval" else backend.name
+    def model_profile(history: UserHistory, backend: Any, cache: Cache, user_dir: Path) -> UserProfile:
+        profile, anns, notes = director.model_user_from_videos(history, backend, cache)
+        write_jsonl(user_dir / "annotations.jsonl", anns)
+        write_json(user_dir / "notes.json", notes)
+        return profile
 
-    profile: UserProfile | None = None
-    profile_error: str | None = None
-    profile_usage: list[Usage] = []
-    profile_seconds = 0.0
-    uid = job["user_id"]
-    if system == "nextads":
-        t0 = time.perf_counter()
-        n0 = len(backend.usage)
-        try:
-            if history is None:
-                raise director.DirectorError(f"user {uid}", "user_profile", "not in the benchmark's users file (no history)")
-            profile, anns, notes = director.model_user_from_videos(history, backend, cache)
-            stats["user_model_calls"] += sum(not u.cached for u in backend.usage[n0:])
-            write_json(run_dir / "users" / uid / "profile.json", profile)
-            write_jsonl(run_dir / "users" / uid / "annotations.jsonl", anns)
-            write_json(run_dir / "users" / uid / "notes.json", notes)
-        except Exception as e:  # noqa: BLE001 - recorded against every pair of the user
-            profile_error = f"{type(e).__name__}: {e}"
-        profile_usage = list(backend.usage[n0:])
-        profile_seconds = round(time.perf_counter() - t0, 4)
-
-    def manifest_for(k: int, pair: BenchPair) -> dict[str, Any]:
-        m = runs.new_manifest(TASK, pair, run_dir.name, system, director_name, producer.name, s["seed"])
-        if system == "nextads":
-            m["seconds"]["profile"] = profile_seconds if k == 0 else 0.0
-            if k == 0:
-                m["usage"].extend(profile_usage)
-        return m
-
-    def run_one(m: dict[str, Any], pair: BenchPair, pair_dir: Path) -> None:
-        _run_pair(m, pair, products.get(pair.product_id), history, profile, profile_error, backend, producer,
-                  pair_dir, s, stats)
-
-    return {"manifests": runs.run_pairs(TASK, job, pairs, run_dir, cache, manifest_for, run_one), "stats": stats}
+    return runs.run_user_job(TASK, job, model_profile, _run_pair)
 
 
 def _run_pair(m: dict[str, Any], pair: BenchPair, product: Product | None, history: UserHistory | None,
@@ -478,14 +436,7 @@ def run_pci(
         return _pair_key(settings, pair, products.get(pair.product_id), users.get(pair.user_id))
 
     def job_for(uid: str, todo: list[BenchPair], keys: dict[str, str]) -> dict[str, Any]:
-        h = users.get(uid)
-        return {
-            "settings": settings, "data_root": str(paths.root), "run_dir": str(run_dir), "user_id": uid,
-            "history": h.model_dump(mode="json") if h is not None and system == "nextads" else None,
-            "pairs": [p.model_dump(mode="json") for p in todo], "pair_keys": keys,
-            "products": {p.product_id: (products[p.product_id].model_dump(mode="json")
-                                        if p.product_id in products else None) for p in todo},
-        }
+        return runs.user_job(settings, paths, run_dir, uid, todo, keys, users.get(uid), products)
 
     summary = runs.execute(
         paths, task=TASK, name=name, system=system, director_backend=director_backend,

@@ -108,6 +108,84 @@ def run_pairs(task: str, job: dict[str, Any], pairs: Sequence[BenchPair], run_di
     return out
 
 
+#: the Director backend name recorded for the retrieval system, which calls no model, and its one Producer
+RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = "none", "compositor"
+
+
+def user_job(settings: dict[str, Any], paths: StudyPaths, run_dir: Path, user_id: str, todo: Sequence[BenchPair],
+             keys: dict[str, str], history: Any, products: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able job of one user: its pairs still to do, their products (None when missing from the
+    library) and, for the ``nextads`` system only, the user's history."""
+    return {
+        "settings": settings, "data_root": str(paths.root), "run_dir": str(run_dir), "user_id": user_id,
+        "history": history.model_dump(mode="json") if history is not None and settings["system"] == "nextads" else None,
+        "pairs": [p.model_dump(mode="json") for p in todo], "pair_keys": dict(keys),
+        "products": {p.product_id: (products[p.product_id].model_dump(mode="json")
+                                    if p.product_id in products else None) for p in todo},
+    }
+
+
+def run_user_job(task: str, job: dict[str, Any], model_profile: Callable[..., Any],
+                 run_pair: Callable[..., None]) -> dict[str, Any]:
+    """The body of a task's worker for one user's job (:func:`user_job`).
+
+    Opens the Director backend and the Producer (retrieval: none and the compositor), models the user once
+    (``nextads`` only) with ``model_profile(history, backend, cache, user_dir) -> UserProfile`` (which writes
+    the user's files under ``user_dir``; a failure is recorded against every pair of the user), then runs
+    ``run_pair(manifest, pair, product, history, profile, profile_error, backend, producer, pair_dir,
+    settings, stats)`` for each pair through :func:`run_pairs`. The profile's seconds and usage are booked on
+    the user's first pair. Returns ``{"manifests": [...], "stats": {...}}``."""
+    from . import director  # noqa: PLC0415  (registers the offline handlers)
+    from .backends import get_backend  # noqa: PLC0415
+    from .producer import get_producer  # noqa: PLC0415
+    from .schemas import Product, UserHistory  # noqa: PLC0415
+
+    s = job["settings"]
+    paths = StudyPaths(Path(job["data_root"]))
+    run_dir = Path(job["run_dir"])
+    cache = Cache(paths.cache)
+    system = s["system"]
+    history = UserHistory.model_validate(job["history"]) if job.get("history") is not None else None
+    pairs = [BenchPair.model_validate(p) for p in job["pairs"]]
+    products = {pid: (Product.model_validate(p) if p is not None else None) for pid, p in job["products"].items()}
+    stats = {"user_model_calls": 0, "renders": 0, "render_cache_hits": 0, "pairs_executed": len(pairs)}
+    retrieval = system == "retrieval"
+    backend = None if retrieval else get_backend(s["director_backend"], cache_dir=paths.cache)
+    producer = get_producer(RETRIEVAL_PRODUCER if retrieval else s["producer_backend"], cache_dir=paths.cache)
+    director_name = RETRIEVAL_DIRECTOR if retrieval else backend.name
+
+    profile, profile_error, profile_usage, profile_seconds = None, None, [], 0.0
+    uid = job["user_id"]
+    if system == "nextads":
+        t0 = time.perf_counter()
+        n0 = len(backend.usage)
+        try:
+            if history is None:
+                raise director.DirectorError(f"user {uid}", "user_profile",
+                                             "not in the benchmark's users file (no history)")
+            profile = model_profile(history, backend, cache, run_dir / "users" / uid)
+            write_json(run_dir / "users" / uid / "profile.json", profile)
+        except Exception as e:  # noqa: BLE001 - recorded against every pair of the user
+            profile_error = f"{type(e).__name__}: {e}"
+        profile_usage = list(backend.usage[n0:])
+        stats["user_model_calls"] += sum(not u.cached for u in profile_usage)  # 0 when it came from a cache
+        profile_seconds = round(time.perf_counter() - t0, 4)
+
+    def manifest_for(k: int, pair: BenchPair) -> dict[str, Any]:
+        m = new_manifest(task, pair, run_dir.name, system, director_name, producer.name, s["seed"])
+        if system == "nextads":
+            m["seconds"]["profile"] = profile_seconds if k == 0 else 0.0
+            if k == 0:
+                m["usage"].extend(profile_usage)  # the user's one profile call is booked on the first pair
+        return m
+
+    def run_one(m: dict[str, Any], pair: BenchPair, pair_dir: Path) -> None:
+        run_pair(m, pair, products.get(pair.product_id), history, profile, profile_error, backend, producer,
+                 pair_dir, s, stats)
+
+    return {"manifests": run_pairs(task, job, pairs, run_dir, cache, manifest_for, run_one), "stats": stats}
+
+
 # ------------------------------------------------------------------------------------------------ runner
 def group_by_user(pairs: Sequence[BenchPair], limit_users: int = 0) -> tuple[OrderedDict[str, list[BenchPair]], list[str]]:
     """Pairs grouped by user in benchmark order, and the first ``limit_users`` user ids (0 = all)."""

@@ -219,7 +219,7 @@ class ModelSimulator:
         prev = [f.model_dump(mode="json", exclude={"rationale"}) for f in sess.feedback]
         ctx = {"persona": persona, "creative": c.model_dump(mode="json"), "impression": k, "previous": prev,
                "product_id": product_id, "user_id": user_id}
-        text = (f"Persona (history):\n- " + "\n- ".join(persona) + f"\n\nImpression {k + 1}. The ad ({c.duration_s:g} s): "
+        text = ("Persona (history):\n- " + "\n- ".join(persona) + f"\n\nImpression {k + 1}. The ad ({c.duration_s:g} s): "
                 f"hook '{c.hook}', tone {c.tone}, claims {c.claims}, CTA strength {c.cta_strength:.1f}.\n"
                 f"Earlier feedback: {prev}")
         req = ModelRequest(task="evolution.simulate", system=SIMULATE_SYSTEM, parts=[TextPart(text)],
@@ -423,18 +423,10 @@ def run_evolution(paths: StudyPaths, task: str = "pcg", run: str = "nextads__off
         except Exception as e:  # noqa: BLE001 - recorded against the pair
             rows.append({**head, "policy": "-", "impression": 0, "error": f"{type(e).__name__}: {e}"})
     df = pd.DataFrame(rows, columns=COLUMNS)
-    out = paths.results / f"evolution_{task}.parquet"
-    if out.is_file():
-        old = pd.read_parquet(out)
-        old = old[~((old["run"] == run) & (old["simulator_backend"] == sim.name))]
-        df_all = pd.concat([old, df], ignore_index=True) if len(old) else df
-    else:
-        df_all = df
-    from .store import atomic_path  # noqa: PLC0415
+    from .store import replace_rows  # noqa: PLC0415
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        df_all.to_parquet(tmp, index=False)
+    replace_rows(paths.results / f"evolution_{task}.parquet", df,
+                 lambda old: (old["run"] == run) & (old["simulator_backend"] == sim.name))
     return df
 
 

@@ -776,7 +776,7 @@ def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_fra
     ``{task: DataFrame}`` (a task without runs is left out and its parquet untouched)."""
     import pandas as pd  # noqa: PLC0415
 
-    from .store import atomic_path  # noqa: PLC0415
+    from .store import write_parquet  # noqa: PLC0415
 
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -791,8 +791,7 @@ def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_fra
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["score"] = df["score"].astype("float64")
         dest = paths.results / f"judge_{task}.parquet"
-        with atomic_path(dest) as tmp:
-            df.to_parquet(tmp, index=False)
+        write_parquet(dest, df)
         out[task] = df
     return out
 

@@ -613,14 +613,12 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
     rel = pair_dir / "released.json"
     if ver.decision == "accept":
         label_ok = next((c.passed for c in ver.compliance if c.check == "disclosure"), False)
-        video = Path(ver.video_path)
         rel_video = "creative.mp4" if src == pair_dir else f"verify/{src.name}/creative.mp4"
         write_json(rel, ReleaseRecord(pair_id=man.pair_id, round=ver.round, video_path=rel_video,
                                       plan_path=str(Path(rel_video).with_name("plan.json").as_posix()),
                                       label_verified=label_ok, decision=ver.decision,
                                       verifier_backend=ver.verifier_backend))
         rows[-1]["released"] = True
-        del video
     elif rel.is_file():
         rel.unlink()
     return rows
@@ -707,18 +705,9 @@ def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backe
             prow = [_row(None, man, task, run, verifier_backend, reflector_backend, 0, error=f"{type(e).__name__}: {e}")]
         rows += prow
     df = pd.DataFrame(rows, columns=COLUMNS)
-    out = paths.results / f"verify_{task}.parquet"
-    if out.is_file():
-        old = pd.read_parquet(out)
-        old = old[old["run"] != run]
-        df_all = pd.concat([old, df], ignore_index=True) if len(old) else df
-    else:
-        df_all = df
-    from .store import atomic_path  # noqa: PLC0415
+    from .store import replace_rows  # noqa: PLC0415
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        df_all.to_parquet(tmp, index=False)
+    replace_rows(paths.results / f"verify_{task}.parquet", df, lambda old: old["run"] == run)
     return df
 
 

@@ -253,12 +253,6 @@ def write_csv(path: Path, df: pd.DataFrame) -> Path:
     return path
 
 
-def write_parquet(path: Path, df: pd.DataFrame) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return path
-
-
 # ------------------------------------------------------------------------------------------------ figure
 def plot_table1(cells: pd.DataFrame, task: str, include_paper: bool = True):
     """Bar chart of Table 1: judge criteria (0-10) and video quality (0-1) side by side, one bar per run with

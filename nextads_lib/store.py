@@ -81,6 +81,29 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> Path:
     return write_text(path, "".join(dumps(r, indent=None) + "\n" for r in rows))
 
 
+def write_parquet(path: str | os.PathLike[str], df: Any) -> Path:
+    """A pandas frame as parquet, atomically (no index)."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def replace_rows(path: str | os.PathLike[str], df: Any, stale: Callable[[Any], Any]) -> Any:
+    """Write ``df`` into the parquet table at ``path`` in place of the existing rows that ``stale(old)``
+    marks (a boolean mask), keeping every other row; returns the whole table. For results files that gather
+    several runs, where rerunning one run must not drop the others."""
+    import pandas as pd  # noqa: PLC0415
+
+    path = Path(path)
+    if path.is_file():
+        old = pd.read_parquet(path)
+        old = old[~stale(old)]
+        if len(old):
+            df = pd.concat([old, df], ignore_index=True)
+    write_parquet(path, df)
+    return df
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     try:

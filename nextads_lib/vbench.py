@@ -104,7 +104,7 @@ from pydantic import Field
 
 from .config import StudyPaths, display_path, resolve
 from .schemas import PairManifest, Schema
-from .store import ArtifactError, Cache, atomic_path, content_key, read_json, read_model, write_json, write_text
+from .store import ArtifactError, Cache, atomic_path, content_key, read_json, read_model, write_json, write_parquet, write_text
 
 CODE_VERSION = "vbench-1"
 METRICS = ("ms", "dd", "aq", "iq")
@@ -984,9 +984,7 @@ def rows_for(pair: PairVideo, vq: VideoQuality | None, backend: str) -> list[dic
 
 
 def write_results(df: Any, path: str | os.PathLike[str]) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return Path(path)
+    return write_parquet(path, df)
 
 
 def results_frame(rows: list[dict[str, Any]]) -> Any:

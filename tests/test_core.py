@@ -90,6 +90,17 @@ def _clip(n=24, w=64, h=48):
     return [np.full((h, w, 3), (i * 10) % 255, np.uint8) for i in range(n)]
 
 
+def test_replace_rows_swaps_one_runs_rows_and_keeps_the_others(tmp_path):
+    import pandas as pd  # noqa: PLC0415
+
+    path = tmp_path / "results" / "verify_pcg.parquet"
+    store.replace_rows(path, pd.DataFrame({"run": ["a", "a", "b"], "v": [1, 2, 3]}), lambda old: old["run"] == "a")
+    table = store.replace_rows(path, pd.DataFrame({"run": ["a"], "v": [9]}), lambda old: old["run"] == "a")
+    back = pd.read_parquet(path)
+    assert sorted(zip(back["run"], back["v"])) == [("a", 9), ("b", 3)]
+    assert len(table) == 2 and not list(tmp_path.glob("results/.*"))  # no temporary file left behind
+
+
 def test_write_video_round_trip_with_audio(tmp_path):
     sr = 22050
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr)).astype(np.float32)

@@ -60,7 +60,7 @@ from .store import Cache, content_key, file_digest
 from .topics import LIGHTINGS, NARRATIVES, CameraMove, PALETTES, TONES, TOPIC_IDS, TOPICS, topic_name, topic_text
 
 #: bump when a stage's logic or prompt changes: it is part of every cache key of this module
-CODE_VERSION = "director-1"
+CODE_VERSION = "director-2"
 
 #: Default compatibility threshold of :func:`match_product`. With the offline scorer a topic the product
 #: declares scores at least 0.55, an undeclared one at most 0.45 (0.45 x its text similarity); 0.35 keeps
@@ -71,6 +71,14 @@ DEFAULT_COMPAT_THRESHOLD = 0.35
 #: storyboard length limits (seconds) and slot length limits
 MIN_SLOT_S, MAX_SLOT_S = 2.0, 3.0
 _EPS = 1e-6
+#: narration pace: the Director writes for a natural voice-over (2.5 words per second of slot, 7 words in a
+#: 3 s slot); validation refuses a line that could only be rushed through (more than 3 words per second)
+NARRATION_WPS, MAX_NARRATION_WPS = 2.5, 3.0
+
+
+def narration_budget(duration_s: float, words_per_s: float = NARRATION_WPS) -> int:
+    """How many words of narration a slot of ``duration_s`` seconds holds at ``words_per_s``."""
+    return max(2, int(math.floor(duration_s * words_per_s + _EPS)))
 
 
 class DirectorError(RuntimeError):
@@ -150,7 +158,8 @@ STORYBOARD_SYSTEM = (
     "short vertical video ad: a hook, then contiguous slots of 2 to 3 seconds each starting at 0 and ending "
     "exactly at the requested duration; slot 0 has role 'hook', the last slot role 'cta', the others 'body'. "
     "Each slot gives start_s, end_s, camera (one of static, pan_left, pan_right, zoom_in, zoom_out, push_in, "
-    "tilt_up, tilt_down), the visual composition, narration (at most 8 words), on-screen text (at most 6 "
+    "tilt_up, tilt_down), the visual composition, narration (spoken at a natural 2.5 words per second: at "
+    "most 7 words in a 3-second slot, 5 in a 2-second one), on-screen text (at most 6 "
     "words), pacing (slow/medium/fast) and the asset ids shown (from the list given). Name the product. Use "
     "only the product's own selling points and facts; never a forbidden claim; never any personal data of "
     "the user (names, ids, handles, places). Answer with JSON only."
@@ -958,7 +967,8 @@ def validate_storyboard(
        clinically proven ...) the product text does not make;
     6. no personal data from the history (:func:`personal_tokens`) in the text;
     7. PCI (``host``): starts from the integration frame, returns to it, states the host connection;
-    8. slots reference only known asset ids (when ``asset_ids`` is given); disclosure is the AI label.
+    8. slots reference only known asset ids (when ``asset_ids`` is given); disclosure is the AI label;
+    9. every slot's narration can be spoken within the slot: at most ``MAX_NARRATION_WPS`` words per second.
     """
     errs: list[str] = []
     slots = sb.slots
@@ -972,6 +982,11 @@ def validate_storyboard(
     for s in slots:
         if not (MIN_SLOT_S - 1e-3 <= s.duration_s <= MAX_SLOT_S + 1e-3):
             errs.append(f"slot {s.index} lasts {s.duration_s:.2f} s, outside {MIN_SLOT_S:g}-{MAX_SLOT_S:g} s")
+    for s in slots:
+        n_words, cap = len(s.narration.split()), narration_budget(s.duration_s, MAX_NARRATION_WPS)
+        if n_words > cap:
+            errs.append(f"slot {s.index} narration has {n_words} words, more than the {cap} that can be spoken "
+                        f"in its {s.duration_s:g} s ({MAX_NARRATION_WPS:g} words per second)")
     want = sb.duration_s if duration_s is None else duration_s
     if slots and abs(slots[-1].end_s - want) > 1e-3:
         errs.append(f"the last slot ends at {slots[-1].end_s} s, the storyboard must last {want:g} s")
@@ -1050,19 +1065,19 @@ SCENARIOS: dict[str, tuple[str, str]] = {
 }
 #: per tone: hook, body narration and CTA templates ({name}, {brand}, {scene}, {point}, {slogan})
 TONE_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
-    "humorous": {"hook": ("Plot twist for {scene}.", "Okay, {scene} just got funnier."),
+    "humorous": {"hook": ("Plot twist for {scene}.", "Okay, {scene} got funnier."),
                  "body": (". Yes, really.", ". You're welcome."),
                  "cta": ("Get {name}. Seriously, go.", "Try {name}. Thank us later.")},
-    "informative": {"hook": ("Here is what {scene} needs.", "What to know for {scene}."),
+    "informative": {"hook": ("What {scene} needs.", "Know this for {scene}."),
                     "body": (".", "."),
                     "cta": ("Get {name} today.", "Learn more about {name}.")},
-    "emotional": {"hook": ("Some moments deserve more, like {scene}.", "For {scene}, the small things matter."),
+    "emotional": {"hook": ("{scene} deserves more.", "For {scene}, details matter."),
                   "body": (", made for you.", ", when it counts."),
                   "cta": ("Make it yours with {name}.", "Bring {name} home.")},
-    "energetic": {"hook": ("Level up {scene}!", "Ready for {scene}? Let's go!"),
+    "energetic": {"hook": ("Level up {scene}!", "{scene}? Let's go!"),
                   "body": ("!", ", full power!"),
                   "cta": ("Grab {name} now!", "Get {name}, go!")},
-    "calm": {"hook": ("Slow down and enjoy {scene}.", "A quieter take on {scene}."),
+    "calm": {"hook": ("Slow down, enjoy {scene}.", "{scene}, at your pace."),
              "body": (", simply.", "."),
              "cta": ("Discover {name}.", "Take your time with {name}.")},
     "luxurious": {"hook": ("Elevate {scene}.", "{scene}, refined."),
@@ -1086,6 +1101,32 @@ _PACING_BY_MOTION = {"dynamic": "fast", "slow": "slow", "static": "medium"}
 def _short(text: str, n_words: int) -> str:
     ws = text.split()
     return " ".join(ws[:n_words]).rstrip(",;:") if len(ws) > n_words else text
+
+
+_TRAILING = {"a", "an", "and", "at", "for", "in", "of", "on", "or", "per", "the", "to", "up", "with"}
+
+
+def fit_line(text: str, n_words: int) -> str:
+    """``text`` in ``n_words`` words at most, ending as a sentence: a parenthesis goes first, then trailing
+    sentences, then trailing clauses (after a comma), then trailing words (never ending on a connective)."""
+    if len(text.split()) <= n_words:
+        return text
+    t = re.sub(r"\s*\([^)]*\)", "", text).strip()
+    sentences = re.split(r"(?<=[.!?])\s+", t)
+    while len(sentences) > 1 and len(" ".join(sentences).split()) > n_words:
+        sentences.pop()
+    t = " ".join(sentences)
+    if len(t.split()) <= n_words:
+        return t
+    end = t[-1:] if t[-1:] in "!?" else "."
+    clauses = [c.strip() for c in t.rstrip(".!?").split(",")]
+    while (len(clauses) > 1 and len(", ".join(clauses).split()) > n_words
+           and len(", ".join(clauses[:-1]).split()) >= 3):
+        clauses.pop()
+    words = ", ".join(clauses).split()[:n_words]
+    while len(words) > 1 and words[-1].lower().strip(",;:") in _TRAILING:
+        words.pop()
+    return " ".join(words).rstrip(".,;:!?-") + end
 
 
 def _cap(s: str) -> str:
@@ -1141,27 +1182,30 @@ def compose_storyboard(ctx: dict[str, Any]) -> StoryboardAnswer:
     body_i = 0
     for i, (a, b) in enumerate(times):
         last, first = i == n - 1, i == 0
+        budget = narration_budget(b - a)
         cam = cams[int(r.integers(len(cams)))]
         if last and n > 1:
-            narration = pick(tpl["cta"]).format(name=name)
+            narration = fit_line(pick(tpl["cta"]).format(name=name), budget)
             ost = f"{name} · {price}" if price else f"{name}: {prod['slogan']}"
             comp = (f"{name} hero with the {brand} logo and the call to action, {look}")
             assets = ["logo"] + prod_ids[:1]
             role = "cta"
         elif first:
-            narration = f"{hook} Meet {name}." if len(hook.split()) <= 5 and name not in hook else hook
+            meet = f"{hook} Meet {name}."
+            narration = meet if len(meet.split()) <= budget and name not in hook else fit_line(hook, budget)
             ost = _short(hook, 6)
             comp = f"{setting}; {name} enters the frame, {look}"
             assets = (user_ids[:1] if personalized else []) + prod_ids[:1]
             role = "hook" if n > 1 else "cta"
             if n == 1:
-                narration = f"{_short(hook, 4)} Get {name}."
+                narration = fit_line(f"{_short(hook, 4)} Get {name}.", budget)
         else:
             point = points[body_i % len(points)]
             pre = prefixes[0 if body_i == 0 else 1]
             core = pre + (point[:1].lower() + point[1:] if pre else point)
             suffix = pick(tpl["body"])
-            narration = _cap(core + suffix if len((core + suffix).split()) <= 9 else core.rstrip(".") + ".")
+            narration = _cap(core + suffix if len((core + suffix).split()) <= budget
+                             else fit_line(core.rstrip(".") + ".", budget))
             ost = _short(point, 6)
             comp = f"close-up of {name} showing: {point.lower()}; {setting}, {look}"
             if personalized and user_ids:
@@ -1367,5 +1411,5 @@ __all__ = [
     "build_profile_request", "build_match_request", "build_storyboard_request", "build_revise_request",
     "compose_storyboard", "grounding_asset_paths", "product_brief", "BackendError",
     "AnnotationAnswer", "annotate_video", "build_annotation_request", "build_video_profile_request",
-    "model_user_from_videos",
+    "model_user_from_videos", "NARRATION_WPS", "MAX_NARRATION_WPS", "narration_budget", "fit_line",
 ]

@@ -281,7 +281,7 @@ class ReflectorPolicy:
                 self.tried, key=lambda t: (float(np.mean(self.tried[t])), t == self.tone0))
 
     def next(self, k: int) -> tuple[Storyboard, CreativeFeatures]:
-        from .director import validate_storyboard  # noqa: PLC0415
+        from .director import fit_line, narration_budget, validate_storyboard  # noqa: PLC0415
 
         p, name = self.product, self.product.name
         facts = [f"{a}: {b}" for a, b in p.facts.items()]
@@ -304,15 +304,18 @@ class ReflectorPolicy:
         bi = 0
         for s in self.base.slots:
             if s.role == "hook" or (s.index == self.base.slots[0].index and len(self.base.slots) > 1):
-                slots.append(s.model_copy(update={"narration": hook if name in hook else f"{hook} Meet {name}.",
+                line = hook if name in hook else f"{hook} Meet {name}."
+                slots.append(s.model_copy(update={"narration": fit_line(line, narration_budget(s.duration_s)),
                                                   "on_screen_text": _short(hook, 6)}))
             elif s.role == "body" and lines:
                 ln = lines[bi % len(lines)]
                 bi += 1
-                slots.append(s.model_copy(update={"narration": f"{name}: {ln[:1].lower() + ln[1:]}.",
+                line = f"{name}: {ln[:1].lower() + ln[1:]}."
+                slots.append(s.model_copy(update={"narration": fit_line(line, narration_budget(s.duration_s)),
                                                   "on_screen_text": _short(ln, 6)}))
             elif s.role == "cta":
-                slots.append(s.model_copy(update={"narration": f"{cta}.", "on_screen_text": _short(cta, 6)}))
+                slots.append(s.model_copy(update={"narration": fit_line(f"{cta}.", narration_budget(s.duration_s)),
+                                                  "on_screen_text": _short(cta, 6)}))
             else:
                 slots.append(s)
         plan = self.base.model_copy(update={"hook": hook, "cta": cta, "slots": slots})

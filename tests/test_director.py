@@ -169,6 +169,34 @@ def test_offline_storyboard_is_valid_for_many_settings(tmp_path, offline):
         director.slot_times(3.5)
 
 
+def test_offline_narration_fits_its_slot_for_every_tone_and_narrative(tmp_path, offline):
+    prod = make_product(tmp_path)
+    for tone in director.TONE_TEMPLATES:
+        for narrative in director.NARRATIVE_PREFIX:
+            for topic in ("home", "coffee"):  # the longest scenario phrase, and the matched one
+                prof = _profile("u1", {topic: 1.0})
+                prof = prof.model_copy(update={"presentation": prof.presentation.model_copy(
+                    update={"tone": tone, "narrative": narrative})})
+                m = director.match_product(prof, prod, offline)
+                for dur in (10.0, 12.0):
+                    sb = director.plan_storyboard(prod, offline, profile=prof, match=m, duration_s=dur)
+                    for sl in sb.slots:
+                        assert len(sl.narration.split()) <= director.narration_budget(sl.duration_s), sl
+                        assert sl.narration.rstrip()[-1] in ".!?" and sl.narration.split()[-1].lower() not in {
+                            "and", "of", "with", "to", "the", "a"}, sl.narration
+
+
+@pytest.mark.parametrize("text, n, want", [
+    ("Half the sugar of a regular cola (5 g per 100 ml).", 7, "Half the sugar of a regular cola."),
+    ("8 h per charge, 32 h with the case.", 7, "8 h per charge."),
+    ("Get Brewco Beans. Seriously, go.", 4, "Get Brewco Beans."),
+    ("5% niacinamide to even out the look of skin tone.", 7, "5% niacinamide to even out the look."),
+    ("Meet Brewco Beans.", 7, "Meet Brewco Beans."),
+])
+def test_fit_line_cuts_at_the_natural_boundary(text, n, want):
+    assert director.fit_line(text, n) == want
+
+
 def _valid(tmp_path, offline):
     prod, h = make_product(tmp_path), make_history(tmp_path)
     prof = director.model_user(h, offline, Cache(tmp_path / "c"))
@@ -184,7 +212,8 @@ def _slot(sb, i, **upd):
 
 
 @pytest.mark.parametrize("rule", ["gap", "long", "short", "cta_not_last", "no_hook", "unnamed", "number",
-                                  "forbidden", "absolute", "user_id", "handle", "name", "place", "duration", "asset"])
+                                  "forbidden", "absolute", "user_id", "handle", "name", "place", "duration", "asset",
+                                  "wordy"])
 def test_each_validation_rule_catches_its_defect(tmp_path, offline, rule):
     prod, h, sb = _valid(tmp_path, offline)
     assert director.validate_storyboard(sb, prod, h, 12.0) == []
@@ -207,6 +236,9 @@ def test_each_validation_rule_catches_its_defect(tmp_path, offline, rule):
         "place": (_slot(sb, 1, narration="Back home in Portland"), "personal data"),
         "duration": (sb, "must last 15"),
         "asset": (_slot(sb, 1, assets=["product_9"]), "unknown asset ids"),
+        # ten words in a 3 s slot cannot be spoken at a natural pace
+        "wordy": (_slot(sb, 1, narration="Brewco Beans brings you a truly great cup every single morning."),
+                  "narration has 11 words, more than the 9"),
     }[rule]
     errs = director.validate_storyboard(bad, prod, h, 15.0 if rule == "duration" else 12.0,
                                         asset_ids={a["id"] for a in director.asset_catalog(prod, personalized=True, history=h)})

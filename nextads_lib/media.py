@@ -177,6 +177,49 @@ def read_audio(path: str | os.PathLike[str], rate: int = 16000) -> np.ndarray:
         raise MediaError(f"{p}: audio cannot be decoded ({type(e).__name__}: {e})") from e
 
 
+_ENCODE_THREADS = 0
+
+
+def set_encode_threads(n: int) -> None:
+    """x264 threads per encode for this process (0 = x264 chooses). Worker pools set 1: the processes are
+    the parallelism, and extra encoder threads on busy cores only cost CPU."""
+    global _ENCODE_THREADS
+    _ENCODE_THREADS = max(0, int(n))
+
+
+def time_stretch(audio: np.ndarray, rate: int, factor: float) -> np.ndarray:
+    """Mono float32 ``audio`` played ``factor`` times faster at the same pitch (ffmpeg's ``atempo`` through
+    PyAV; deterministic). ``factor`` must lie in [0.5, 2]; 1 returns the input."""
+    import av  # noqa: PLC0415
+    import av.filter  # noqa: PLC0415
+
+    a = np.ascontiguousarray(np.asarray(audio, np.float32).reshape(-1))
+    if not 0.5 <= factor <= 2.0:
+        raise MediaError(f"time_stretch: factor {factor} outside [0.5, 2]")
+    if a.size == 0 or abs(factor - 1.0) < 1e-6:
+        return a
+    g = av.filter.Graph()
+    src = g.add_abuffer(format="flt", sample_rate=int(rate), layout="mono", time_base=f"1/{int(rate)}")
+    tempo = g.add("atempo", f"{factor:.6f}")
+    sink = g.add("abuffersink")
+    src.link_to(tempo)
+    tempo.link_to(sink)
+    g.configure()
+    step = 4096
+    for s in range(0, a.size, step):
+        fr = av.AudioFrame.from_ndarray(a[None, s : s + step].copy(), format="flt", layout="mono")
+        fr.sample_rate, fr.pts = int(rate), s
+        src.push(fr)
+    src.push(None)
+    out: list[np.ndarray] = []
+    while True:
+        try:
+            out.append(sink.pull().to_ndarray().reshape(-1))
+        except (av.error.EOFError, av.error.BlockingIOError):
+            break
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
 def write_video(
     path: str | os.PathLike[str],
     frames: Iterable[np.ndarray],
@@ -185,10 +228,13 @@ def write_video(
     audio_rate: int = 22050,
     crf: int = 23,
     preset: str = "veryfast",
-    threads: int = 0,
+    threads: int | None = None,
+    x264_params: str = "",
 ) -> VideoInfo:
     """Encode RGB frames (H, W, 3 uint8, even sizes) as H.264 yuv420p, with mono AAC ``audio`` if given
-    (padded or cut to the video's length). Written atomically; returns the probe of the result."""
+    (padded or cut to the video's length). ``x264_params`` overrides single x264 options of the preset
+    (``key=value:...``); ``threads`` defaults to :func:`set_encode_threads`' value (0 = x264 chooses).
+    Written atomically; returns the probe of the result."""
     import av  # noqa: PLC0415
 
     path = Path(path)
@@ -207,11 +253,13 @@ def write_video(
                         raise MediaError(f"{path}: frame size {w}x{h} must be even for yuv420p")
                     vs = c.add_stream("libx264", rate=rate)
                     vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-                    vs.options = {"crf": str(crf), "preset": preset}
-                    vs.codec_context.thread_count = threads
+                    vs.options = {"crf": str(crf), "preset": preset,
+                                  **({"x264-params": x264_params} if x264_params else {})}
+                    vs.codec_context.thread_count = _ENCODE_THREADS if threads is None else int(threads)
                     if audio is not None:  # every stream must exist before the first packet is muxed
                         ast = c.add_stream("aac", rate=audio_rate)
                         ast.layout = "mono"
+                        ast.options = {"aac_coder": "fast"}  # half the CPU of the default two-loop search
                 elif fr.shape[:2] != (vs.height, vs.width):
                     raise MediaError(f"{path}: frame {n} is {fr.shape[1]}x{fr.shape[0]}, expected {vs.width}x{vs.height}")
                 for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
@@ -252,8 +300,13 @@ def load_image(path: str | os.PathLike[str], mode: str = "RGB") -> Image.Image:
 
 
 def save_image(path: str | os.PathLike[str], image: Image.Image | np.ndarray, **kw) -> Path:
+    """Write an image atomically, its format from the suffix (PNG when there is none). PNGs are written at
+    zlib level 1 unless told otherwise: a few times faster than PIL's default for ~20% more bytes."""
     im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     path = Path(path)
+    fmt = (path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")
+    if fmt == "PNG" and "optimize" not in kw:
+        kw.setdefault("compress_level", 1)
     with atomic_path(path) as tmp:
-        im.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"), **kw)
+        im.save(tmp, format=fmt, **kw)
     return path

@@ -31,7 +31,7 @@ from .store import Cache, write_json
 
 # ---------------------------------------------------------------------------------------------- workers
 def init_worker() -> None:
-    """Each worker uses one thread for torch and BLAS: parallelism comes from the processes."""
+    """Each worker uses one thread for torch, BLAS, OpenCV and x264: parallelism comes from the processes."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -39,6 +39,9 @@ def init_worker() -> None:
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
+    from .media import set_encode_threads  # noqa: PLC0415
+
+    set_encode_threads(1)
     try:
         import cv2  # noqa: PLC0415
 

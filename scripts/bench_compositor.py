@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from nextads_lib import media
-from nextads_lib.producer import get_producer
+from nextads_lib.producer import get_producer, post
 from nextads_lib.schemas import ProducerRequest, Slot, Storyboard
 
 
@@ -74,7 +74,7 @@ def main() -> None:
         for r in range(args.repeat):
             t0 = time.perf_counter()
             media.write_video(tmp / f"encode{r}.mp4", iter(frames), args.fps, audio=audio, audio_rate=22050,
-                              crf=23, preset="veryfast")
+                              crf=post.ENCODE_CRF, preset=post.ENCODE_PRESET, x264_params=post.ENCODE_X264_PARAMS)
             enc_t.append(time.perf_counter() - t0)
         info = media.probe(out)
         best_r, best_e = min(render_t), min(enc_t)

@@ -115,6 +115,21 @@ def test_write_video_round_trip_with_audio(tmp_path):
     assert audio.size > 1.9 * 16000 and 0.1 < np.abs(audio).max() <= 1.0
 
 
+def test_time_stretch_shortens_at_the_same_pitch():
+    sr = 16000
+    t = np.arange(sr * 2) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    fast = media.time_stretch(tone, sr, 1.25)
+    assert fast.size == pytest.approx(tone.size / 1.25, rel=0.02)
+    seg = fast[sr // 4 : sr // 4 + sr // 2]  # away from the filter's edges
+    spectrum = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
+    assert np.fft.rfftfreq(seg.size, 1 / sr)[spectrum.argmax()] == pytest.approx(440, abs=4)
+    assert np.array_equal(fast, media.time_stretch(tone, sr, 1.25))  # deterministic
+    assert np.array_equal(media.time_stretch(tone, sr, 1.0), tone)
+    with pytest.raises(media.MediaError, match="factor"):
+        media.time_stretch(tone, sr, 3.0)
+
+
 def test_write_video_rejects_odd_and_mixed_sizes(tmp_path):
     with pytest.raises(media.MediaError, match="even"):
         media.write_video(tmp_path / "odd.mp4", [np.zeros((47, 64, 3), np.uint8)], fps=10)

@@ -155,6 +155,11 @@ def test_long_narration_is_fitted_to_its_slot():
     assert fitted.size <= 1.5 * tts.sample_rate
     assert np.sqrt(np.mean(fitted**2)) > 0.05
     assert np.array_equal(tts.speak(line), full)  # deterministic voice
+    # a modest overrun is sped up, not cut: the whole line stays, within the slot
+    slot = full.size / 1.2 / tts.sample_rate
+    sped = tts.fit(line, slot)
+    assert 0.97 * slot * tts.sample_rate <= sped.size <= slot * tts.sample_rate
+    assert np.sqrt(np.mean(sped[-int(0.3 * tts.sample_rate):] ** 2)) > 0.02  # the last word is still spoken
 
 
 def test_first_and_last_frame_are_pinned(assets, cache_dir, tmp_path):
@@ -217,3 +222,25 @@ def test_native_size_and_exact_frame_count_at_odd_durations(assets, tmp_path):
     assert (man.width, man.height) == (100, 180)
     assert media.count_frames(tmp_path / "odd.mp4") == round(5.3 * 7.0) == man.n_frames
     assert post.output_size("16:9", None, None) == (1280, 720)
+
+
+def test_camera_window_matches_an_affine_warp_at_sub_pixel_precision():
+    import cv2
+
+    from nextads_lib.producer.compositor import _window
+
+    g = np.random.default_rng(3)
+    cv = cv2.GaussianBlur((g.random((200, 130, 3)) * 255).astype(np.uint8), (0, 0), 2.0)
+    w, h = 96, 160
+    for s, cx, cy in [(1.0, 65.3, 100.7), (1.12, 64.2, 98.1), (0.87, 66.9, 101.4)]:
+        m = np.array([[s, 0.0, cx - s * w / 2], [0.0, s, cy - s * h / 2]])
+        want = cv2.warpAffine(cv, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        got = _window(cv, s, cx, cy, w, h)
+        assert got.shape == (h, w, 3) and got.dtype == np.uint8
+        assert np.abs(got - want).mean() < 1.0, (s, np.abs(got - want).mean())
+    # half a pixel of pan moves the picture by half a pixel, not by zero or one
+    edge = np.zeros((200, 130, 3), np.uint8)
+    edge[:, 65:] = 200
+    a, b, c = (_window(edge, 1.0, cx, 100.0, w, h)[80, :, 0].astype(float) for cx in (65.0, 65.5, 66.0))
+    assert a.sum() < b.sum() < c.sum() and b.sum() == pytest.approx((a.sum() + c.sum()) / 2, abs=2)

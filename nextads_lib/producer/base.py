@@ -16,8 +16,8 @@ from ..media import MediaError, load_image
 from ..schemas import ProducerManifest, ProducerRequest, Slot
 from ..store import Cache, atomic_path, content_key, write_json
 
-#: bump when a change to the producers or the post step changes the pixels they write
-CODE_VERSION = 1
+#: bump when a change to the producers or the post step changes the pixels or the sound they write
+CODE_VERSION = 2  # 2: narration sped up at the same pitch (one synthesis per line)
 
 
 class ProducerError(RuntimeError):
@@ -74,13 +74,19 @@ class Producer:
     native: dict[str, tuple[int, int]] = {"9:16": (720, 1280), "16:9": (1280, 720), "1:1": (720, 720)}
 
     def __init__(self, model: str = "", cache_dir: str | os.PathLike[str] | None = None, *, music: bool = True,
-                 subtitles: bool = True, narration: bool = True, crf: int = 23, preset: str = "veryfast",
-                 voice: str | None = None, **settings: Any):
+                 subtitles: bool = True, narration: bool = True, crf: int | None = None,
+                 preset: str | None = None, x264_params: str | None = None, voice: str | None = None,
+                 **settings: Any):
+        from . import post  # noqa: PLC0415
+
         self.model = model
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.cache = Cache(self.cache_dir) if self.cache_dir else None
         self.post_settings = {"music": bool(music), "subtitles": bool(subtitles), "narration": bool(narration),
-                              "crf": int(crf), "preset": str(preset), "voice": voice}
+                              "crf": int(post.ENCODE_CRF if crf is None else crf),
+                              "preset": str(post.ENCODE_PRESET if preset is None else preset),
+                              "x264_params": str(post.ENCODE_X264_PARAMS if x264_params is None else x264_params),
+                              "voice": voice}
         self.extra = dict(settings)
         self.last_cached = False
         self.renders = 0  # how many renders actually ran (cache hits excluded)
@@ -161,7 +167,7 @@ class Producer:
         return post.finish(out_path, sb, sources, width, height, req.fps, audio=audio, first_frame=ff,
                            last_frame=lf, accent=post.palette_accent(self.palette(req)),
                            subtitles=self.post_settings["subtitles"], crf=self.post_settings["crf"],
-                           preset=self.post_settings["preset"])
+                           preset=self.post_settings["preset"], x264_params=self.post_settings["x264_params"])
 
     # -------------------------------------------------------------------------------- render
     def _render(self, req: ProducerRequest, out_path: Path, width: int, height: int) -> dict[str, Any]:

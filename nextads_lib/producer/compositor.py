@@ -1,6 +1,6 @@
 """The offline Producer: each storyboard slot is its grounding image(s) on a palette background, filmed by
-the slot's camera move (a smooth crop window over a slightly larger canvas, one ``cv2.warpAffine`` per
-frame). Text, narration, CTA and label come from the shared post step.
+the slot's camera move (a smooth crop window over a slightly larger canvas, cut at sub-pixel precision and
+resized for each frame). Text, narration, CTA and label come from the shared post step.
 """
 
 from __future__ import annotations
@@ -70,8 +70,45 @@ def canvas(images: list[np.ndarray], width: int, height: int, palette: list[str]
     return cv
 
 
+def _shifted(cv: np.ndarray, x0: float, y0: float, width: int, height: int) -> np.ndarray:
+    """The (width, height) view of ``cv`` whose top-left pixel sits at (x0, y0) (bilinear, separable: one
+    blend of two integer views per axis with a fractional offset; pans move along one axis only)."""
+    ch, cw = cv.shape[:2]
+    x0 = min(max(x0, 0.0), cw - width)
+    y0 = min(max(y0, 0.0), ch - height)
+    ix, iy = int(np.floor(x0)), int(np.floor(y0))
+    fx, fy = x0 - ix, y0 - iy
+    fx = 0.0 if fx < 1e-6 or ix + width >= cw else fx  # at the canvas edge there is no next column
+    fy = 0.0 if fy < 1e-6 or iy + height >= ch else fy
+    rows = cv[iy : iy + height + (1 if fy else 0)]
+    if fx:
+        rows = cv2.addWeighted(rows[:, ix : ix + width], 1.0 - fx, rows[:, ix + 1 : ix + 1 + width], fx, 0.0)
+    else:
+        rows = rows[:, ix : ix + width]
+    if fy:
+        return cv2.addWeighted(rows[:height], 1.0 - fy, rows[1 : height + 1], fy, 0.0)
+    return np.ascontiguousarray(rows)
+
+
+def _window(cv: np.ndarray, s: float, cx: float, cy: float, width: int, height: int) -> np.ndarray:
+    """The canvas seen through a window of ``s`` x the frame centred at (cx, cy), at (width, height): a
+    sub-pixel shift when ``s`` is 1 (pans, tilts), else the window cut at sub-pixel precision
+    (``getRectSubPix``, bilinear) and resized. The same picture as ``warpAffine`` with
+    ``[[s, 0, cx - s*w/2], [0, s, cy - s*h/2]]`` to within a grey level on average, at a quarter (pans) to
+    two thirds (zooms) of its cost."""
+    if abs(s - 1.0) < 1e-9:
+        return _shifted(cv, cx - width / 2, cy - height / 2, width, height)
+    pw, ph = max(2, int(round(s * width))), max(2, int(round(s * height)))
+    # getRectSubPix's patch pixel u samples the canvas at u + centre - (pw - 1) / 2; resize's output pixel x
+    # samples the patch at (x + 0.5) * pw / width - 0.5; this centre makes x land on s * x + cx - s * width / 2
+    patch = cv2.getRectSubPix(cv, (pw, ph), (cx - 0.5 * pw / width, cy - 0.5 * ph / height))
+    if (pw, ph) == (width, height):
+        return patch
+    return cv2.resize(patch, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def camera_source(cv: np.ndarray, width: int, height: int, move: str) -> post.SlotSource:
-    """Frame k of n: the crop window of ``move`` at eased time k/(n-1), warped to (width, height)."""
+    """Frame k of n: the crop window of ``move`` at eased time k/(n-1), brought to (width, height)."""
     (s0, x0, y0), (s1, x1, y1) = MOVES.get(move, MOVES["static"])
     ch, cw = cv.shape[:2]
     free_x, free_y = (cw - width) / 2, (ch - height) / 2
@@ -88,9 +125,7 @@ def camera_source(cv: np.ndarray, width: int, height: int, move: str) -> post.Sl
         hw, hh = s * width / 2, s * height / 2
         cx = min(max(cx, hw), cw - hw)
         cy = min(max(cy, hh), ch - hh)
-        m = np.array([[s, 0.0, cx - hw], [0.0, s, cy - hh]], np.float64)
-        fr = cv2.warpAffine(cv, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_REPLICATE)
+        fr = _window(cv, s, cx, cy, width, height)
         if move == "static":
             still.append(fr)
         return fr

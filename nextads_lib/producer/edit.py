@@ -38,7 +38,7 @@ from . import post
 from .base import Producer, ProducerError
 
 #: producer settings that ``get_producer`` accepts back from a manifest
-_POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "voice")
+_POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "x264_params", "voice")
 
 
 class EditError(ProducerError):
@@ -168,7 +168,8 @@ EDIT_CRF = 14
 def _write(out_path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray], fps: float, audio: np.ndarray | None,
            producer: Producer) -> None:
     write_video(out_path, frames, fps, audio=audio, audio_rate=post.AUDIO_RATE,
-                crf=min(int(producer.post_settings["crf"]), EDIT_CRF), preset=producer.post_settings["preset"])
+                crf=min(int(producer.post_settings["crf"]), EDIT_CRF), preset=producer.post_settings["preset"],
+                x264_params=producer.post_settings["x264_params"])
 
 
 def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],

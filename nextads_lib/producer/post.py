@@ -40,6 +40,12 @@ TRANSITION_S = {"fast": 0.0, "medium": 0.12, "slow": 0.3}
 #: how long the creative blends out of ``first_frame`` / into ``last_frame`` (seconds)
 BOUNDARY_BLEND_S = 0.4
 LABEL_ALPHA = 0.72  # the label's dark box opacity
+#: H.264 settings of a finished creative: x264's ultrafast preset with B-frames and CABAC put back. At 360x640
+#: it takes ~0.4 s of CPU per 12 s creative against ~0.9 s for veryfast (crf 23), for ~2x the bytes at the
+#: same PSNR (~45.5 dB against the render); encoding was a fifth of a compositor render's CPU.
+ENCODE_CRF = 26
+ENCODE_PRESET = "ultrafast"
+ENCODE_X264_PARAMS = "bframes=2:b-adapt=0:cabac=1"
 LABEL_BOX_RGB = (0, 0, 0)
 
 
@@ -160,13 +166,14 @@ class Layer:
         return float(np.abs(frame[y0:y1, x0:x1][m].astype(np.float32) - col).mean())
 
 
-def _layer_from(alpha_img: np.ndarray, color: np.ndarray, size: tuple[int, int]) -> Layer | None:
-    """Crop a full-frame alpha/premultiplied pair to its bounding box."""
+def _layer_from(alpha_img: np.ndarray, color: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Layer | None:
+    """Crop an alpha/premultiplied pair, placed at ``origin`` (x, y) in the frame, to its bounding box."""
     ys, xs = np.nonzero(alpha_img > 0)
     if ys.size == 0:
         return None
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    return Layer(int(x0), int(y0), alpha_img[y0:y1, x0:x1].copy(), color[y0:y1, x0:x1].copy())
+    return Layer(int(x0) + origin[0], int(y0) + origin[1], alpha_img[y0:y1, x0:x1].copy(),
+                 color[y0:y1, x0:x1].copy())
 
 
 def _text_card(size: tuple[int, int], lines: list[str], font_px: int, top: int, *, box_rgb: tuple[int, int, int],
@@ -182,19 +189,25 @@ def _text_card(size: tuple[int, int], lines: list[str], font_px: int, top: int, 
     widths = [int(np.ceil(fnt.getlength(ln))) for ln in lines]
     bw, bh = max(widths) + 2 * pad, lh * len(lines) + 2 * pad
     x0 = (w - bw) // 2 if left is None else left
-    box_img = Image.new("L", size, 0)
-    ImageDraw.Draw(box_img).rounded_rectangle((x0, top, x0 + bw - 1, top + bh - 1),
+    # drawn in the box's own small canvas, then placed: the same pixels as drawing on the full frame
+    box_img = Image.new("L", (bw, bh), 0)
+    ImageDraw.Draw(box_img).rounded_rectangle((0, 0, bw - 1, bh - 1),
                                               radius=max(2, font_px // 3) if radius is None else radius,
                                               fill=int(round(255 * box_alpha)))
-    txt_img = Image.new("L", size, 0)
+    txt_img = Image.new("L", (bw, bh), 0)
     d = ImageDraw.Draw(txt_img)
     for i, (ln, lw) in enumerate(zip(lines, widths)):
-        d.text((x0 + (bw - lw) // 2, top + pad + i * lh), ln, font=fnt, fill=255)
+        d.text(((bw - lw) // 2, pad + i * lh), ln, font=fnt, fill=255)
     b = np.asarray(box_img, np.float32) / 255.0
     m = np.asarray(txt_img, np.float32) / 255.0
     a = m + b * (1.0 - m)
     c = m[..., None] * np.array(text_rgb, np.float32) + (b * (1.0 - m))[..., None] * np.array(box_rgb, np.float32)
-    return _layer_from(a, c, size)
+    # clip to the frame
+    cx0, cy0 = max(0, -x0), max(0, -top)
+    cx1, cy1 = min(bw, w - x0), min(bh, h - top)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return None
+    return _layer_from(a[cy0:cy1, cx0:cx1], c[cy0:cy1, cx0:cx1], (x0 + cx0, top + cy0))
 
 
 def _base(w: int, h: int) -> int:
@@ -304,11 +317,16 @@ def slot_layers(storyboard: Storyboard, span: SlotSpan, n_slots: int, width: int
 # --------------------------------------------------------------------------------------------- audio
 def music_bed(n_samples: int, seed: int, rate: int = AUDIO_RATE, level: float = 0.05) -> np.ndarray:
     """A quiet procedural pad: a four-chord progression of soft sine triads, one chord per two seconds,
-    with gentle attacks; key chosen by ``seed``."""
+    with gentle attacks; key chosen by ``seed``. A fresh array (the twelve keys' pads are memoised)."""
     if n_samples <= 0:
         return np.zeros(0, np.float32)
-    g = rng(seed, "producer", "music")
-    root = 110.0 * 2 ** (int(g.integers(0, 12)) / 12)
+    key = int(rng(seed, "producer", "music").integers(0, 12))
+    return _pad(int(n_samples), key, int(rate), float(level)).copy()
+
+
+@lru_cache(maxsize=24)
+def _pad(n_samples: int, key: int, rate: int, level: float) -> np.ndarray:
+    root = 110.0 * 2 ** (key / 12)
     prog = [(0, 4, 7), (9, 12, 16), (5, 9, 12), (7, 11, 14)]
     t = np.arange(n_samples, dtype=np.float64) / rate
     bar = 2.0
@@ -326,7 +344,9 @@ def music_bed(n_samples: int, seed: int, rate: int = AUDIO_RATE, level: float = 
             out[sel] += np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)
     out *= env
     out /= max(np.max(np.abs(out)), 1e-9)
-    return (out * level).astype(np.float32)
+    pad = (out * level).astype(np.float32)
+    pad.flags.writeable = False
+    return pad
 
 
 def soundtrack(storyboard: Storyboard, fps: float, tts, seed: int, music: bool = True,
@@ -427,13 +447,15 @@ def frames(storyboard: Storyboard, sources: Sequence[SlotSource], width: int, he
 
 def finish(out_path: str | os.PathLike[str], storyboard: Storyboard, sources: Sequence[SlotSource], width: int,
            height: int, fps: float, *, audio: np.ndarray | None, first_frame=None, last_frame=None,
-           accent: str = "#E63946", subtitles: bool = True, crf: int = 23, preset: str = "veryfast") -> VideoInfo:
+           accent: str = "#E63946", subtitles: bool = True, crf: int = ENCODE_CRF, preset: str = ENCODE_PRESET,
+           x264_params: str = ENCODE_X264_PARAMS) -> VideoInfo:
     """Write the finished creative (H.264 + AAC, atomically) and return its probe."""
     ff = _as_array(first_frame) if first_frame is not None else None
     lf = _as_array(last_frame) if last_frame is not None else None
     it = frames(storyboard, sources, width, height, fps, first_frame=ff, last_frame=lf, accent=accent,
                 subtitles=subtitles)
-    return write_video(Path(out_path), it, fps, audio=audio, audio_rate=AUDIO_RATE, crf=crf, preset=preset)
+    return write_video(Path(out_path), it, fps, audio=audio, audio_rate=AUDIO_RATE, crf=crf, preset=preset,
+                       x264_params=x264_params)
 
 
 # ------------------------------------------------------------------------------------ clip sources

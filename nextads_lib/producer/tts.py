@@ -116,14 +116,16 @@ class PiperTTS:
         return audio
 
     def fit(self, text: str, max_seconds: float) -> np.ndarray:
-        """The line spoken within ``max_seconds``: sped up (up to ``MAX_SPEEDUP``) if too long, then trimmed
-        with a short fade-out if still too long. Slot boundaries never move."""
+        """The line spoken within ``max_seconds``: synthesised once, then sped up at the same pitch (up to
+        ``MAX_SPEEDUP``) if too long, then trimmed with a short fade-out if still too long. Slot boundaries
+        never move."""
+        from ..media import time_stretch  # noqa: PLC0415
+
         limit = max(int(max_seconds * self.sample_rate), 0)
         a = self.speak(text)
         if a.size <= limit:
             return a
-        scale = max(limit / a.size, 1.0 / MAX_SPEEDUP)
-        a = self.speak(text, length_scale=scale)
+        a = time_stretch(a, self.sample_rate, min(a.size / max(limit, 1), MAX_SPEEDUP))
         if a.size > limit:
             a = a[:limit].copy()
             fade = min(int(0.08 * self.sample_rate), a.size)

@@ -6,9 +6,11 @@
     python -m nextads_lib.study list  --profile smoke
 
 Each step writes its executed copy to ``<data_dir>/runs/notebooks/<step>.ipynb`` and a done-marker keyed by
-the notebook's bytes and its parameters. Run again after a failure and it resumes: finished steps whose
-notebook and parameters did not change are skipped (until a step upstream of them runs again), and the
-steps that do run find their finished work in the content-addressed cache. On failure the runner names the
+the notebook's bytes, its parameters and the bytes of the ``nextads_lib`` package. Run again after a failure
+and it resumes: finished steps whose notebook, parameters and library did not change are skipped (until a
+step upstream of them runs again), and the steps that do run find their finished work in the
+content-addressed cache (whose keys carry each stage's code version, so only what a change touches is
+computed again). On failure the runner names the
 notebook and the cell, and stops.
 """
 
@@ -99,10 +101,19 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
-def _marker_key(step: Step, params: dict[str, object]) -> str:
+def library_digest() -> str:
+    """SHA-256 over the ``nextads_lib`` package's files (code, prompts, prices, the product library)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _marker_key(step: Step, params: dict[str, object], lib: str) -> str:
     nb = (notebooks_dir() / step.notebook).read_bytes()
     blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(nb + b"\0" + blob).hexdigest()
+    return hashlib.sha256(nb + b"\0" + blob + b"\0" + lib.encode()).hexdigest()
 
 
 def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False) -> list[Path]:
@@ -125,12 +136,13 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
               f"{', '.join(sorted(set(missing)))}", flush=True)
     executed: list[Path] = []
     upstream_ran = False
+    lib = library_digest()
     t_all = time.time()
     for i, step in enumerate(steps, 1):
         params = {"data_dir": data_dir, **step.params}
         out = out_dir / f"{step.name}.ipynb"
         marker = out_dir / f".{step.name}.done"
-        key = _marker_key(step, params)
+        key = _marker_key(step, params, lib)
         if not force and not upstream_ran and out.is_file() and marker.is_file() and marker.read_text() == key:
             print(f"[study] {i}/{len(steps)} {step.name}: done before, skipped", flush=True)
             executed.append(out)

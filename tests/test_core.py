@@ -219,6 +219,11 @@ def test_runner_names_failing_cell_then_resumes(monkeypatch, tmp_path, capsys):
     assert counter.read_text() == "a"
     assert (tmp_path / "data" / "runs" / "notebooks" / "01_b.ipynb").is_file()
     assert "skipped" in capsys.readouterr().out
+    study.run("good", "data")
+    assert counter.read_text() == "a"  # nothing changed: nothing runs
+    monkeypatch.setattr(study, "library_digest", lambda: "a changed nextads_lib")
+    study.run("good", "data")  # a library change re-executes the notebooks (their caches decide the cost)
+    assert counter.read_text() == "aa"
 
 
 def test_read_frames_survives_decord_width_quirk(tmp_path):

@@ -1119,7 +1119,7 @@ def fit_line(text: str, n_words: int) -> str:
     if len(t.split()) <= n_words:
         return t
     end = t[-1:] if t[-1:] in "!?" else "."
-    clauses = [c.strip() for c in t.rstrip(".!?").split(",")]
+    clauses = [c.strip() for c in re.split(r",\s+", t.rstrip(".!?"))]  # "10,000" is a number, not two clauses
     while (len(clauses) > 1 and len(", ".join(clauses).split()) > n_words
            and len(", ".join(clauses[:-1]).split()) >= 3):
         clauses.pop()

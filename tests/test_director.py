@@ -192,6 +192,7 @@ def test_offline_narration_fits_its_slot_for_every_tone_and_narrative(tmp_path, 
     ("Get Brewco Beans. Seriously, go.", 4, "Get Brewco Beans."),
     ("5% niacinamide to even out the look of skin tone.", 7, "5% niacinamide to even out the look."),
     ("Meet Brewco Beans.", 7, "Meet Brewco Beans."),
+    ("Waterproof 10,000 mm membrane with taped seams.", 5, "Waterproof 10,000 mm membrane."),
 ])
 def test_fit_line_cuts_at_the_natural_boundary(text, n, want):
     assert director.fit_line(text, n) == want
@@ -304,3 +305,19 @@ def test_product_without_images_fails_naming_the_field(tmp_path):
     Path(prod.images[0].path).unlink()
     with pytest.raises(director.DirectorError, match=r"brewco-beans.*images\[0\]\.path"):
         director.ground_assets(prod, tmp_path / "pair")
+
+
+def test_every_shipped_product_gets_valid_plans_at_every_slot_length(offline):
+    """The offline Director and the retrieval template stay valid for all 18 products at slot lengths from
+    2 to 3 s (cut narration keeps its numbers whole: "10,000 mm" is not "10")."""
+    from nextads_lib import pcg, products
+    from nextads_lib.config import DEFAULT_PRODUCTS_DIR
+
+    lib = products.load_library(DEFAULT_PRODUCTS_DIR)
+    assert len(lib.products) == 18
+    for prod in lib.products:
+        for dur in (6.0, 8.0, 10.0, 12.0):
+            sb = director.plan_storyboard(prod, offline, duration_s=dur)
+            assert director.validate_storyboard(sb, prod, duration_s=dur) == [], (prod.id, dur)
+            rt = pcg.retrieval_storyboard(prod, dur)
+            assert director.validate_storyboard(rt, prod, duration_s=dur) == [], (prod.id, dur)

@@ -170,6 +170,30 @@ def test_offline_dispatches_to_registered_handler_and_caches(tmp_path):
         b.complete(ModelRequest(task="nobody.here", system="", parts=[], schema=Score))
 
 
+def test_offline_answers_are_recomputed_when_the_handler_code_changes(tmp_path, monkeypatch):
+    """A cached offline answer belongs to the code that computed it: edit the handler's module and the
+    next call runs the new code instead of returning the old answer."""
+    import importlib
+    import sys
+
+    mod = tmp_path / "mod" / "heur_mod.py"
+    mod.parent.mkdir()
+    src = ("from nextads_lib.backends import register_offline\n"
+           "from test_backends import Score\n"
+           "@register_offline('heur.score')\n"
+           "def h(r):\n    return Score(score={n}, rationale='v{n}')\n")
+    mod.write_text(src.format(n=1))
+    monkeypatch.syspath_prepend(str(mod.parent))
+    importlib.import_module("heur_mod")
+    b = get_backend("offline", cache_dir=tmp_path / "c")
+    r = ModelRequest(task="heur.score", system="", parts=[TextPart(text="x")], schema=Score)
+    assert b.complete(r).value.score == 1 and b.complete(r).cached
+    mod.write_text(src.format(n=2) + "# edited\n")
+    importlib.reload(sys.modules["heur_mod"])
+    again = get_backend("offline", cache_dir=tmp_path / "c").complete(r)
+    assert not again.cached and again.value.score == 2
+
+
 def test_price_table_is_editable(tmp_path):
     t = tmp_path / "p.yaml"
     t.write_text("my-model: {input: 1.0, output: 2.0}\n")

@@ -7,10 +7,12 @@ transparent, documented heuristics that the module defining each stage registers
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 
 from pydantic import BaseModel
 
+from ..store import content_key, file_digest
 from .base import OFFLINE_HANDLERS, BackendError, ModelBackend, ModelRequest
 
 #: task prefix -> the module that registers its offline handlers (imported on first use)
@@ -39,6 +41,16 @@ class OfflineBackend(ModelBackend):
             known = ", ".join(sorted(OFFLINE_HANDLERS)) or "none"
             raise BackendError("", task, f"the offline backend has no handler for this task (registered: {known})")
         return OFFLINE_HANDLERS[task]
+
+    def cache_key(self, req: ModelRequest) -> str:
+        """The request's key and the bytes of the file that defines its handler: an offline answer is the
+        code's answer, so editing the heuristics invalidates the cached answers (an API model's are kept)."""
+        base = super().cache_key(req)
+        try:
+            src = inspect.getsourcefile(self.handler(req.task))
+        except BackendError:
+            return base  # no handler: complete() reports it
+        return content_key(base, "offline-handler", file_digest(src) if src else "")
 
     def _call(self, req: ModelRequest, repair: str | None) -> tuple[str, int, int]:
         try:

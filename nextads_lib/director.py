@@ -1129,6 +1129,11 @@ def fit_line(text: str, n_words: int) -> str:
     return " ".join(words).rstrip(".,;:!?-") + end
 
 
+def speakable(text: str, duration_s: float) -> str:
+    """``text`` cut to what a slot of ``duration_s`` seconds can speak (:func:`fit_line` at the budget)."""
+    return fit_line(text, narration_budget(duration_s))
+
+
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:] if s else s
 
@@ -1412,4 +1417,5 @@ __all__ = [
     "compose_storyboard", "grounding_asset_paths", "product_brief", "BackendError",
     "AnnotationAnswer", "annotate_video", "build_annotation_request", "build_video_profile_request",
     "model_user_from_videos", "NARRATION_WPS", "MAX_NARRATION_WPS", "narration_budget", "fit_line",
+    "speakable",
 ]

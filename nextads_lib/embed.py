@@ -27,7 +27,7 @@ _LOCK = threading.Lock()
 def _model():
     """(tokenizer, BERT encoder, max tokens) of the packaged model, loaded with ``transformers`` directly: the
     model card's own recipe (mean of the token states over the attention mask, then L2 norm) gives the
-    sentence-transformers pipeline's vectors to ~1e-8 without importing that library (~4 s per process,
+    sentence-transformers pipeline's vectors to ~1e-7 without importing that library (~4 s per process,
     which every worker and notebook kernel paid)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

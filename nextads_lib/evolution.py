@@ -281,7 +281,7 @@ class ReflectorPolicy:
                 self.tried, key=lambda t: (float(np.mean(self.tried[t])), t == self.tone0))
 
     def next(self, k: int) -> tuple[Storyboard, CreativeFeatures]:
-        from .director import fit_line, narration_budget, validate_storyboard  # noqa: PLC0415
+        from .director import speakable, validate_storyboard  # noqa: PLC0415
 
         p, name = self.product, self.product.name
         facts = [f"{a}: {b}" for a, b in p.facts.items()]
@@ -305,16 +305,16 @@ class ReflectorPolicy:
         for s in self.base.slots:
             if s.role == "hook" or (s.index == self.base.slots[0].index and len(self.base.slots) > 1):
                 line = hook if name in hook else f"{hook} Meet {name}."
-                slots.append(s.model_copy(update={"narration": fit_line(line, narration_budget(s.duration_s)),
+                slots.append(s.model_copy(update={"narration": speakable(line, s.duration_s),
                                                   "on_screen_text": _short(hook, 6)}))
             elif s.role == "body" and lines:
                 ln = lines[bi % len(lines)]
                 bi += 1
                 line = f"{name}: {ln[:1].lower() + ln[1:]}."
-                slots.append(s.model_copy(update={"narration": fit_line(line, narration_budget(s.duration_s)),
+                slots.append(s.model_copy(update={"narration": speakable(line, s.duration_s),
                                                   "on_screen_text": _short(ln, 6)}))
             elif s.role == "cta":
-                slots.append(s.model_copy(update={"narration": fit_line(f"{cta}.", narration_budget(s.duration_s)),
+                slots.append(s.model_copy(update={"narration": speakable(f"{cta}.", s.duration_s),
                                                   "on_screen_text": _short(cta, 6)}))
             else:
                 slots.append(s)

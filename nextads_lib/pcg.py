@@ -63,8 +63,8 @@ def run_names(system: str, director_backend: str, producer_backend: str) -> str:
 def retrieval_storyboard(product: Product, duration_s: float = 12.0, aspect_ratio: str = "9:16") -> Storyboard:
     """Today's retrieval-based serving as a storyboard: a fixed template over the product's stock images:
     slogan as the hook, one selling point per body slot, the logo and slogan as the CTA; static camera. Each
-    line is cut to what its slot can speak (:func:`director.narration_budget`)."""
-    from .director import fit_line, narration_budget, slot_times  # noqa: PLC0415
+    line is cut to what its slot can speak (:func:`director.speakable`)."""
+    from .director import slot_times, speakable  # noqa: PLC0415
 
     times = slot_times(duration_s)
     n = len(times)
@@ -74,19 +74,19 @@ def retrieval_storyboard(product: Product, duration_s: float = 12.0, aspect_rati
         if i == n - 1 and n > 1:
             slots.append(Slot(index=i, start_s=a, end_s=b, role="cta", camera="static",
                               composition=f"{product.brand} logo over the product's stock image",
-                              narration=fit_line(f"{product.name}. {product.slogan}", narration_budget(b - a)),
+                              narration=speakable(f"{product.name}. {product.slogan}", b - a),
                               on_screen_text=product.name,
                               pacing="medium", assets=["logo", imgs[0]]))
         elif i == 0:
             slots.append(Slot(index=i, start_s=a, end_s=b, role="hook" if n > 1 else "cta", camera="static",
                               composition="the product's stock hero image",
-                              narration=fit_line(product.slogan, narration_budget(b - a)),
+                              narration=speakable(product.slogan, b - a),
                               on_screen_text=product.name, pacing="medium", assets=[imgs[0]]))
         else:
             pt = product.selling_points[(i - 1) % len(product.selling_points)]
             slots.append(Slot(index=i, start_s=a, end_s=b, role="body", camera="static",
                               composition="the product's stock image with a caption",
-                              narration=fit_line(pt, narration_budget(b - a)),
+                              narration=speakable(pt, b - a),
                               on_screen_text=pt, pacing="medium", assets=[imgs[i % len(imgs)]]))
     return Storyboard(product_id=product.id, user_id=None, backend="retrieval-template", personalized=False,
                       hook=product.slogan, matched_topic=None, aspect_ratio=aspect_ratio, duration_s=float(duration_s),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from nextads_lib.backends import (
 )
 from nextads_lib.backends.pricing import cost_usd
 
-from fakeapi.model_routes import ModelServer, Reply
+from fakeapi.model_routes import ModelServer, Reply, _camel
 
 pytest.importorskip("openai")
 pytest.importorskip("google.genai")
@@ -93,12 +94,12 @@ def test_schema_violation_twice_is_a_failure_naming_item_and_task(server, tmp_pa
     assert len(server.log) == 2
 
 
-def test_429_with_retry_after_and_500_are_retried(server, tmp_path):
-    server.queue = [Reply(status=429, headers={"Retry-After": "0.2"}), Reply(status=500), Reply(GOOD)]
-    t0 = time.time()
+def test_429_retry_after_seconds_and_500_are_retried(server, tmp_path):
+    server.queue = [Reply(status=429, headers={"retry-after": "0.4"}), Reply(status=500), Reply(GOOD)]
+    t0 = time.monotonic()
     r = openai_backend(server, tmp_path).complete(req())
     assert r.value.score == 7 and len(server.log) == 3
-    assert time.time() - t0 >= 0.2  # Retry-After honoured
+    assert time.monotonic() - t0 >= 0.35  # 0.4 s asked; the backoff alone is 0.01 + 0.02 s
 
 
 def test_persistent_5xx_gives_up_with_a_clear_error(server, tmp_path):
@@ -114,11 +115,14 @@ def test_timeout_is_retried(server, tmp_path):
     assert r.value.score == 7 and len(server.log) == 2
 
 
-def test_server_without_json_schema_mode_falls_back_to_json(server, tmp_path):
-    server.queue = [Reply(status=400, error="response_format json_schema is not supported"), Reply(GOOD)]
+def test_server_without_json_schema_mode_steps_down_to_non_strict_then_json(server, tmp_path):
+    server.queue = [Reply(status=400, error="response_format json_schema is not supported"),
+                    Reply(status=400, error="response_format json_schema is not supported"), Reply(GOOD)]
     b = openai_backend(server, tmp_path)
     assert b.complete(req()).value.score == 7
-    assert server.log[1]["body"]["response_format"] == {"type": "json_object"}
+    assert server.log[0]["body"]["response_format"]["json_schema"]["strict"] is True
+    assert server.log[1]["body"]["response_format"]["json_schema"]["strict"] is False
+    assert server.log[2]["body"]["response_format"] == {"type": "json_object"}
 
 
 def test_env_vars_of_the_client_work_unchanged(server, tmp_path, monkeypatch):
@@ -199,3 +203,239 @@ def test_price_table_is_editable(tmp_path):
     t.write_text("my-model: {input: 1.0, output: 2.0}\n")
     assert cost_usd("openai:my-model", 1_000_000, 500_000, str(t)) == pytest.approx(2.0)
     assert cost_usd("openai:unknown", 10, 10) == 0.0
+
+
+# ------------------------------------------------------------------------ the stand-in is as strict as the API
+def raw_openai(server, key="k"):
+    import openai
+
+    return openai.OpenAI(api_key=key, base_url=server.openai_url, max_retries=0)
+
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("kw,param,code", [
+    ({"model": "o3", "max_tokens": 10}, "max_tokens", "unsupported_parameter"),
+    ({"model": "gpt-5-mini", "temperature": 0}, "temperature", "unsupported_value"),
+    ({"model": "gpt-4o", "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}},
+     "response_format.json_schema.name", "missing_required_parameter"),
+    ({"model": "gpt-4o", "response_format": {"type": "json_schema", "json_schema": {
+        "name": "S", "strict": True, "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}},
+     "response_format", "invalid_json_schema"),
+])
+def test_fake_openai_rejects_what_the_api_rejects(server, kw, param, code):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as e:
+        raw_openai(server).chat.completions.create(messages=MSGS, **kw)
+    assert e.value.status_code == 400 and e.value.body["param"] == param and e.value.body["code"] == code
+    # the same request without the offending field is accepted
+    ok = {k: v for k, v in kw.items() if k in ("model",)}
+    assert raw_openai(server).chat.completions.create(messages=MSGS, **ok).choices[0].message.content == GOOD
+
+
+def test_fake_openai_checks_route_auth_and_unknown_fields(server):
+    import urllib.error
+    import urllib.request
+
+    def post(path, body, headers):
+        r = urllib.request.Request(server.base + path, data=json.dumps(body).encode(), method="POST",
+                                   headers={"Content-Type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(r) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    body = {"model": "gpt-4o", "messages": MSGS}
+    assert post("/v1/chat/completions", body, {})[0] == 401
+    assert post("/v1/chat/completions", body, {"Authorization": "Bearer k"})[0] == 200
+    assert post("/v1/chat/completion", body, {"Authorization": "Bearer k"})[0] == 404
+    st, err = post("/v1/chat/completions", {**body, "max_output_tokens": 5}, {"Authorization": "Bearer k"})
+    assert st == 400 and "max_output_tokens" in err["error"]["message"]
+    assert post("/v1/chat/completions", {"model": "gpt-4o"}, {"Authorization": "Bearer k"})[0] == 400
+    assert post("/v1/chat/completions", {"model": 4, "messages": MSGS}, {"Authorization": "Bearer k"})[0] == 400
+    # Gemini: key header required, unknown generationConfig fields rejected
+    gbody = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 10}}
+    assert post("/v1beta/models/gemini-2.0-flash:generateContent", gbody, {})[0] == 403
+    st, err = post("/v1beta/models/gemini-2.0-flash:generateContent",
+                   {**gbody, "generationConfig": {"maxTokens": 5}}, {"x-goog-api-key": "k"})
+    assert st == 400 and err["error"]["status"] == "INVALID_ARGUMENT" and "\"maxTokens\"" in err["error"]["message"]
+
+
+def test_fake_gemini_thinks_against_max_output_tokens_when_no_budget_is_sent(server):
+    """The real 2.5 models think by default and the thoughts count against maxOutputTokens."""
+    from google import genai
+    from google.genai import types
+
+    c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=server.base))
+    r = c.models.generate_content(model="gemini-2.5-flash", contents="hi",
+                                  config=types.GenerateContentConfig(max_output_tokens=2048))
+    assert r.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS and not r.text
+    assert r.usage_metadata.thoughts_token_count == 2048
+    r = c.models.generate_content(model="gemini-2.5-flash", contents="hi", config=types.GenerateContentConfig(
+        max_output_tokens=2048, thinking_config=types.ThinkingConfig(thinking_budget=0)))
+    assert r.text == GOOD
+    from google.genai import errors
+
+    with pytest.raises(errors.APIError) as e:  # Pro cannot switch thinking off
+        c.models.generate_content(model="gemini-2.5-pro", contents="hi", config=types.GenerateContentConfig(
+            thinking_config=types.ThinkingConfig(thinking_budget=0)))
+    assert e.value.code == 400
+
+
+# --------------------------------------------------------------------------------------- OpenAI wire format
+def test_openai_chat_model_sends_named_strict_schema(server, tmp_path):
+    openai_backend(server, tmp_path).complete(req())
+    body = server.log[0]["body"]
+    js = body["response_format"]["json_schema"]
+    assert js["name"] == "Score" and js["strict"] is True
+    assert js["schema"]["additionalProperties"] is False and sorted(js["schema"]["required"]) == ["rationale", "score"]
+    assert body["max_tokens"] == 2048 and "max_completion_tokens" not in body
+
+
+@pytest.mark.parametrize("model", ["o3", "o4-mini", "gpt-5", "gpt-5-mini"])
+def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature(server, tmp_path, model):
+    b = get_backend(f"openai:{model}", cache_dir=tmp_path, base_url=server.openai_url, api_key="k",
+                    reasoning_effort="low")
+    assert b.complete(req()).value.score == 7 and len(server.log) == 1 and server.log[0]["status"] == 200
+    body = server.log[0]["body"]
+    assert "temperature" not in body and "max_tokens" not in body
+    assert body["max_completion_tokens"] == 2048 + 8192 and body["reasoning_effort"] == "low"
+
+
+def test_openai_plain_400_fails_at_once_and_is_not_retried(server, tmp_path):
+    # a reasoning model forced to the chat parameters: the stand-in answers 400 as the API does
+    b = get_backend("openai:o3", cache_dir=tmp_path, base_url=server.openai_url, api_key="k", reasoning=False,
+                    backoff_s=0.01)
+    with pytest.raises(BackendError, match="max_tokens") as e:
+        b.complete(req(item="pair 9"))
+    assert len(server.log) == 1 and e.value.item == "pair 9"
+
+
+def test_openai_missing_schema_field_error_is_not_hidden_by_the_json_fallback(server, tmp_path):
+    """A request whose schema lost its name is our bug: the API's 400 must surface, not a silent step down to
+    plain JSON mode (the request is broken on purpose by replacing the backend's own response_format)."""
+    b = openai_backend(server, tmp_path)
+    good = b.response_format
+    b.response_format = lambda r: {"type": "json_schema", "json_schema": {
+        k: v for k, v in good(r)["json_schema"].items() if k != "name"}}
+    with pytest.raises(BackendError, match="json_schema.name"):
+        b.complete(req())
+    assert len(server.log) == 1 and server.log[0]["status"] == 400
+
+
+def test_openai_401_is_a_setup_error_and_not_retried(server, tmp_path):
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path, base_url=server.openai_url, api_key="bad-key", backoff_s=0.01)
+    with pytest.raises(BackendError, match="OPENAI_API_KEY") as e:
+        b.complete(req())
+    assert e.value.task == "setup" and len(server.log) == 1 and server.log[0]["status"] == 401
+
+
+def test_openai_refusal_fails_the_item_without_retry(server, tmp_path):
+    server.queue = [Reply(refusal="I can't help with that.")]
+    with pytest.raises(BackendError, match="refused: I can't help"):
+        openai_backend(server, tmp_path).complete(req())
+    assert len(server.log) == 1
+
+
+def test_openai_retry_after_ms_wins_over_retry_after(server, tmp_path):
+    server.queue = [Reply(status=429, headers={"retry-after-ms": "400", "retry-after": "20"}), Reply(GOOD)]
+    t0 = time.monotonic()
+    assert openai_backend(server, tmp_path, max_backoff_s=60).complete(req()).value.score == 7
+    dt = time.monotonic() - t0
+    assert 0.35 <= dt < 10  # 0.4 s from retry-after-ms; 20 s had retry-after been read
+
+
+def test_backoff_cap_bounds_a_long_server_delay(server, tmp_path):
+    server.queue = [Reply(status=429, headers={"retry-after": "120"}), Reply(GOOD)]
+    t0 = time.monotonic()
+    assert openai_backend(server, tmp_path, max_backoff_s=0.4).complete(req()).value.score == 7
+    dt = time.monotonic() - t0
+    assert 0.35 <= dt < 10
+
+
+# --------------------------------------------------------------------------------------- Gemini wire format
+def gemini_backend(server, tmp_path, model="gemini-2.5-flash", **kw):
+    return get_backend(f"gemini:{model}", cache_dir=tmp_path, base_url=server.base, api_key="k", backoff_s=0.01, **kw)
+
+
+def test_gemini_flash_sends_thinking_budget_zero(server, tmp_path):
+    r = gemini_backend(server, tmp_path).complete(req())
+    cfg = _camel(server.log[0]["body"])["generationConfig"]
+    assert cfg["thinkingConfig"] == {"thinkingBudget": 0} and cfg["maxOutputTokens"] == 2048
+    assert r.value.score == 7 and r.usage.output_tokens == 200
+
+
+def test_gemini_pro_thinks_at_least_the_minimum_and_thoughts_are_billed(server, tmp_path):
+    r = gemini_backend(server, tmp_path, model="gemini-2.5-pro").complete(req())
+    cfg = _camel(server.log[0]["body"])["generationConfig"]
+    assert cfg["thinkingConfig"] == {"thinkingBudget": 128} and cfg["maxOutputTokens"] == 2048 + 128
+    assert r.usage.output_tokens == 200 + 128
+    assert r.usage.cost_usd == pytest.approx(1000 / 1e6 * 1.25 + 328 / 1e6 * 10.0)
+
+
+def test_gemini_dynamic_thinking_that_eats_the_budget_is_a_clear_failure(server, tmp_path):
+    with pytest.raises(BackendError, match="max_output_tokens with no answer"):
+        gemini_backend(server, tmp_path, thinking_budget=-1).complete(req())
+    assert _camel(server.log[0]["body"])["generationConfig"]["thinkingConfig"] == {"thinkingBudget": -1}
+
+
+def test_gemini_429_delay_comes_from_retry_info_in_the_body(server, tmp_path):
+    server.queue = [Reply(status=429, retry_delay_s=0.4, error="Resource has been exhausted"), Reply(GOOD)]
+    t0 = time.monotonic()
+    assert gemini_backend(server, tmp_path).complete(req()).value.score == 7
+    assert time.monotonic() - t0 >= 0.35 and len(server.log) == 2
+    assert "retry-after" not in {k.lower() for k in server.log[0]["headers"]}
+
+
+@pytest.mark.parametrize("status", [400, 404])
+def test_gemini_client_errors_are_not_retried(server, tmp_path, status):
+    server.queue = [Reply(status=status, error="Request contains an invalid argument.")]
+    with pytest.raises(BackendError, match=f"answered {status}"):
+        gemini_backend(server, tmp_path).complete(req())
+    assert len(server.log) == 1
+
+
+def test_gemini_invalid_key_is_a_setup_error(server, tmp_path):
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path, base_url=server.base, api_key="bad-key")
+    with pytest.raises(BackendError, match="GEMINI_API_KEY") as e:
+        b.complete(req())
+    assert e.value.task == "setup" and len(server.log) == 1
+
+
+def test_gemini_blocked_prompt_is_a_refusal(server, tmp_path):
+    server.queue = [Reply(refusal="SAFETY")]
+    with pytest.raises(BackendError, match="refused: .*SAFETY"):
+        gemini_backend(server, tmp_path).complete(req())
+
+
+def test_gemini_video_goes_inline_when_small_else_as_frames(server, tmp_path):
+    import numpy as np
+
+    from nextads_lib.backends import VideoPart
+    from nextads_lib.media import write_video
+
+    v = tmp_path / "v.mp4"
+    write_video(v, [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(12)], 6)
+    r = ModelRequest(task="test.score", system="s", parts=[TextPart("x"), VideoPart(v, n_frames=3)], schema=Score)
+    gemini_backend(server, tmp_path / "a").complete(r)
+    parts = [_camel(p) for p in server.log[-1]["body"]["contents"][0]["parts"]]
+    assert [p["inlineData"]["mimeType"] for p in parts if "inlineData" in p] == ["video/mp4"]
+    gemini_backend(server, tmp_path / "b", inline_video_mb=0).complete(r)
+    parts = [_camel(p) for p in server.log[-1]["body"]["contents"][0]["parts"]]
+    assert [p["inlineData"]["mimeType"] for p in parts if "inlineData" in p] == ["image/png"] * 3
+
+
+def test_gemini_timeout_is_retried(server, tmp_path):
+    server.queue = [Reply(GOOD, delay_s=2.5)]
+    r = gemini_backend(server, tmp_path, timeout_s=1).complete(req())
+    assert r.value.score == 7 and len(server.log) == 2
+
+
+def test_gemini_persistent_503_gives_up(server, tmp_path):
+    server.default = Reply(status=503)
+    with pytest.raises(BackendError, match="after 2 attempts"):
+        gemini_backend(server, tmp_path, max_attempts=2).complete(req())
+    assert len(server.log) == 2

@@ -95,22 +95,166 @@ def test_sora_missing_key_names_the_variable(monkeypatch, image, tmp_path):
         get_producer("sora:sora-2").render(_request(image), tmp_path / "x.mp4")
 
 
-def test_veo_generates_with_image_and_last_frame(env, image, tmp_path):
+def test_veo_3_0_takes_no_last_frame_and_sets_generate_audio(env, image, tmp_path):
     n0 = len(env.log)
     prod = get_producer("veo:veo-3.0-fast-generate-001", poll_interval_s=0.01, narration=False)
     man = prod.render(_request(image, last_frame=image), tmp_path / "v.mp4")
     creates = [e for e in env.log[n0:] if e["route"] == "veo.create"]
     assert [c["parameters"]["durationSeconds"] for c in creates] == [8, 4]
-    assert all(c["has_image"] for c in creates) and [c["has_last_frame"] for c in creates] == [False, True]
+    assert all(c["has_image"] for c in creates) and [c["has_last_frame"] for c in creates] == [False, False]
+    assert [c["parameters"]["generateAudio"] for c in creates] == [True, True]
     assert creates[0]["parameters"]["aspectRatio"] == "9:16" and creates[0]["key"] == "gm-test"
     assert sum(e["route"] == "veo.operation" for e in env.log[n0:]) == 4  # two polls per clip
     assert media.count_frames(tmp_path / "v.mp4") == 60 == man.n_frames
-    assert man.cost_usd == pytest.approx(12 * 0.15)
+    assert man.cost_usd == pytest.approx(12 * 0.15)  # veo-3.0-fast with audio, prices.yaml
+
+
+def test_veo_3_1_takes_the_last_frame_on_the_last_clip(env, image, tmp_path):
+    n0 = len(env.log)
+    prod = get_producer("veo:veo-3.1-fast-generate-preview", poll_interval_s=0.01, narration=False,
+                        generate_audio=False)
+    man = prod.render(_request(image, last_frame=image), tmp_path / "v.mp4")
+    creates = [e for e in env.log[n0:] if e["route"] == "veo.create"]
+    assert [c["has_last_frame"] for c in creates] == [False, True]
+    assert [c["parameters"]["generateAudio"] for c in creates] == [False, False]
+    assert man.cost_usd == pytest.approx(12 * 0.10)  # the no-audio rate
     last = media.read_frames(tmp_path / "v.mp4", [59])[0].astype(np.float32)
     assert np.abs(last[60:, :, 2].mean() - 200) < 25  # pinned to the (blue) last frame
+
+
+def test_veo_2_asks_only_for_lengths_it_takes_and_no_audio(env, image, tmp_path):
+    n0 = len(env.log)
+    prod = get_producer("veo:veo-2.0-generate-001", poll_interval_s=0.01, narration=False)
+    prod.render(_request(image, last_frame=image), tmp_path / "v.mp4")
+    creates = [e for e in env.log[n0:] if e["route"] == "veo.create"]
+    assert [c["parameters"]["durationSeconds"] for c in creates] == [8, 5]
+    assert all("generateAudio" not in c["parameters"] and not c["has_last_frame"] for c in creates)
+    with pytest.raises(ProducerError, match=r"clip lengths \[4\]"):
+        get_producer("veo:veo-2.0-generate-001", allowed_seconds=[4, 8])
+
+
+def test_veo_polling_is_retried_on_transient_errors(env, image, tmp_path):
+    n0 = len(env.log)
+    env.fail_polls = [503, 429]
+    prod = get_producer("veo:veo-3.0-generate-001", poll_interval_s=0.01, backoff_s=0.01, narration=False)
+    man = prod.render(_request(image, duration=4.0), tmp_path / "v.mp4")
+    assert env.fail_polls == [] and man.n_frames == 24
+    assert sum(e["route"] == "veo.operation" for e in env.log[n0:]) == 4  # two failed + two answered polls
+
+
+def test_veo_reference_images_only_where_the_model_takes_them(env, image, tmp_path):
+    n0 = len(env.log)
+    get_producer("veo:veo-3.1-generate-preview", poll_interval_s=0.01, narration=False,
+                 collage_as="reference").render(_request(image, duration=4.0), tmp_path / "a.mp4")
+    get_producer("veo:veo-3.0-generate-001", poll_interval_s=0.01, narration=False,
+                 collage_as="reference").render(_request(image, duration=4.0), tmp_path / "b.mp4")
+    creates = [e for e in env.log[n0:] if e["route"] == "veo.create"]
+    assert creates[0]["reference_images"] == ["ASSET"] and not creates[0]["has_image"]
+    assert creates[1]["reference_images"] == [] and creates[1]["has_image"]
+
+
+def _vertex_client(server):
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(vertexai=True, api_key="gm-test", http_options=types.HttpOptions(base_url=server.url + "/"))
+
+
+@pytest.mark.parametrize("model,cfg", [
+    ("veo-3.0-generate-001", {"last_frame": "img"}),
+    ("veo-2.0-generate-001", {"generate_audio": True}),
+    ("veo-2.0-generate-001", {"duration_seconds": 4}),
+    ("veo-3.0-generate-001", {"reference_images": "img"}),
+])
+def test_fake_veo_rejects_what_the_model_does_not_take(env, image, model, cfg):
+    from google.genai import errors, types
+
+    im = types.Image(image_bytes=Path(image).read_bytes(), mime_type="image/png")
+    cfg = {k: (im if v == "img" and k == "last_frame" else
+               [types.VideoGenerationReferenceImage(image=im, reference_type="asset")] if v == "img" else v)
+           for k, v in cfg.items()}
+    client = _vertex_client(env)  # kept alive: a collected client closes its connection pool
+    with pytest.raises(errors.APIError) as e:
+        client.models.generate_videos(model=model, source=types.GenerateVideosSource(prompt="x", image=im),
+                                      config=types.GenerateVideosConfig(**cfg))
+    assert e.value.code == 400 and e.value.status == "INVALID_ARGUMENT"
+
+
+def test_fake_sora_rejects_a_reference_of_another_size_and_a_missing_key(env, image):
+    import openai
+
+    c = openai.OpenAI(api_key="sk-test", base_url=env.url + "/v1", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.videos.create(model="sora-2", prompt="x", seconds="4", size="720x1280",
+                        input_reference=("r.png", Path(image).read_bytes(), "image/png"))  # 120x90
+    assert e.value.body["param"] == "input_reference"
+    with pytest.raises(openai.BadRequestError):
+        c.videos.create(model="sora-2", prompt="x", seconds="4", size="1024x1792")  # a sora-2-pro size
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(env.url + "/v1/videos/video_0001"))
+    assert e.value.code == 401
 
 
 def test_veo_filtered_output_is_moderation(env, image, tmp_path):
     prod = get_producer("veo:veo-3.0-generate-001", poll_interval_s=0.01, narration=False)
     with pytest.raises(ProducerError, match="moderation: Video was filtered"):
         prod.render(_request(image, composition="FORBIDDEN scene"), tmp_path / "m.mp4")
+
+
+# ------------------------------------------------------------------------------------ conditioning
+def _solid(path, color, size=(120, 90)):
+    Image.new("RGB", size, color).save(path)
+    return str(path)
+
+
+def _ref_pixels(server, i=-1):
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(server.references[i])).convert("RGB"))
+
+
+def test_sora_paper_protocol_sends_the_collage_at_the_requested_size(env, tmp_path):
+    collage = _solid(tmp_path / "collage.png", (30, 120, 200))
+    logo = _solid(tmp_path / "logo.png", (220, 30, 30))
+    req = _request(collage, assets={"logo": logo})
+    req.storyboard.slots[0].assets.append("logo")
+    req.storyboard.product_id = "brisa-soda"
+    n0 = len(env.log)
+    get_producer("sora:sora-2", poll_interval_s=0.01, narration=False, slot_layouts=False).render(req, tmp_path / "a.mp4")
+    create = [e for e in env.log[n0:] if e["route"] == "sora.create"][0]
+    assert create["reference_size"] == (720, 1280) and create["fields"]["size"] == "720x1280"
+    ref = _ref_pixels(env)
+    assert ref.shape == (1280, 720, 3) and np.abs(ref[640, 360].astype(int) - (30, 120, 200)).max() < 12
+    assert "Brisa Citrus Fizz by Brisa" in create["fields"]["prompt"] and "brisa soda" not in create["fields"]["prompt"]
+    # the extended protocol's per-slot layout: slot 0 shows its own asset (the red logo), not the collage
+    n0 = len(env.log)
+    get_producer("sora:sora-2", poll_interval_s=0.01, narration=False, slot_layouts=True).render(req, tmp_path / "b.mp4")
+    assert [e["reference_size"] for e in env.log[n0:] if e["route"] == "sora.create"] == [(720, 1280)]
+    assert np.abs(_ref_pixels(env)[640, 360].astype(int) - (220, 30, 30)).max() < 12
+
+
+def test_sora_pci_first_clip_starts_from_the_integration_frame(env, tmp_path):
+    collage = _solid(tmp_path / "collage.png", (30, 120, 200))
+    frame = _solid(tmp_path / "frame.png", (40, 200, 40), (160, 90))
+    n0 = len(env.log)
+    get_producer("sora:sora-2", poll_interval_s=0.01, narration=False, per="slot").render(
+        _request(collage, duration=14.0, first_frame=frame, last_frame=frame), tmp_path / "p.mp4")
+    creates = [e for e in env.log[n0:] if e["route"] == "sora.create"]
+    assert [c["reference_size"] for c in creates] == [(720, 1280)] * 2
+    first, second = _ref_pixels(env, -2), _ref_pixels(env, -1)
+    assert np.abs(first[640, 360].astype(int) - (40, 200, 40)).max() < 12  # the host's integration frame
+    assert np.abs(second[640, 360].astype(int) - (30, 120, 200)).max() < 12  # then the collage
+
+
+def test_sora_2_pro_high_res_is_priced_at_its_own_rate(env, image, tmp_path):
+    n0 = len(env.log)
+    man = get_producer("sora:sora-2-pro", poll_interval_s=0.01, narration=False, high_res=True).render(
+        _request(image, duration=4.0), tmp_path / "h.mp4")
+    create = [e for e in env.log[n0:] if e["route"] == "sora.create"][0]
+    assert create["fields"]["size"] == "1024x1792" and create["reference_size"] == (1024, 1792)
+    assert man.cost_usd == pytest.approx(4 * 0.50)
+    with pytest.raises(ProducerError, match="only available on sora-2-pro"):
+        get_producer("sora:sora-2", high_res=True)

@@ -1,8 +1,14 @@
 """``sora:<model>``: OpenAI's videos API through the official ``openai`` client (create with an input
 reference image, poll, download). ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` are read by the client as usual.
-Allowed sizes 720x1280 / 1280x720 (1024x1792 / 1792x1024 for sora-2-pro) and clip lengths 4/8/12 s; the
-storyboard's duration is covered with clips, which the post step retimes to the exact slot timing. A
-moderation refusal (at create, or a failed job) raises ``ProducerError(item, "moderation: <reason>")``."""
+Allowed sizes 720x1280 / 1280x720 (and, with ``high_res=True``, 1024x1792 / 1792x1024 for sora-2-pro only,
+billed at its own rate in ``backends/prices.yaml``) and clip lengths 4/8/12 s; the storyboard's duration is
+covered with clips, which the post step retimes to the exact slot timing. A moderation refusal (at create, or
+a failed job) raises ``ProducerError(item, "moderation: <reason>")``.
+
+Conditioning: ``input_reference`` is one image of exactly the requested ``size`` (the API rejects any other):
+under the paper protocol (``slot_layouts=False``, default) the pair's reference collage, letterboxed (PCI's
+first clip: the integration frame); with ``slot_layouts=True`` a layout of the slot's assets. Sora takes no
+last frame. The prompt names the product and describes it from its library record (``conditioning``)."""
 
 from __future__ import annotations
 
@@ -14,11 +20,11 @@ import numpy as np
 from PIL import Image
 
 from ..schemas import ProducerRequest
+from ..backends.pricing import video_price_per_second
+from . import conditioning
 from .base import ProducerError, request_item
 from .clips import ClipProducer, decode_clip
 
-#: USD per generated second (editable: pass price_per_second=... to override)
-PRICE_PER_SECOND = {"sora-2": 0.10, "sora-2-pro": 0.30}
 SIZES = {"9:16": (720, 1280), "16:9": (1280, 720), "1:1": (720, 1280)}  # 1:1 is cropped by the post step
 PRO_SIZES = {"9:16": (1024, 1792), "16:9": (1792, 1024), "1:1": (1024, 1792)}
 MODERATION_WORDS = ("moderation", "content_policy", "safety", "policy_violation")
@@ -36,9 +42,13 @@ class SoraProducer(ClipProducer):
     def __init__(self, model: str, cache_dir=None, *, high_res: bool = False, poll_interval_s: float = 5.0,
                  max_wait_s: float = 1800.0, price_per_second: float | None = None, api_key: str | None = None,
                  base_url: str | None = None, timeout_s: float = 120.0, max_retries: int = 3, **settings: Any):
+        if high_res and model != "sora-2-pro":
+            raise ProducerError(f"sora:{model} settings", "high_res=True (1024x1792 / 1792x1024) is only "
+                                "available on sora-2-pro")
         super().__init__(model, cache_dir, high_res=high_res, **settings)
         self.poll_interval_s, self.max_wait_s = float(poll_interval_s), float(max_wait_s)
-        self.price = PRICE_PER_SECOND.get(model, 0.10) if price_per_second is None else float(price_per_second)
+        table = video_price_per_second(model, "high_res" if high_res else "default")
+        self.price = (table if table is not None else 0.10) if price_per_second is None else float(price_per_second)
         self.high_res = bool(high_res)
         self._client_kw = {"timeout": timeout_s, "max_retries": max_retries}
         if api_key:
@@ -61,11 +71,18 @@ class SoraProducer(ClipProducer):
     def api_size(self, aspect_ratio: str) -> tuple[int, int]:
         return (PRO_SIZES if self.high_res else SIZES)[aspect_ratio]
 
+    def slot_images(self, req: ProducerRequest, slot):
+        return conditioning.collage_slot_images(self, req, slot, super().slot_images)
+
     def _clip(self, req: ProducerRequest, *, index: int, prompt: str, image: np.ndarray, last_image,
               seconds: int, size: tuple[int, int]) -> tuple[np.ndarray, float, dict[str, Any]]:
         import openai  # noqa: PLC0415
 
         item = f"{request_item(req)}, sora clip {index}"
+        prompt = conditioning.name_product(prompt, req, conditioning.product_record(
+            req, self.extra.get("product"), self.extra.get("products_dir")))
+        if image.shape[:2] != (size[1], size[0]):  # the API rejects a reference of another size than `size`
+            image = conditioning.letterbox(image, size[0], size[1])
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG")
         try:
@@ -102,4 +119,5 @@ class SoraProducer(ClipProducer):
             raise ProducerError(item, f"download of job {job.id} failed: {type(e).__name__}: {e}") from e
         frames, fps = decode_clip(data, item)
         billed = float(job.seconds) if str(job.seconds).replace(".", "", 1).isdigit() else float(seconds)
-        return frames, fps, {"job": job.id, "cost_usd": billed * self.price}
+        return frames, fps, {"job": job.id, "cost_usd": billed * self.price, "prompt": prompt,
+                             "last_frame": "not taken by sora" if last_image is not None else None}

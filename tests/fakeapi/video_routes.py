@@ -10,7 +10,16 @@
 
 Prompts steer failures: ``REJECT`` -> 400 ``moderation_blocked`` at create (OpenAI); ``FORBIDDEN`` -> a failed
 job with a moderation error (OpenAI) or RAI-filtered output (Gemini). Every request is recorded in
-``VideoServer.log`` so tests can check what the clients sent.
+``VideoServer.log`` so tests can check what the clients sent (the Sora reference image's bytes and size too).
+
+As strict as the real APIs, with their error shapes: OpenAI routes need ``Authorization: Bearer`` (401), take
+only the create fields the API documents (unknown ones: 400), the models sora-2 / sora-2-pro, sizes the model
+offers (1024x1792 / 1792x1024 on sora-2-pro only) and an ``input_reference`` image of exactly ``size`` (400
+otherwise, as the real API answers). Veo routes need a key (``x-goog-api-key`` or a bearer token; 401), take
+only known instance and parameter fields, and check each model's capabilities from the table below, which is
+written from Google's documentation independently of the Producer's own table: clip lengths, ``lastFrame``,
+``generateAudio``, ``referenceImages`` (400 INVALID_ARGUMENT otherwise). ``server.fail_polls`` holds HTTP
+statuses answered to the next operation polls (transient failures).
 """
 
 from __future__ import annotations
@@ -27,6 +36,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+
+SORA_FIELDS = {"prompt", "model", "seconds", "size", "input_reference"}
+SORA_SIZES = {"sora-2": {"720x1280", "1280x720"}, "sora-2-pro": {"720x1280", "1280x720", "1024x1792", "1792x1024"}}
+#: model -> (clip lengths, lastFrame, generateAudio, referenceImages)
+VEO_MODELS = {
+    "veo-2.0-generate-001": ((5, 6, 7, 8), False, False, False),
+    "veo-3.0-generate-001": ((4, 6, 8), False, True, False),
+    "veo-3.0-fast-generate-001": ((4, 6, 8), False, True, False),
+    "veo-3.1-generate-preview": ((4, 6, 8), True, True, True),
+    "veo-3.1-fast-generate-preview": ((4, 6, 8), True, True, False),
+}
+VEO_INSTANCE = {"prompt", "image", "lastFrame", "referenceImages", "video", "mask"}
+VEO_PARAMETERS = {"aspectRatio", "durationSeconds", "sampleCount", "negativePrompt", "resolution", "generateAudio",
+                  "seed", "personGeneration", "storageUri", "enhancePrompt", "fps", "compressionQuality",
+                  "resizeMode", "pubsubTopic"}
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
 
 
 def tiny_mp4(seconds: int, size: tuple[int, int], seed: int, fps: int = 8) -> bytes:
@@ -53,6 +86,8 @@ class VideoServer:
         self.jobs: dict[str, dict] = {}
         self.ops: dict[str, dict] = {}
         self.files: dict[str, bytes] = {}
+        self.references: list[bytes] = []  # Sora input_reference images, in order
+        self.fail_polls: list[int] = []
         self._n = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -85,6 +120,28 @@ class VideoServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _oa_err(self, code: int, message: str, param=None, err_code=None):
+                return self._send(code, {"error": {"message": message, "type": "invalid_request_error",
+                                                   "param": param, "code": err_code}})
+
+            def _oa_auth(self) -> bool:
+                auth = self.headers.get("Authorization") or ""
+                if not auth.startswith("Bearer ") or not auth[7:].strip():
+                    self._oa_err(401, "You didn't provide an API key. You need to provide your API key in an "
+                                      "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+                    return False
+                return True
+
+            def _g_auth(self) -> bool:
+                if self.headers.get("x-goog-api-key") or (self.headers.get("Authorization") or "").startswith("Bearer "):
+                    return True
+                self._send(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message":
+                                           "Request is missing required authentication credential."}})
+                return False
+
+            def _g_bad(self, message: str):
+                return self._send(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": message}})
+
             def _body(self) -> bytes:
                 n = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(n) if n else b""
@@ -94,9 +151,13 @@ class VideoServer:
                 body = self._body()
                 path = self.path.split("?")[0]
                 if path == "/v1/videos":
+                    if not self._oa_auth():
+                        return None
                     return self._sora_create(body)
                 m = re.fullmatch(r"/v1beta1?/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?models/([^/:]+)"
                                  r":(predictLongRunning|fetchPredictOperation)", path)
+                if m and not self._g_auth():
+                    return None
                 if m and m.group(2) == "predictLongRunning":
                     return self._veo_create(m.group(1), json.loads(body or b"{}"))
                 if m:
@@ -114,8 +175,28 @@ class VideoServer:
                         files[name] = part.get_payload(decode=True)
                     else:
                         fields[name] = part.get_content().strip()
+                ref = files.get("input_reference")
+                ref_size = image_size(ref) if ref else None
+                if ref:
+                    server.references.append(ref)
                 server.log.append({"route": "sora.create", "fields": fields, "files": {k: len(v) for k, v in files.items()},
-                                   "auth": self.headers.get("Authorization", "")})
+                                   "auth": self.headers.get("Authorization", ""), "reference_size": ref_size})
+                unknown = sorted((set(fields) | set(files)) - SORA_FIELDS)
+                if unknown:
+                    return self._oa_err(400, f"Unrecognized request argument supplied: {unknown[0]}")
+                if not fields.get("prompt"):
+                    return self._oa_err(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+                model = fields.get("model", "sora-2")
+                if model not in SORA_SIZES:
+                    return self._oa_err(400, f"Invalid value: '{model}'. Supported values are: 'sora-2' and 'sora-2-pro'.",
+                                        "model", "invalid_value")
+                size = fields.get("size", "720x1280")
+                if size not in SORA_SIZES[model]:
+                    return self._oa_err(400, f"Invalid value: '{size}'. Supported values for {model} are: "
+                                             f"{', '.join(sorted(SORA_SIZES[model]))}.", "size", "invalid_value")
+                if ref_size is not None and f"{ref_size[0]}x{ref_size[1]}" != size:
+                    return self._oa_err(400, "Inpaint image must match the requested width and height",
+                                        "input_reference", "invalid_value")
                 if "REJECT" in fields.get("prompt", ""):
                     return self._send(400, {"error": {"code": "moderation_blocked", "type": "invalid_request_error",
                                                       "message": "Your request was blocked by our moderation system.",
@@ -134,10 +215,31 @@ class VideoServer:
             def _veo_create(self, model: str, req: dict):
                 inst = (req.get("instances") or [{}])[0]
                 params = req.get("parameters") or {}
+                img = (inst.get("image") or {}).get("bytesBase64Encoded")
                 server.log.append({"route": "veo.create", "model": model, "prompt": inst.get("prompt"),
-                                   "has_image": bool((inst.get("image") or {}).get("bytesBase64Encoded")),
+                                   "has_image": bool(img),
+                                   "image_size": image_size(base64.b64decode(img)) if img else None,
                                    "has_last_frame": bool((inst.get("lastFrame") or {}).get("bytesBase64Encoded")),
-                                   "parameters": params, "key": self.headers.get("x-goog-api-key", "")})
+                                   "reference_images": [r.get("referenceType") for r in inst.get("referenceImages") or []],
+                                   "instance_keys": sorted(inst), "parameters": params,
+                                   "key": self.headers.get("x-goog-api-key", "")})
+                if model not in VEO_MODELS:
+                    return self._send(404, {"error": {"code": 404, "status": "NOT_FOUND",
+                                                      "message": f"Publisher Model `{model}` not found."}})
+                secs, last_ok, audio_ok, refs_ok = VEO_MODELS[model]
+                for k in sorted(set(inst) - VEO_INSTANCE):
+                    return self._g_bad(f'Invalid JSON payload received. Unknown name "{k}" at \'instances[0]\': Cannot find field.')
+                for k in sorted(set(params) - VEO_PARAMETERS):
+                    return self._g_bad(f'Invalid JSON payload received. Unknown name "{k}" at \'parameters\': Cannot find field.')
+                if "durationSeconds" in params and int(params["durationSeconds"]) not in secs:
+                    return self._g_bad(f"Unsupported output video duration {params['durationSeconds']} seconds, supported "
+                                       f"durations are: [{','.join(map(str, secs))}] for feature text_to_video.")
+                if "lastFrame" in inst and not last_ok:
+                    return self._g_bad(f"The model {model} does not support lastFrame (image-to-video with a last frame).")
+                if "generateAudio" in params and not audio_ok:
+                    return self._g_bad(f"generateAudio is not supported by {model}.")
+                if "referenceImages" in inst and not refs_ok:
+                    return self._g_bad(f"referenceImages is not supported by {model}.")
                 name = f"models/{model}/operations/{server._next('op')}"
                 server.ops[name] = {"polls": 0, "prompt": inst.get("prompt", ""), "params": params}
                 self._send(200, {"name": name, "done": False})
@@ -146,6 +248,10 @@ class VideoServer:
                 """Vertex AI's fetchPredictOperation: the finished video comes inline (bytesBase64Encoded)."""
                 op = server.ops.get(name)
                 server.log.append({"route": "veo.operation", "name": name})
+                if server.fail_polls:
+                    code = server.fail_polls.pop(0)
+                    return self._send(code, {"error": {"code": code, "status": "UNAVAILABLE" if code >= 500 else
+                                                       "RESOURCE_EXHAUSTED", "message": "The service is currently unavailable."}})
                 if op is None:
                     return self._send(404, {"error": {"code": 404, "message": f"no operation {name}", "status": "NOT_FOUND"}})
                 op["polls"] += 1
@@ -164,6 +270,8 @@ class VideoServer:
             # ----------------------------------------------------------------- GET
             def do_GET(self):
                 path = self.path.split("?")[0]
+                if path.startswith("/v1/") and not self._oa_auth():
+                    return None
                 m = re.fullmatch(r"/v1/videos/([^/]+)(/content)?", path)
                 if m and m.group(1) in server.jobs:
                     job = server.jobs[m.group(1)]

@@ -83,3 +83,37 @@ def test_tiny_i2v_first_last_frame(tiny, images, tmp_path):
 def test_missing_model_dir_is_named(tmp_path, images):
     with pytest.raises(ProducerError, match="not found"):
         get_producer(f"wan:{tmp_path / 'nope'}").render(_request(images), tmp_path / "x.mp4")
+
+
+def test_paper_protocol_conditions_every_clip_on_the_collage(tiny, images, tmp_path):
+    """Under the paper protocol the collage is each clip's image (the integration frame for PCI's first clip);
+    the slot layouts only with slot_layouts=True. The image reaches the pipeline: another collage gives
+    another video with the same seed."""
+    col = tmp_path / "collage.png"
+    Image.new("RGB", (120, 90), (30, 120, 200)).save(col)
+    col2 = tmp_path / "collage2.png"
+    Image.new("RGB", (120, 90), (250, 250, 250)).save(col2)
+    prod = get_producer(f"wan:{tiny['ti2v']}", num_inference_steps=2, gen_fps=8, narration=False, music=False)
+    man = prod.render(_request(images, collage_path=str(col)), tmp_path / "a.mp4")
+    assert [c["image"] for c in man.settings["clips"]] == ["collage", "collage"]
+    other = prod.render(_request(images, collage_path=str(col2)), tmp_path / "b.mp4")
+    assert np.abs(media.read_frames(tmp_path / "a.mp4").astype(int)
+                  - media.read_frames(tmp_path / "b.mp4").astype(int)).mean() > 1
+    assert other.settings["clips"][0]["image"] == "collage"
+    slots = get_producer(f"wan:{tiny['ti2v']}", num_inference_steps=2, gen_fps=8, narration=False, music=False,
+                         slot_layouts=True).render(_request(images, collage_path=str(col)), tmp_path / "c.mp4")
+    assert [c["image"] for c in slots.settings["clips"]] == ["slot_layout", "slot_layout"]
+    pci = prod.render(_request(images, collage_path=str(col), first_frame=images["host"], last_frame=images["host"]),
+                      tmp_path / "d.mp4")
+    # TI2V-5B takes no last image: the last frame is not sent
+    assert [(c["image"], c["last_image"]) for c in pci.settings["clips"]] == [("first_frame", False), ("collage", False)]
+    assert pci.settings["takes_last_image"] is False
+
+
+def test_prompt_names_the_product_from_its_record(tiny, images, tmp_path):
+    req = _request(images)
+    req.storyboard.product_id = "brisa-soda"
+    man = get_producer(f"wan:{tiny['ti2v']}", num_inference_steps=1, gen_fps=8, narration=False,
+                       music=False).render(req, tmp_path / "p.mp4")
+    p = man.settings["clips"][0]["prompt"]
+    assert "Brisa Citrus Fizz by Brisa" in p and "lime and grapefruit" in p and "brisa soda" not in p

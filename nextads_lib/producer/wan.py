@@ -1,11 +1,13 @@
 """``wan:<model>``: Wan2.2 through diffusers (TI2V-5B: text + image to video, 720p = 704x1280, 24 fps).
 
-One clip per slot (default) or one per creative; each conditioned on the slot's grounding images laid out
-like the compositor's canvas (``condition="collage"``) or on the previous clip's last frame
-(``condition="previous"``); the first clip starts from ``first_frame`` when the request has one, and the last
-clip is pulled towards ``last_frame`` where the pipeline supports ``last_image`` (the Wan2.1 FLF2V / Wan2.2
-I2V-A14B layout; TI2V-5B conditions on the first frame only). The clips then go through the shared post
-step, which retimes them to the storyboard's slots and pins the first/last frames exactly.
+One clip per slot (default) or one per creative. Each clip's image: under the paper protocol
+(``slot_layouts=False``, the default) the pair's reference collage, letterboxed to the generation size (the
+paper's grounding, 5.1.1 / 5.2.1); with ``slot_layouts=True`` the slot's own assets laid out like the
+compositor's canvas; with ``condition="previous"`` the previous clip's last frame. The first clip starts from
+``first_frame`` (PCI's integration frame) when the request has one, and the last clip is pulled towards
+``last_frame`` only where the pipeline takes ``last_image`` (the Wan2.1 FLF2V / Wan2.2 I2V-A14B layout;
+TI2V-5B conditions on the first frame only). Prompts name the product and describe it from its library
+record. The clips then go through the shared post step, which retimes them to the storyboard's slots.
 
 ``model`` is a local diffusers folder (``from_pretrained``), absolute or project-relative, or a hub id on a
 machine that can reach the hub. ``build_tiny_pipeline`` writes a tiny randomly initialised pipeline of the
@@ -26,6 +28,7 @@ from ..config import resolve
 from ..schemas import ProducerRequest, Slot, Storyboard
 from ..seed import derive_seed
 from . import post
+from . import conditioning
 from .base import Producer, ProducerError, request_item
 from .compositor import camera_source, canvas
 
@@ -196,26 +199,34 @@ class WanProducer(Producer):
         first = self.load(req, req.first_frame, "first_frame") if req.first_frame else None
         last = self.load(req, req.last_frame, "last_frame") if req.last_frame else None
 
+        collage = conditioning.uses_collage(self.extra) and bool(req.collage_path)
+        product = conditioning.product_record(req, self.extra.get("product"), self.extra.get("products_dir"))
+
         def grounding(sp: post.SlotSpan) -> np.ndarray:
+            if collage:
+                return conditioning.collage_array(req, gw, gh)
             imgs = [self.load(req, p, f"slot {sp.slot.index} image") for p in self.slot_images(req, sp.slot)]
             return camera_source(canvas(imgs, gw, gh, palette, sp.index), gw, gh, "static")(0, 1)
 
+        def prompt_of(sps: list[post.SlotSpan]) -> str:
+            return conditioning.name_product(" ".join(slot_prompt(sb, sp.slot) for sp in sps), req, product)
+
         jobs: list[tuple[str, list[post.SlotSpan], float]] = []
         if g["per"] == "creative":
-            jobs.append((" ".join(slot_prompt(sb, sp.slot) for sp in spans), spans, sb.duration_s))
+            jobs.append((prompt_of(spans), spans, sb.duration_s))
         else:
-            jobs.extend((slot_prompt(sb, sp.slot), [sp], sp.n / req.fps) for sp in spans)
+            jobs.extend((prompt_of([sp]), [sp], sp.n / req.fps) for sp in spans)
         clips: list[np.ndarray] = []
         info = []
         prev_last: np.ndarray | None = None
         for j, (prompt, job_spans, seconds) in enumerate(jobs):
             sp0 = job_spans[0]
             if j == 0 and first is not None:
-                image = first
+                image, source = first, "first_frame"
             elif g["condition"] == "previous" and prev_last is not None:
-                image = prev_last
+                image, source = prev_last, "previous"
             else:
-                image = grounding(sp0)
+                image, source = grounding(sp0), ("collage" if collage else "slot_layout")
             last_image = last if (j == len(jobs) - 1 and last is not None and supports_last) else None
             nf = clip_frames(seconds, g["gen_fps"], g["max_frames"], temporal)
             try:
@@ -228,14 +239,15 @@ class WanProducer(Producer):
             prev_last = clip[-1]
             clips.append(clip)
             info.append({"slots": [sp.slot.index for sp in job_spans], "num_frames": int(clip.shape[0]),
-                         "last_image": last_image is not None, "prompt": prompt})
+                         "image": source, "last_image": last_image is not None, "prompt": prompt})
         if g["per"] == "creative":
             pieces = post.split_clip(clips[0], spans)
         else:
             pieces = clips
         sources = [post.clip_source(c, width, height) for c in pieces]
         self.finish(req, out_path, sources, width, height)
-        return {"cost_usd": 0.0, "settings": {"gen_size": [gw, gh], "clips": info, "palette": palette}}
+        return {"cost_usd": 0.0, "settings": {"gen_size": [gw, gh], "clips": info, "palette": palette,
+                                              "takes_last_image": supports_last}}
 
 
 # ------------------------------------------------------------------------------------------ tiny model

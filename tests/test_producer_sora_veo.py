@@ -258,3 +258,38 @@ def test_sora_2_pro_high_res_is_priced_at_its_own_rate(env, image, tmp_path):
     assert man.cost_usd == pytest.approx(4 * 0.50)
     with pytest.raises(ProducerError, match="only available on sora-2-pro"):
         get_producer("sora:sora-2", high_res=True)
+
+
+@pytest.mark.slow
+def test_pcg_run_with_sora_sends_each_pairs_collage_at_the_api_size(env, tmp_path):
+    """A PCG run (default settings = the paper protocol's conditioning) through sora:sora-2 against the local
+    videos server: every create carries the pair's own collage as input_reference, at exactly the API size."""
+    from nextads_lib import pcg
+    from nextads_lib.config import resolve
+    from nextads_lib.store import read_json
+
+    from test_pcg import TINY, make_bench
+
+    bench = make_bench(tmp_path / "data")
+    n0 = len(env.log)
+    r0 = len(env.references)
+    s = pcg.run_pcg(bench, "nextads", "offline", "sora:sora-2", workers=1, progress=False, limit_users=1, **TINY)
+    creates = [e for e in env.log[n0:] if e["route"] == "sora.create"]
+    assert s.n_pairs == 2 and s.done == 2 and s.failed == 0
+    assert len(creates) == 2  # a 4 s plan is one 4 s clip per pair
+    assert all(c["reference_size"] == (720, 1280) and c["fields"]["size"] == "720x1280" for c in creates)
+    run_dir = bench.run_dir("pcg", s.run_name)
+    collages = sorted(read_json(p)["collage_path"] for p in run_dir.rglob("grounding.json"))
+    assert len(collages) == 2
+    refs = [np.asarray(Image.open(__import__("io").BytesIO(b)).convert("RGB")).astype(float)
+            for b in env.references[r0:]]
+    for ref in refs:
+        # the reference is one of the collages, letterboxed: its centre matches that collage's centre
+        centre = ref[600:680, 320:400].mean(axis=(0, 1))
+        diffs = []
+        for c in collages:
+            im = np.asarray(Image.open(resolve(c)).convert("RGB")).astype(float)
+            h, w = im.shape[:2]
+            diffs.append(np.abs(im[h // 2 - h // 32: h // 2 + h // 32, w // 2 - w // 18: w // 2 + w // 18]
+                                .mean(axis=(0, 1)) - centre).max())
+        assert min(diffs) < 25, diffs

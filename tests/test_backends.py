@@ -147,8 +147,10 @@ def test_unknown_kind_lists_valid_kinds():
 
 def test_gemini_generate_content_wire_format(server, tmp_path):
     b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path, base_url=server.base, api_key="k", backoff_s=0.01)
-    server.queue = [Reply(status=429, headers={"Retry-After": "0"}), Reply("not json"), Reply(GOOD)]
+    server.queue = [Reply(status=429, retry_delay_s=0.3), Reply("not json"), Reply(GOOD)]
+    t0 = time.monotonic()
     r = b.complete(req())
+    assert time.monotonic() - t0 >= 0.25  # RetryInfo.retryDelay honoured (the backoff alone is 0.01 s)
     # the malformed answer was billed too: both answered calls are summed
     assert r.value.score == 7 and r.usage.input_tokens == 2000 and r.usage.output_tokens == 400
     assert r.usage.cost_usd == pytest.approx(2 * (1000 / 1e6 * 0.30 + 200 / 1e6 * 2.50))

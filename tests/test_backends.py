@@ -441,3 +441,20 @@ def test_gemini_persistent_503_gives_up(server, tmp_path):
     with pytest.raises(BackendError, match="after 2 attempts"):
         gemini_backend(server, tmp_path, max_attempts=2).complete(req())
     assert len(server.log) == 2
+
+
+def test_wire_version_is_in_api_cache_keys_but_not_offline_ones(tmp_path, monkeypatch):
+    from nextads_lib.backends.base import ModelBackend
+    from nextads_lib.backends.openai_backend import OpenAIBackend
+
+    b = get_backend("openai:gpt-4o", api_key="k")
+    k1 = b.cache_key(req())
+    monkeypatch.setattr(OpenAIBackend, "wire_version", "other")
+    assert b.cache_key(req()) != k1
+    # the offline backend's base key is the key format of before (no wire version), so existing caches hold
+    from nextads_lib.backends.base import CODE_VERSION
+    from nextads_lib.store import content_key
+
+    r = req()
+    old_format = content_key(CODE_VERSION, "offline", r.task, r.system, r.cache_parts(), r.context, r.schema_json(), {})
+    assert ModelBackend.cache_key(get_backend("offline"), r) == old_format

@@ -293,3 +293,15 @@ def test_pcg_run_with_sora_sends_each_pairs_collage_at_the_api_size(env, tmp_pat
             diffs.append(np.abs(im[h // 2 - h // 32: h // 2 + h // 32, w // 2 - w // 18: w // 2 + w // 18]
                                 .mean(axis=(0, 1)) - centre).max())
         assert min(diffs) < 25, diffs
+
+
+def test_render_cache_key_changes_with_the_conditioning_version(image, monkeypatch):
+    from nextads_lib.producer import conditioning
+
+    prod = get_producer("sora:sora-2")
+    k1 = prod.cache_key(_request(image))
+    monkeypatch.setattr(conditioning, "CODE_VERSION", conditioning.CODE_VERSION + 1)
+    assert prod.cache_key(_request(image)) != k1
+    monkeypatch.undo()
+    assert prod.cache_key(_request(image)) == k1
+    assert get_producer("sora:sora-2", slot_layouts=True).cache_key(_request(image)) != k1

@@ -206,9 +206,15 @@ class ModelBackend:
         raise NotImplementedError
 
     # --- shared
+    #: bumped by a backend when its request format changes (answers cached under the old one are stale);
+    #: left out of the key when empty, so the offline backend's cached answers keep their keys
+    wire_version = ""
+
     def cache_key(self, req: ModelRequest) -> str:
+        extra = [self.wire_version] if self.wire_version else []
         return content_key(CODE_VERSION, self.name, req.task, req.system, req.cache_parts(), req.context,
-                           req.schema_json(), {k: v for k, v in sorted(self.settings.items()) if k not in _NOKEY})
+                           req.schema_json(), {k: v for k, v in sorted(self.settings.items()) if k not in _NOKEY},
+                           *extra)
 
     def _retrying(self, req: ModelRequest, repair: str | None) -> tuple[str, int, int]:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt  # noqa: PLC0415

@@ -70,6 +70,7 @@ def _header_delay(e: Any) -> float | None:
 
 class GeminiBackend(ModelBackend):
     kind = "gemini"
+    wire_version = "gemini-2: thinking budget sent"
 
     def __init__(self, model: str, cache_dir=None, **settings: Any):
         if not model:

@@ -101,6 +101,7 @@ def load_model(path: str, device: str, dtype: str, processor: str = "auto"):
 
 class HFBackend(ModelBackend):
     kind = "hf"
+    wire_version = "hf-2: schema in the prompt as JSON"
 
     def __init__(self, model: str, cache_dir=None, **settings: Any):
         if not model:

@@ -79,6 +79,7 @@ def _error_fields(exc: Any) -> dict[str, Any]:
 
 class OpenAIBackend(ModelBackend):
     kind = "openai"
+    wire_version = "openai-2: named strict json_schema; reasoning-model parameters"
 
     def __init__(self, model: str, cache_dir=None, **settings: Any):
         if not model:

@@ -26,6 +26,16 @@ from ..media import MediaError, load_image
 from ..schemas import Product, ProducerRequest, Slot
 from .base import ProducerError, request_item
 
+#: bump when the conditioning of sora/veo/wan (images, prompts) changes; it joins their render cache key
+CODE_VERSION = 1
+
+
+def cache_key(producer: Any, req: ProducerRequest, base_key: str) -> str:
+    """A generative Producer's render key: the base Producer's key plus this module's version."""
+    from ..store import content_key  # noqa: PLC0415
+
+    return content_key(base_key, "conditioning", CODE_VERSION)
+
 
 def letterbox(image: np.ndarray | Image.Image, width: int, height: int, fill: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """``image`` scaled to fit inside (width, height) without cropping, centred on ``fill``: exactly

@@ -71,6 +71,9 @@ class SoraProducer(ClipProducer):
     def api_size(self, aspect_ratio: str) -> tuple[int, int]:
         return (PRO_SIZES if self.high_res else SIZES)[aspect_ratio]
 
+    def cache_key(self, req: ProducerRequest) -> str:
+        return conditioning.cache_key(self, req, super().cache_key(req))
+
     def slot_images(self, req: ProducerRequest, slot):
         return conditioning.collage_slot_images(self, req, slot, super().slot_images)
 

@@ -151,6 +151,9 @@ class WanProducer(Producer):
         super().__init__(model, cache_dir, **post_settings, **gen)
         self.gen = gen
 
+    def cache_key(self, req: ProducerRequest) -> str:
+        return conditioning.cache_key(self, req, super().cache_key(req))
+
     def pipeline(self):
         g = self.gen
         return load_pipeline(self.model, torch_dtype=g["torch_dtype"], device=g["device"],

@@ -244,3 +244,39 @@ def test_camera_window_matches_an_affine_warp_at_sub_pixel_precision():
     edge[:, 65:] = 200
     a, b, c = (_window(edge, 1.0, cx, 100.0, w, h)[80, :, 0].astype(float) for cx in (65.0, 65.5, 66.0))
     assert a.sum() < b.sum() < c.sum() and b.sum() == pytest.approx((a.sum() + c.sum()) / 2, abs=2)
+
+
+# ------------------------------------------------------------------------------------ the paper protocol
+def test_paper_creative_is_the_picture_and_the_label_only(assets, cache_dir, tmp_path):
+    """``post_production`` off (the paper): the compositor's shots with their on-screen text and the label from
+    the first frame; no voice, no music (no audio track), no subtitles, no CTA card; the first/last frames are
+    not pinned to the given images without ``frame_overwrite``."""
+    req = _request(assets, "16:9", first_frame=assets["first"], last_frame=assets["last"])
+    paper = get_producer("compositor", cache_dir=cache_dir, post_production=False, slot_layouts=False,
+                         frame_overwrite=False)
+    extended = get_producer("compositor", cache_dir=cache_dir)
+    assert paper.cache_key(req) != extended.cache_key(req)
+    out = tmp_path / "paper.mp4"
+    man = paper.render(req, out)
+    assert man.settings["post_production"] is False and man.settings["frame_overwrite"] is False
+    info = media.probe(out)
+    assert not info.has_audio and media.read_audio(out).size == 0
+    frames = media.read_frames(out)
+    w, h = SIZES["16:9"]
+    assert frames.shape == (72, h, w, 3)
+    assert all(label_present(f) for f in frames)  # from the first frame on
+    card = post.cta_layer("Shop now", w, h, post.palette_accent(PALETTE))
+    assert min(card.match(f) for f in frames[48:]) > 40  # no CTA end card
+    sub = post.subtitle_layer("Meet the Aurora phone.", w, h)
+    assert min(sub.match(f) for f in frames[:24]) > 40  # no narration subtitle
+    head = post.headline_layer("All-week battery", w, h)
+    assert max(head.match(f) for f in frames[:24]) < 25  # the compositor's on-screen text is its picture
+    want0 = burn_label(post.fit_image(assets["first"], w, h)).astype(np.float32)
+    want1 = burn_label(post.fit_image(assets["last"], w, h)).astype(np.float32)
+    assert np.abs(frames[0] - want0).mean() > 20 and np.abs(frames[-1] - want1).mean() > 20
+    # the extended creative of the same request: voice and music, CTA card, pinned frames
+    ext = tmp_path / "extended.mp4"
+    extended.render(req, ext)
+    ef = media.read_frames(ext)
+    assert media.probe(ext).has_audio and max(card.match(f) for f in ef[60:66]) < 25
+    assert np.abs(ef[0] - want0).mean() < 6

@@ -626,3 +626,10 @@ class SeamSummary(Schema):
     seam_ratio_in_median: float | None = None
     seam_ratio_out_median: float | None = None
     smooth_fraction: float | None = Field(default=None, description="share of seams whose change <= max(3 x the host's median, 0.01)")
+    protocol: str | None = Field(default=None, description="the run's protocol label")
+    host_checked: int = Field(default=0, description="pairs whose plan start/return was checked (continuity.json)")
+    host_check_failed: int = Field(default=0, description="of those, plans that do not start from or return to the "
+                                   "integration frame")
+    start_change_median: float | None = Field(default=None, description="creative's first frame vs the integration "
+                                              "frame, median over checked pairs")
+    return_change_median: float | None = None

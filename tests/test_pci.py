@@ -102,13 +102,14 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nextads_run(bench):
-    s = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    s = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, protocol="extended", **TINY)
     return s, read_json(bench.run_dir("pci", s.run_name) / "stats.json")
 
 
 @pytest.fixture(scope="module")
 def generic_run(bench, nextads_run):
-    return pci.run_pci(bench, "generic", "offline", "compositor", workers=1, progress=False, **TINY)
+    return pci.run_pci(bench, "generic", "offline", "compositor", workers=1, progress=False, protocol="extended",
+                       **TINY)
 
 
 # --------------------------------------------------------------------------------------------- user modeling
@@ -143,7 +144,7 @@ def test_annotations_once_per_video_and_profile_from_them(tmp_path):
 # ------------------------------------------------------------------------------------------------- the run
 def test_nextads_writes_every_artifact(bench, nextads_run):
     s, stats = nextads_run
-    assert s.run_name == "nextads__offline__compositor" and s.n_pairs == 4 and s.task == "pci"
+    assert s.run_name == "nextads__offline__compositor__extended" and s.n_pairs == 4 and s.task == "pci"
     assert s.failed == 0 and s.done == 4, s.failures
     assert stats["workers"] == 2 and stats["renders"] == 4
     run_dir = bench.run_dir("pci", s.run_name)
@@ -237,7 +238,7 @@ def test_generic_sees_no_user_or_host_and_is_a_mid_roll(bench, generic_run):
 
 def test_retrieval_is_a_template_mid_roll(bench):
     s = pci.run_pci(bench, "retrieval", "offline", "wan:whatever", workers=1, progress=False, **TINY)
-    assert s.run_name == "retrieval__none__compositor" and s.done == 4
+    assert s.run_name == "retrieval__none__compositor__paper" and s.done == 4
     plan = read_model(bench.run_dir("pci", s.run_name) / "u_gamer__brewco-beans" / "plan.json", Storyboard)
     assert plan.backend == "retrieval-template" and {sl.camera for sl in plan.slots} == {"static"}
     d = bench.run_dir("pci", s.run_name) / "u_gamer__brewco-beans"
@@ -248,7 +249,8 @@ def test_rerun_costs_nothing(bench, nextads_run):
     s1, _ = nextads_run
     p = bench.run_dir("pci", s1.run_name) / "u_coffee__brewco-beans" / "integrated.mp4"
     mtime = p.stat().st_mtime_ns
-    s2 = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    s2 = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, protocol="extended",
+                     **TINY)
     stats = read_json(bench.run_dir("pci", s2.run_name) / "stats.json")
     assert stats["pairs_executed"] == 0 and stats["renders"] == 0 and stats["user_model_calls"] == 0
     assert stats["pairs_reused"] == 4 and stats["workers"] == 0
@@ -268,7 +270,8 @@ def test_bad_hosts_are_recorded_and_only_they_are_retried(tmp_path):
              for n, v, pid in (("corrupt", corrupt, "brewco-beans"), ("short", short, "brewco-beans"),
                                ("mute", mute, "brewco-beans"), ("ghost", mute, "ghost-product"))]
     paths = make_pci_bench(tmp_path / "data", extra)
-    s = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1, **TINY)
+    s = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1,
+                    protocol="extended", **TINY)  # extended: the segment has sound (the voice-over)
     assert s.n_pairs == 6 and s.failed == 3 and s.done == 3, s.failures
     by = {f.pair_id: f for f in s.failures}
     assert by["u_coffee__corrupt"].stage == "host" and "corrupt.mp4" in by["u_coffee__corrupt"].reason
@@ -281,7 +284,8 @@ def test_bad_hosts_are_recorded_and_only_they_are_retried(tmp_path):
     e = envelope(media.read_audio(d / "integrated.mp4", 16000))
     assert e[2 : int(integ.seam_in_s * 20) - 2].max() < 0.005
     assert e[int(integ.seam_in_s * 20) + 2 : int(integ.seam_out_s * 20) - 2].mean() > 0.005
-    s2 = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1, **TINY)
+    s2 = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1,
+                     protocol="extended", **TINY)
     stats = read_json(paths.run_dir("pci", s.run_name) / "stats.json")
     assert stats["pairs_executed"] == 3 and stats["pairs_reused"] == 3 and s2.failed == 3
 
@@ -331,7 +335,7 @@ def test_pipeline_with_an_openai_director(tmp_path, chat_server):
     srv = chat_server(pci_canned)
     paths = make_pci_bench(tmp_path / "data")
     s = pci.run_pci(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
-    assert s.run_name == "nextads__openai-gpt-4o-test__compositor"
+    assert s.run_name == "nextads__openai-gpt-4o-test__compositor__paper"
     assert s.failed == 0 and s.done == 4, s.failures
     assert s.input_tokens > 0
     point_calls = [b for b in srv.log if "candidate points found by video analysis" in _text(b)]

@@ -18,6 +18,7 @@ from nextads_lib.store import read_json, read_model, write_json, write_jsonl
 from test_director import make_history, make_product, make_razor  # noqa: E402  (shared small fixtures)
 
 TINY = {"width": 96, "height": 160, "fps": 5.0, "duration_s": 4.0}
+TINY_W, TINY_H = TINY["width"], TINY["height"]
 
 GAMER_TEXTS = [("Boss fight", "Finally beat the boss on hard mode, controller in hand"),
                ("Console setup", "My console gaming corner with a new controller"),
@@ -158,6 +159,45 @@ def test_bad_inputs_are_recorded_and_only_they_are_retried(tmp_path):
     stats = read_json(paths.run_dir("pcg", s.run_name) / "stats.json")
     assert stats["pairs_executed"] == 3 and stats["pairs_reused"] == 4 and stats["renders"] == 0
     assert s2.failed == 3
+
+
+
+def test_paper_protocol_keeps_the_producers_creative(bench, nextads_run):
+    """The paper protocol: every pair personalized (no fallback), the creative is the compositor's picture with
+    the label from the first frame, no voice or music (no audio track), no CTA end card; nothing is shared with
+    the extended run's cache; manifests and the summary record the protocol."""
+    from nextads_lib.producer import label_present, post  # noqa: PLC0415
+    from nextads_lib.protocol import get_protocol  # noqa: PLC0415
+
+    ext, _ = nextads_run
+    s = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
+    run_dir = bench.run_dir("pcg", s.run_name)
+    stats = read_json(run_dir / "stats.json")
+    assert s.run_name == "nextads__offline__compositor__paper" and run_dir != bench.run_dir("pcg", ext.run_name)
+    assert s.protocol == "paper" and s.switches == get_protocol("paper").model_dump(mode="json")
+    assert (s.done, s.fallback, s.failed) == (4, 0, 0) and s.settings["compat_threshold"] == 0.0
+    assert stats["pairs_executed"] == 4 and stats["renders"] == 4  # no cached pair or render of the extended run
+    for d in sorted(run_dir.glob("u_*")):
+        man = read_model(d / "manifest.json", PairManifest)
+        assert man.protocol == "paper" and man.switches["post_production"] is False
+        assert read_json(d / "producer.json")["settings"]["post_production"] is False
+        assert not read_json(d / "match.json")["fallback"]
+        assert read_model(d / "plan.json", Storyboard).personalized
+        assert not media.probe(d / "creative.mp4").has_audio
+    # the same personalized plan under both protocols: the extended creative ends on the CTA card, the paper's not
+    pair = "u_coffee__brewco-beans"
+    plan = read_model(run_dir / pair / "plan.json", Storyboard)
+    accent = post.palette_accent(read_json(run_dir / pair / "producer.json")["settings"]["palette"])
+    paper_f = media.read_frames(run_dir / pair / "creative.mp4")
+    ext_f = media.read_frames(bench.run_dir("pcg", ext.run_name) / pair / "creative.mp4")
+    card = post.cta_layer(plan.cta, TINY_W, TINY_H, accent)
+    assert max(card.match(f) for f in ext_f[-3:]) < 30
+    assert min(card.match(f) for f in paper_f[-5:]) > 40
+    assert label_present(paper_f[0]) and all(label_present(f) for f in paper_f)
+    # a threshold given to the run overrides the protocol's and the label (and the directory) say so
+    s2 = pcg.run_pcg(bench, "retrieval", "offline", "compositor", workers=1, progress=False, compat_threshold=0.2,
+                     **TINY)
+    assert s2.protocol == "paper+compat_threshold=0.2" and s2.run_name.endswith("__paper-compat_threshold-0.2")
 
 
 # ------------------------------------------------------------------------ a Director behind the OpenAI wire format

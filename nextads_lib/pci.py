@@ -69,7 +69,7 @@ from .seed import derive_seed
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json, write_jsonl
 
 #: bump when the run's orchestration changes what a pair's artifacts contain
-CODE_VERSION = "pci-1"
+CODE_VERSION = "pci-2"  # 2: protocols; continuity.json; start/return checked under the paper protocol
 TASK = "pci"
 SYSTEMS = ("nextads", "generic", "retrieval")
 RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER
@@ -305,10 +305,10 @@ def check_plan_host(plan: Storyboard) -> tuple[dict[str, bool], list[str]]:
     return flags, errs
 
 
-def apply_plan_host_check(plan: Storyboard, frame_path: str, item: str, enforce: bool) -> tuple[Storyboard, HostContinuity]:
+def apply_plan_host_check(plan: Storyboard, frame_path: str, enforce: bool) -> tuple[Storyboard, HostContinuity]:
     """Check the plan's start/return (:func:`check_plan_host`). ``enforce`` (the paper protocol): the plan's
-    ``starts_from_frame`` / ``returns_to_frame`` are set from what the plan says, not assumed, and a failed
-    check raises :class:`~nextads_lib.host.HostError` (field ``plan.slots``) naming what is missing. Without
+    ``starts_from_frame`` / ``returns_to_frame`` are set from what the plan says, not assumed (the run then fails
+    the pair at stage ``host_check`` with a :class:`~nextads_lib.host.HostError` on field ``plan.slots``). Without
     ``enforce`` (``frame_overwrite``) the plan is returned as the Director set it and the check only recorded.
     Returns the plan and the :class:`~nextads_lib.schemas.HostContinuity` record (frames not measured yet)."""
     flags, errs = check_plan_host(plan)
@@ -422,7 +422,7 @@ def _run_pair(m: dict[str, Any], pair: BenchPair, product: Product | None, histo
     overwrite = bool((s.get("switches") or {}).get("frame_overwrite", True))
     continuity = None
     if hostctx is not None:
-        plan, continuity = apply_plan_host_check(plan, decision.frame_path, item, enforce=not overwrite)
+        plan, continuity = apply_plan_host_check(plan, decision.frame_path, enforce=not overwrite)
     write_json(pair_dir / "plan.json", plan)
     arts["plan"] = "plan.json"
     if continuity is not None:

@@ -415,9 +415,9 @@ def test_start_return_check_can_fail(bench, paper_run):
     flags, errs = pci.check_plan_host(bad)
     assert flags == {"plan_starts_from_frame": True, "plan_returns_to_frame": False, "plan_host_connection": True}
     assert len(errs) == 1 and "does not return to the integration frame" in errs[0]
-    out, rec = pci.apply_plan_host_check(bad, "f.png", "pair x", enforce=True)
+    out, rec = pci.apply_plan_host_check(bad, "f.png", enforce=True)
     assert out.returns_to_frame is False and out.starts_from_frame and rec.errors == errs and rec.enforced
-    out2, rec2 = pci.apply_plan_host_check(bad, "f.png", "pair x", enforce=False)
+    out2, rec2 = pci.apply_plan_host_check(bad, "f.png", enforce=False)
     assert out2.returns_to_frame is True and rec2.errors == errs and not rec2.enforced  # recorded, not enforced
 
 

@@ -28,6 +28,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -321,6 +322,36 @@ def seam_changes(video: str | os.PathLike[str], seam_in: int, seam_out: int) -> 
     return float(np.abs(g[1] - g[0])[m].mean()), float(np.abs(g[3] - g[2])[m].mean())
 
 
+def boundary_changes(video: str | os.PathLike[str], image: str | os.PathLike[str]) -> tuple[float, float]:
+    """How far a segment's first and last frames are from ``image`` (the integration frame, fitted to the
+    video's size by cover-and-crop): mean abs difference on 64x64 grey (0..1) outside the label's box, the
+    measure of :func:`seam_changes`."""
+    from .media import count_frames, load_image  # noqa: PLC0415
+    from .producer.post import fit_image  # noqa: PLC0415
+
+    info = probe(video)
+    n = count_frames(video)
+    fr = read_frames(video, [0, max(n - 1, 0)])
+    ref = fit_image(np.asarray(load_image(image)), info.width, info.height)
+    g = grey_small(np.stack([fr[0], fr[-1], ref]))
+    m = label_mask(info.width, info.height)
+    return float(np.abs(g[0] - g[2])[m].mean()), float(np.abs(g[1] - g[2])[m].mean())
+
+
+def continuity_rows(records: Sequence[Any]) -> dict[str, Any]:
+    """Counts and medians over :class:`~nextads_lib.schemas.HostContinuity` records (for the seam summary)."""
+    if not records:
+        return {}
+
+    def median(xs: list[float | None]) -> float | None:
+        v = [x for x in xs if x is not None]
+        return round(float(np.median(v)), 4) if v else None
+
+    return {"host_checked": len(records), "host_check_failed": sum(bool(r.errors) for r in records),
+            "start_change_median": median([r.start_change for r in records]),
+            "return_change_median": median([r.return_change for r in records])}
+
+
 def splice(host_path: str | os.PathLike[str], segment_path: str | os.PathLike[str], frame_index: int,
            out_path: str | os.PathLike[str], *, analysis: HostAnalysis | None = None, fit: str = "auto",
            item: str = "pair", crf: int = 18, preset: str = "veryfast") -> Integration:
@@ -433,5 +464,5 @@ def seam_rows(integrations: Sequence[Integration]) -> dict[str, float | None]:
 
 
 __all__ = ["HostError", "HostAnalysis", "analyze_host", "find_candidates", "valid_range", "middle_frame",
-           "save_frame", "audio_stats", "splice", "fit_frame", "seam_changes", "frame_change", "grey_small",
+           "save_frame", "audio_stats", "splice", "boundary_changes", "continuity_rows", "fit_frame", "seam_changes", "frame_change", "grey_small",
            "hist_changes", "camera_move", "seam_rows", "label_mask", "MIN_HOST_S", "EDGE_S", "SMOOTH_X", "SMOOTH_FLOOR"]

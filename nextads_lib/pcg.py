@@ -7,6 +7,11 @@
 - ``retrieval``: no generation: the product's stock images and slogan in a fixed template storyboard
   (:func:`retrieval_storyboard`), rendered by the compositor; a floor for every metric.
 
+Every run is made under a named protocol (:mod:`nextads_lib.protocol`, ``protocol="paper"`` by default):
+``paper`` renders the Producer's own creative (label only, no post-production) and gives every pair a
+personalized plan (``compat_threshold`` 0); ``extended`` is the study's extensions (post-production, the
+generic fallback below 0.35, ...). The run directory is ``<system>__<director>__<producer>__<protocol label>``.
+
 ``run_pcg`` writes, per pair, ``data/runs/pcg/<run>/<pair_id>/``: ``profile.json`` (a ``$ref`` to
 ``users/<uid>/profile.json``), ``match.json``, ``plan.json``, ``collage.png``, ``grounding.json``,
 ``creative.mp4``, ``producer.json`` and ``manifest.json`` (:class:`~nextads_lib.schemas.PairManifest`), then
@@ -30,6 +35,7 @@ from typing import Any
 
 from . import runs
 from .config import AI_LABEL, DEFAULT_SEED, StudyPaths
+from .protocol import Protocol
 from .schemas import (
     BenchPair,
     PairManifest,
@@ -52,11 +58,14 @@ TASK = "pcg"
 RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER
 
 
-def run_names(system: str, director_backend: str, producer_backend: str) -> str:
-    """The run directory name; retrieval calls no Director and always renders with the compositor."""
+def run_names(system: str, director_backend: str, producer_backend: str, protocol: str | Protocol | None = None) -> str:
+    """The run directory name, ``<system>__<director>__<producer>__<protocol label>`` (no label part when
+    ``protocol`` is None: the name of runs made before protocols); retrieval calls no Director and always
+    renders with the compositor."""
+    label = protocol.label if isinstance(protocol, Protocol) else protocol
     if system == "retrieval":
-        return run_name(system, RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER)
-    return run_name(system, director_backend, producer_backend)
+        return run_name(system, RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER, label)
+    return run_name(system, director_backend, producer_backend, label)
 
 
 # ------------------------------------------------------------------------------------ retrieval template
@@ -212,22 +221,27 @@ def run_pcg(
     producer_backend: str = "compositor", *, limit_users: int = 0, compat_threshold: float | None = None,
     duration_s: float = 12.0, aspect_ratio: str = "9:16", seed: int = DEFAULT_SEED, width: int | None = 360,
     height: int | None = 640, fps: float = 15.0, workers: int = 2, progress: bool = True,
+    protocol: str | Protocol = "paper",
 ) -> RunSummary:
-    """Run PCG for ``system`` over PCG-Bench (the first ``limit_users`` users; 0 = all) and write the run
-    directory; returns (and writes) the run summary. Finished pairs are skipped; failed ones are retried."""
-    from .director import DEFAULT_COMPAT_THRESHOLD, slot_times  # noqa: PLC0415
+    """Run PCG for ``system`` over PCG-Bench (the first ``limit_users`` users; 0 = all) under ``protocol``
+    (``"paper"`` | ``"extended"`` | a :class:`~nextads_lib.protocol.Protocol`) and write the run directory;
+    returns (and writes) the run summary. ``compat_threshold`` None takes the protocol's (0 under ``paper``:
+    no fallback; 0.35 under ``extended``); a number overrides that switch, and the label shows it. Finished
+    pairs are skipped; failed ones are retried."""
+    from .director import slot_times  # noqa: PLC0415
 
     if system not in SYSTEMS:
         raise ValueError(f"system '{system}' is not one of {SYSTEMS}")
     slot_times(duration_s)  # a duration that cannot be cut into 2-3 s slots fails here, before any work
-    threshold = DEFAULT_COMPAT_THRESHOLD if compat_threshold is None else float(compat_threshold)
+    proto, proto_settings = runs.protocol_settings(protocol, compat_threshold=compat_threshold)
+    threshold = proto.compat_threshold
     t0 = time.perf_counter()
     if system == "retrieval":
         director_backend, producer_backend = RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER
-    name = run_names(system, director_backend, producer_backend)
+    name = run_names(system, director_backend, producer_backend, proto)
     run_dir = paths.run_dir(TASK, name)
-    settings = _settings(system, director_backend, producer_backend, threshold, duration_s, aspect_ratio, seed,
-                         width, height, fps)
+    settings = {**_settings(system, director_backend, producer_backend, threshold, duration_s, aspect_ratio, seed,
+                            width, height, fps), **proto_settings}
     pairs, users, library = load_inputs(paths)
     products = {p.id: p for p in library.products}
     order, user_ids = runs.group_by_user(pairs, limit_users)

@@ -18,6 +18,17 @@ nextads), ``host_summary.json`` (nextads), ``plan.json``, ``collage.png``, ``gro
 and ``manifest.json``; per user ``users/<uid>/profile.json`` and ``annotations.jsonl``; per run
 ``summary.json``, ``stats.json`` and ``seams.json`` (:class:`~nextads_lib.schemas.SeamSummary`).
 
+Protocols (:mod:`nextads_lib.protocol`, ``protocol="paper"`` by default). Under ``paper`` (no ``frame_overwrite``)
+the integration frame reaches the Producer as its ``first_frame`` and ``last_frame`` (the Producer uses them where
+its model takes them) and no frame of the segment is overwritten or blended; the plan's start and return are
+*checked* against the host (:func:`check_plan_host`: slot 0 must open on the integration frame, the last slot
+return to it, and the plan must state its host connection), a plan that fails fails its pair at stage
+``host_check``, and the creative's distance to the integration frame at both ends is measured and recorded
+(``continuity.json``, :class:`~nextads_lib.schemas.HostContinuity`); the seam numbers then measure the Producer's
+output. Under ``frame_overwrite`` (``extended``) the flags are set by code and the Producer pins and blends the
+host frame into the segment's ends, as before; the check is still recorded, not enforced. Post-production
+(voice-over, music, subtitles, CTA card) is the ``post_production`` switch, as in PCG.
+
 The segment is rendered at the host's size and fps (``fps`` overrides the render rate; the splice retimes it
 to the host's). Orchestration (process pool over users, per-pair resume, manifests, summary) is
 :mod:`nextads_lib.runs`, shared with PCG.
@@ -36,8 +47,10 @@ from . import host as H
 from . import runs
 from .backends import ImagePart, ModelRequest, TextPart, VideoPart, register_offline
 from .config import DEFAULT_SEED, StudyPaths, display_path, resolve
+from .protocol import Protocol
 from .schemas import (
     BenchPair,
+    HostContinuity,
     HostSummary,
     Integration,
     IntegrationCandidate,
@@ -48,6 +61,7 @@ from .schemas import (
     RunSummary,
     Schema,
     SeamSummary,
+    Storyboard,
     UserHistory,
     UserProfile,
 )
@@ -55,7 +69,7 @@ from .seed import derive_seed
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json, write_jsonl
 
 #: bump when the run's orchestration changes what a pair's artifacts contain
-CODE_VERSION = "pci-1"
+CODE_VERSION = "pci-2"  # 2: protocols; continuity.json; start/return checked under the paper protocol
 TASK = "pci"
 SYSTEMS = ("nextads", "generic", "retrieval")
 RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER
@@ -63,11 +77,12 @@ RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL
 MIDROLL_BACKEND = "rule:mid-roll"
 
 
-def run_names(system: str, director_backend: str, producer_backend: str) -> str:
-    """The run directory name (same scheme as PCG: retrieval calls no Director, renders with the compositor)."""
+def run_names(system: str, director_backend: str, producer_backend: str, protocol: str | Protocol | None = None) -> str:
+    """The run directory name (same scheme as PCG: ``<system>__<director>__<producer>__<protocol label>``;
+    retrieval calls no Director, renders with the compositor)."""
     from .pcg import run_names as _rn  # noqa: PLC0415
 
-    return _rn(system, director_backend, producer_backend)
+    return _rn(system, director_backend, producer_backend, protocol)
 
 
 def aspect_of(width: int, height: int) -> str:
@@ -269,11 +284,56 @@ def midroll_decision(pair: BenchPair, an: H.HostAnalysis, pair_dir: Path) -> Int
     return dec
 
 
+# ================================================================================ start / return check
+def check_plan_host(plan: Storyboard) -> tuple[dict[str, bool], list[str]]:
+    """What the plan itself says about the integration frame: slot 0 opens on it (lists the ``start_frame``
+    asset), the last slot returns to it (lists ``start_frame``), and ``host_connection`` says how the segment
+    connects to the host. Returns the three flags and the errors (empty = valid)."""
+    slots = sorted(plan.slots, key=lambda sl: sl.index)
+    flags = {"plan_starts_from_frame": bool(slots) and "start_frame" in slots[0].assets,
+             "plan_returns_to_frame": bool(slots) and "start_frame" in slots[-1].assets,
+             "plan_host_connection": bool((plan.host_connection or "").strip())}
+    errs = []
+    if not flags["plan_starts_from_frame"]:
+        errs.append(f"PCI: slot 0 does not open on the integration frame (its assets {slots[0].assets if slots else []} "
+                    "lack 'start_frame')")
+    if not flags["plan_returns_to_frame"]:
+        errs.append(f"PCI: the last slot does not return to the integration frame (its assets "
+                    f"{slots[-1].assets if slots else []} lack 'start_frame')")
+    if not flags["plan_host_connection"]:
+        errs.append("PCI: host_connection is empty (the plan must say how the segment connects to the host)")
+    return flags, errs
+
+
+def apply_plan_host_check(plan: Storyboard, frame_path: str, enforce: bool) -> tuple[Storyboard, HostContinuity]:
+    """Check the plan's start/return (:func:`check_plan_host`). ``enforce`` (the paper protocol): the plan's
+    ``starts_from_frame`` / ``returns_to_frame`` are set from what the plan says, not assumed (the run then fails
+    the pair at stage ``host_check`` with a :class:`~nextads_lib.host.HostError` on field ``plan.slots``). Without
+    ``enforce`` (``frame_overwrite``) the plan is returned as the Director set it and the check only recorded.
+    Returns the plan and the :class:`~nextads_lib.schemas.HostContinuity` record (frames not measured yet)."""
+    flags, errs = check_plan_host(plan)
+    if enforce:
+        plan = plan.model_copy(update={
+            "starts_from_frame": plan.starts_from_frame if flags["plan_starts_from_frame"] else None,
+            "returns_to_frame": flags["plan_returns_to_frame"]})
+    rec = HostContinuity(frame_path=frame_path, errors=errs, enforced=enforce, **flags)
+    return plan, rec
+
+
+def measure_continuity(rec: HostContinuity, creative: str | Path, host_median_change: float | None = None) -> HostContinuity:
+    """``rec`` with the creative's first and last frames compared with the integration frame
+    (:func:`nextads_lib.host.boundary_changes`)."""
+    a, b = H.boundary_changes(creative, resolve(rec.frame_path))
+    return rec.model_copy(update={"start_change": round(a, 6), "return_change": round(b, 6),
+                                  "host_median_change": None if host_median_change is None else round(host_median_change, 6)})
+
+
 # ============================================================================================ the run
 def _settings(system: str, director_backend: str, producer_backend: str, duration_s: float, seed: int,
-              fps: float | None) -> dict[str, Any]:
+              fps: float | None, protocol: str | Protocol = "paper") -> dict[str, Any]:
+    _, proto = runs.protocol_settings(protocol)
     return {"system": system, "director_backend": director_backend, "producer_backend": producer_backend,
-            "duration_s": float(duration_s), "seed": int(seed), "fps": None if fps is None else float(fps)}
+            "duration_s": float(duration_s), "seed": int(seed), "fps": None if fps is None else float(fps), **proto}
 
 
 def _pair_key(settings: dict[str, Any], pair: BenchPair, product: Product | None, history: UserHistory | None) -> str:
@@ -359,8 +419,18 @@ def _run_pair(m: dict[str, Any], pair: BenchPair, product: Product | None, histo
                                             aspect_ratio=ar, host=hostctx, history=history,
                                             seed=derive_seed(s["seed"], "plan", product.id, pair.user_id,
                                                              pair.host_item_id or ""))
+    overwrite = bool((s.get("switches") or {}).get("frame_overwrite", True))
+    continuity = None
+    if hostctx is not None:
+        plan, continuity = apply_plan_host_check(plan, decision.frame_path, enforce=not overwrite)
     write_json(pair_dir / "plan.json", plan)
     arts["plan"] = "plan.json"
+    if continuity is not None:
+        write_json(pair_dir / "continuity.json", continuity)
+        arts["continuity"] = "continuity.json"
+        if continuity.enforced and continuity.errors:
+            m["stage_failed"] = "host_check"
+            raise H.HostError(item, "plan.slots", "; ".join(continuity.errors))
 
     personalized = system == "nextads"
     with runs.Stage(m, None, "ground"):
@@ -399,6 +469,9 @@ def _run_pair(m: dict[str, Any], pair: BenchPair, product: Product | None, histo
     write_json(pair_dir / "integration.json", integ)
     arts["integrated"] = "integrated.mp4"
     arts["integration"] = "integration.json"
+    if continuity is not None:
+        write_json(pair_dir / "continuity.json", measure_continuity(continuity, pair_dir / "creative.mp4",
+                                                                    an.median_change))
 
 
 def load_inputs(paths: StudyPaths) -> tuple[list[BenchPair], dict[str, UserHistory], ProductLibrary]:
@@ -413,10 +486,12 @@ def run_pci(
     paths: StudyPaths, system: str = "nextads", director_backend: str = "offline",
     producer_backend: str = "compositor", *, limit_users: int = 0, duration_s: float = 8.0,
     seed: int = DEFAULT_SEED, fps: float | None = None, workers: int = 2, progress: bool = True,
+    protocol: str | Protocol = "paper",
 ) -> RunSummary:
-    """Run PCI for ``system`` over PCI-Bench (the first ``limit_users`` users; 0 = all), write the run
-    directory and ``seams.json``; returns (and writes) the run summary. Finished pairs are skipped; failed
-    ones are retried."""
+    """Run PCI for ``system`` over PCI-Bench (the first ``limit_users`` users; 0 = all) under ``protocol``
+    (``"paper"`` | ``"extended"`` | a :class:`~nextads_lib.protocol.Protocol`; see the module docstring), write
+    the run directory and ``seams.json``; returns (and writes) the run summary. Finished pairs are skipped;
+    failed ones are retried."""
     from .director import slot_times  # noqa: PLC0415
 
     if system not in SYSTEMS:
@@ -425,9 +500,10 @@ def run_pci(
     t0 = time.perf_counter()
     if system == "retrieval":
         director_backend, producer_backend = RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER
-    name = run_names(system, director_backend, producer_backend)
+    proto, _ = runs.protocol_settings(protocol)
+    name = run_names(system, director_backend, producer_backend, proto)
     run_dir = paths.run_dir(TASK, name)
-    settings = _settings(system, director_backend, producer_backend, duration_s, seed, fps)
+    settings = _settings(system, director_backend, producer_backend, duration_s, seed, fps, proto)
     pairs, users, library = load_inputs(paths)
     products = {p.id: p for p in library.products}
     order, user_ids = runs.group_by_user(pairs, limit_users)
@@ -456,8 +532,9 @@ def seam_summary(run_dir: Path, pair_ids: list[str] | None = None) -> SeamSummar
     s = read_model(run_dir / "summary.json", RunSummary) if (run_dir / "summary.json").is_file() else None
     dirs = [run_dir / p for p in pair_ids] if pair_ids is not None else sorted(d for d in run_dir.iterdir() if d.is_dir())
     ints = [read_model(d / "integration.json", Integration) for d in dirs if (d / "integration.json").is_file()]
+    conts = [read_model(d / "continuity.json", HostContinuity) for d in dirs if (d / "continuity.json").is_file()]
     return SeamSummary(run_name=run_dir.name, system=s.system if s else run_dir.name.split("__")[0], n=len(ints),
-                       **H.seam_rows(ints))
+                       protocol=s.protocol if s else None, **H.seam_rows(ints), **H.continuity_rows(conts))
 
 
 def read_summary(paths: StudyPaths, run: str) -> RunSummary:
@@ -484,7 +561,7 @@ def seam_table_rows(seams: list[SeamSummary], digits: int = 2) -> list[dict[str,
     def r(x: float | None) -> float | None:
         return None if x is None else round(float(x), digits)
 
-    return [{"run": s.run_name, "system": s.system, "integrated": s.n,
+    return [{"run": s.run_name, "system": s.system, "protocol": s.protocol or "", "integrated": s.n,
              "seam_in / host median": r(s.seam_ratio_in_median), "seam_out / host median": r(s.seam_ratio_out_median),
              "smooth seams": r(s.smooth_fraction)} for s in seams]
 
@@ -570,6 +647,6 @@ def seam_strip(pair_dir: Path, k: int = 2, cell: float = 1.6):
 summary_rows = runs.summary_rows
 
 __all__ = ["SYSTEMS", "run_pci", "run_names", "run_user", "summarize_host", "decide_integration", "midroll_decision",
-           "validate_decision", "build_host_summary_request", "build_integration_request", "aspect_of",
+           "validate_decision", "check_plan_host", "apply_plan_host_check", "measure_continuity", "build_host_summary_request", "build_integration_request", "aspect_of",
            "load_inputs", "read_profile", "read_summary", "read_manifests", "read_seams", "seam_summary", "seam_table_rows",
            "read_pair", "summary_rows", "annotations_table", "timeline_figure", "seam_strip", "HostSummaryAnswer", "IntegrationAnswer"]

@@ -11,6 +11,12 @@ A task supplies three things:
   pool) that runs a user's pairs, usually through :func:`run_pairs`.
 
 Failed pairs are never recorded in the cache, so a rerun retries exactly those.
+
+Protocols (:mod:`nextads_lib.protocol`): a task's settings carry ``protocol`` (the label) and ``switches``
+(every switch's value, :func:`protocol_settings`); they are in every pair key, every ``manifest.json`` and the
+run's ``summary.json`` (fields ``protocol`` and ``switches``), the run directory's name ends with the label
+(:func:`nextads_lib.schemas.run_name`), and the Producer is built with the protocol's ``post_production``,
+``slot_layouts`` and ``frame_overwrite`` (:func:`producer_settings`), so they are in its settings and cache key.
 """
 
 from __future__ import annotations
@@ -22,11 +28,35 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import StudyPaths
 from .schemas import BenchPair, PairManifest, RunFailure, RunSummary
 from .store import Cache, write_json
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
+
+
+# --------------------------------------------------------------------------------------------- protocol
+#: the switches the Producer takes as settings (the rest concern the Director and the judge)
+PRODUCER_SWITCHES = ("post_production", "slot_layouts", "frame_overwrite")
+
+
+def protocol_settings(protocol: "str | Protocol" = "paper", **switches: Any) -> tuple["Protocol", dict[str, Any]]:
+    """The protocol (a name or a :class:`~nextads_lib.protocol.Protocol`, ``switches`` overriding single
+    switches; None values are ignored) and the settings entries every run records: ``protocol`` (its label)
+    and ``switches`` (its switches, base included)."""
+    from .protocol import get_protocol  # noqa: PLC0415
+
+    proto = get_protocol(protocol, **{k: v for k, v in switches.items() if v is not None})
+    return proto, {"protocol": proto.label, "switches": proto.model_dump(mode="json")}
+
+
+def producer_settings(settings: dict[str, Any]) -> dict[str, bool]:
+    """The Producer settings a run's protocol fixes (empty for settings written before protocols)."""
+    sw = settings.get("switches") or {}
+    return {k: bool(sw[k]) for k in PRODUCER_SWITCHES if k in sw}
 
 
 # ---------------------------------------------------------------------------------------------- workers
@@ -72,13 +102,14 @@ class Stage:
 
 
 def new_manifest(task: str, pair: BenchPair, run_name: str, system: str, director_name: str, producer_name: str,
-                 seed: int) -> dict[str, Any]:
+                 seed: int, protocol: str | None = None, switches: dict[str, Any] | None = None) -> dict[str, Any]:
     """A pair's manifest as a mutable dict, status ``done`` until something says otherwise."""
     return {
         "pair_id": pair.pair_id, "task": task, "run_name": run_name, "system": system,
         "director_backend": director_name, "producer_backend": producer_name, "user_id": pair.user_id,
         "product_id": pair.product_id, "status": "done", "stage_failed": None, "failure": None,
         "seed": int(seed), "seconds": {}, "usage": [], "cost_usd": 0.0, "artifacts": {},
+        "protocol": protocol, "switches": dict(switches or {}),
     }
 
 
@@ -154,7 +185,8 @@ def run_user_job(task: str, job: dict[str, Any], model_profile: Callable[..., An
     stats = {"user_model_calls": 0, "renders": 0, "render_cache_hits": 0, "pairs_executed": len(pairs)}
     retrieval = system == "retrieval"
     backend = None if retrieval else get_backend(s["director_backend"], cache_dir=paths.cache)
-    producer = get_producer(RETRIEVAL_PRODUCER if retrieval else s["producer_backend"], cache_dir=paths.cache)
+    producer = get_producer(RETRIEVAL_PRODUCER if retrieval else s["producer_backend"], cache_dir=paths.cache,
+                            **producer_settings(s))
     director_name = RETRIEVAL_DIRECTOR if retrieval else backend.name
 
     profile, profile_error, profile_usage, profile_seconds = None, None, [], 0.0
@@ -175,7 +207,8 @@ def run_user_job(task: str, job: dict[str, Any], model_profile: Callable[..., An
         profile_seconds = round(time.perf_counter() - t0, 4)
 
     def manifest_for(k: int, pair: BenchPair) -> dict[str, Any]:
-        m = new_manifest(task, pair, run_dir.name, system, director_name, producer.name, s["seed"])
+        m = new_manifest(task, pair, run_dir.name, system, director_name, producer.name, s["seed"],
+                         s.get("protocol"), s.get("switches"))
         if system == "nextads":
             m["seconds"]["profile"] = profile_seconds if k == 0 else 0.0
             if k == 0:
@@ -275,6 +308,7 @@ def execute(
         seconds=round(time.perf_counter() - t0, 3), cost_usd=round(sum(m.cost_usd for m in ordered), 6),
         input_tokens=sum(u.input_tokens for u in usage), output_tokens=sum(u.output_tokens for u in usage),
         settings=dict(summary_settings if summary_settings is not None else settings),
+        protocol=settings.get("protocol"), switches=dict(settings.get("switches") or {}),
     )
     write_json(run_dir / "summary.json", summary)
     write_json(run_dir / "stats.json", {**stats, "seconds": summary.seconds})
@@ -304,8 +338,8 @@ def read_manifests(paths: StudyPaths, task: str, run: str) -> list[PairManifest]
 def summary_rows(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     """Deterministic rows (counts, no times) for the summary tables the notebooks check."""
     return [{"run": s.run_name, "system": s.system, "director": s.director_backend, "producer": s.producer_backend,
-             "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback, "failed": s.failed} for s in summaries]
+             "protocol": s.protocol or "", "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback, "failed": s.failed} for s in summaries]
 
 
-__all__ = ["init_worker", "Stage", "new_manifest", "run_pairs", "group_by_user", "execute", "progress_bar",
+__all__ = ["PRODUCER_SWITCHES", "protocol_settings", "producer_settings", "init_worker", "Stage", "new_manifest", "run_pairs", "group_by_user", "execute", "progress_bar",
            "read_summary", "read_manifests", "summary_rows"]

@@ -315,6 +315,9 @@ class PairManifest(Schema):
     usage: list[Usage] = Field(default_factory=list)
     cost_usd: float = 0.0
     artifacts: dict[str, str] = Field(default_factory=dict, description="name -> path relative to the pair dir")
+    protocol: str | None = Field(default=None, description="the protocol's label (paper, extended, paper+...); "
+                                 "None in manifests written before protocols existed")
+    switches: dict[str, object] = Field(default_factory=dict, description="the protocol's switch values")
 
 
 class RunFailure(Schema):
@@ -341,17 +344,22 @@ class RunSummary(Schema):
     input_tokens: int = 0
     output_tokens: int = 0
     settings: dict[str, object] = Field(default_factory=dict)
+    protocol: str | None = Field(default=None, description="the protocol's label; None before protocols existed")
+    switches: dict[str, object] = Field(default_factory=dict, description="the protocol's switch values")
 
 
-def run_name(system: str, director_backend: str, producer_backend: str) -> str:
-    """``<system>__<director>__<producer>`` with each backend string made path-safe."""
+def run_name(system: str, director_backend: str, producer_backend: str, protocol: str | None = None) -> str:
+    """``<system>__<director>__<producer>[__<protocol label>]`` with each part made path-safe (a label such as
+    ``paper+compat_threshold=0.2`` becomes ``paper-compat_threshold-0.2``). The system stays the first
+    ``__``-separated part, so readers that split on ``__`` keep working."""
 
     def slug(s: str) -> str:
         import re  # noqa: PLC0415
 
         return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "none"
 
-    return f"{system}__{slug(director_backend)}__{slug(producer_backend)}"
+    name = f"{system}__{slug(director_backend)}__{slug(producer_backend)}"
+    return f"{name}__{slug(protocol)}" if protocol else name
 
 
 # ============================================================ verifier, reflector, evolution (helper D, issue 8)
@@ -589,6 +597,23 @@ class Integration(Schema):
     audio_rate: int | None = None
 
 
+class HostContinuity(Schema):
+    """``continuity.json`` of a PCI pair: does the plan start from and return to the integration frame, and how
+    close the Producer's first and last frames come to it (64x64 grey mean abs difference outside the label's
+    box, 0..1; measured on ``creative.mp4``, so under the paper protocol it measures the Producer, not a blend)."""
+
+    frame_path: str = Field(description="the integration frame (png)")
+    plan_starts_from_frame: bool = Field(description="slot 0 of the plan opens on the integration frame")
+    plan_returns_to_frame: bool = Field(description="the last slot of the plan returns to the integration frame")
+    plan_host_connection: bool = Field(description="the plan states how the segment connects to the host")
+    errors: list[str] = Field(default_factory=list, description="what the plan failed (empty = valid)")
+    enforced: bool = Field(description="True: a failed check fails the pair (paper); False: the flags were set "
+                           "by code and the frames overwritten (frame_overwrite)")
+    start_change: float | None = Field(default=None, description="creative's first frame vs the integration frame")
+    return_change: float | None = Field(default=None, description="creative's last frame vs the integration frame")
+    host_median_change: float | None = None
+
+
 class SeamSummary(Schema):
     """``seams.json`` of a PCI run: seam continuity over its integrated pairs."""
 
@@ -601,3 +626,10 @@ class SeamSummary(Schema):
     seam_ratio_in_median: float | None = None
     seam_ratio_out_median: float | None = None
     smooth_fraction: float | None = Field(default=None, description="share of seams whose change <= max(3 x the host's median, 0.01)")
+    protocol: str | None = Field(default=None, description="the run's protocol label")
+    host_checked: int = Field(default=0, description="pairs whose plan start/return was checked (continuity.json)")
+    host_check_failed: int = Field(default=0, description="of those, plans that do not start from or return to the "
+                                   "integration frame")
+    start_change_median: float | None = Field(default=None, description="creative's first frame vs the integration "
+                                              "frame, median over checked pairs")
+    return_change_median: float | None = None

@@ -43,6 +43,8 @@ class Step:
 
 
 SYSTEMS = ("nextads", "generic", "retrieval")
+#: the systems the study also runs under the ``extended`` protocol (:mod:`nextads_lib.protocol`)
+EXTENDED_SYSTEMS = ("nextads",)
 
 
 def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
@@ -58,8 +60,11 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
     ]
     pcg = ("00_build_product_library.ipynb", "01_build_pcg_bench.ipynb")
     pci = ("00_build_product_library.ipynb", "02_build_pci_bench.ipynb")
-    steps += [Step("10_run_pcg.ipynb", p("10_run_pcg", system=s), tag=s, needs=pcg) for s in SYSTEMS]
-    steps += [Step("11_run_pci.ipynb", p("11_run_pci", system=s), tag=s, needs=pci) for s in SYSTEMS]
+    # the paper's protocol for the three systems, plus nextads under the extended protocol as an extra row
+    for nb, stem, needs in (("10_run_pcg.ipynb", "10_run_pcg", pcg), ("11_run_pci.ipynb", "11_run_pci", pci)):
+        steps += [Step(nb, p(stem, system=s, protocol="paper"), tag=s, needs=needs) for s in SYSTEMS]
+        steps += [Step(nb, p(stem, system=s, protocol="extended"), tag=f"{s}_extended", needs=needs)
+                  for s in EXTENDED_SYSTEMS]
     # evaluation and the closed loop read whichever runs exist (a task with no runs is reported and skipped)
     steps += [
         Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb", "11_run_pci.ipynb"))

@@ -188,3 +188,20 @@ def test_camera_move_from_optical_flow():
     assert H.camera_move(base)[0] == "pan_left"
     assert H.camera_move(base[::-1])[0] == "pan_right"
     assert H.camera_move(np.repeat(base[:1], 6, axis=0))[0] == "static"
+
+
+def test_boundary_changes_measure_the_segment_ends_against_the_frame(tmp_path):
+    """A segment that opens on the integration frame and ends elsewhere: ~0 at the start, large at the end;
+    the label's box is left out, so the burned label alone does not count as a change."""
+    w, h = 96, 160
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    frame = np.repeat(np.repeat(frame[::8, ::8], 8, axis=0), 8, axis=1)[:h, :w]  # blocks survive H.264
+    png = media.save_image(tmp_path / "frame.png", frame)
+    other = np.full((h, w, 3), 30, np.uint8)
+    seg = [burn_label(frame)] * 4 + [burn_label(other)] * 4
+    video = media.write_video(tmp_path / "seg.mp4", seg, 8.0, crf=12).path
+    first, last = H.boundary_changes(video, png)
+    assert first < 0.03 and last > 0.2
+    rows = H.continuity_rows([])
+    assert rows == {}

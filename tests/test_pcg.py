@@ -18,6 +18,7 @@ from nextads_lib.store import read_json, read_model, write_json, write_jsonl
 from test_director import make_history, make_product, make_razor  # noqa: E402  (shared small fixtures)
 
 TINY = {"width": 96, "height": 160, "fps": 5.0, "duration_s": 4.0}
+TINY_W, TINY_H = TINY["width"], TINY["height"]
 
 GAMER_TEXTS = [("Boss fight", "Finally beat the boss on hard mode, controller in hand"),
                ("Console setup", "My console gaming corner with a new controller"),
@@ -53,14 +54,16 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nextads_run(bench):
-    s1 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)  # process pool
+    s1 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=2, progress=False, protocol="extended",
+                     **TINY)  # process pool; the extended protocol has the fallback
     stats1 = read_json(bench.run_dir("pcg", s1.run_name) / "stats.json")
     return s1, stats1
 
 
 def test_nextads_end_to_end_writes_every_artifact(bench, nextads_run):
     s, stats = nextads_run
-    assert s.run_name == "nextads__offline__compositor" and s.n_pairs == 4
+    assert s.run_name == "nextads__offline__compositor__extended" and s.n_pairs == 4
+    assert s.protocol == "extended" and s.switches["compat_threshold"] == 0.35 and s.settings["protocol"] == "extended"
     assert s.failed == 0 and s.done + s.fallback == 4
     assert stats["user_model_calls"] == 2 and stats["workers"] == 2  # once per user, never per pair
     # both users' razor pairs fall back to the same generic plan and collage: one render is reused unless the
@@ -75,6 +78,7 @@ def test_nextads_end_to_end_writes_every_artifact(bench, nextads_run):
             assert (d / f).is_file(), f"{pair_id}/{f}"
         man = read_model(d / "manifest.json", PairManifest)
         assert man.director_backend == "offline" and man.producer_backend == "compositor"
+        assert man.protocol == "extended" and man.switches["post_production"] is True
         assert set(man.seconds) >= {"profile", "match", "plan", "ground", "render"}
         assert read_json(d / "profile.json") == {"$ref": f"../users/{man.user_id}/profile.json"}
         assert pcg.read_profile(d).user_id == man.user_id
@@ -94,7 +98,8 @@ def test_nextads_end_to_end_writes_every_artifact(bench, nextads_run):
 def test_rerun_costs_nothing(bench, nextads_run):
     s1, _ = nextads_run
     mtime = (bench.run_dir("pcg", s1.run_name) / "u_coffee__brewco-beans" / "creative.mp4").stat().st_mtime_ns
-    s2 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
+    s2 = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=1, progress=False, protocol="extended",
+                     **TINY)
     stats = read_json(bench.run_dir("pcg", s2.run_name) / "stats.json")
     assert stats["pairs_executed"] == 0 and stats["renders"] == 0 and stats["user_model_calls"] == 0
     assert stats["pairs_reused"] == 4 and stats["workers"] == 0
@@ -124,7 +129,7 @@ def test_generic_sees_no_user_data_and_shares_renders(bench):
 
 def test_retrieval_is_a_fixed_template(bench):
     s = pcg.run_pcg(bench, "retrieval", "offline", "wan:whatever", workers=1, progress=False, **TINY)
-    assert s.run_name == "retrieval__none__compositor" and s.director_backend == "none" and s.done == 4
+    assert s.run_name == "retrieval__none__compositor__paper" and s.director_backend == "none" and s.done == 4
     plan = read_model(bench.run_dir("pcg", s.run_name) / "u_coffee__brewco-beans" / "plan.json", Storyboard)
     assert plan.hook == "Better mornings, bean by bean." and {sl.camera for sl in plan.slots} == {"static"}
 
@@ -143,7 +148,7 @@ def test_bad_inputs_are_recorded_and_only_they_are_retried(tmp_path):
     paths = make_bench(tmp_path / "data", extra_pairs, [UserHistory(dataset="qilin", user_id="u_empty", items=[])],
                        [broken])
     s = pcg.run_pcg(paths, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
-    assert s.n_pairs == 7 and s.failed == 3 and s.done + s.fallback == 4
+    assert s.n_pairs == 7 and s.failed == 3 and s.done == 4 and s.fallback == 0
     by = {f.pair_id: f for f in s.failures}
     assert by["u_coffee__ghost"].stage == "load" and "ghost-product" in by["u_coffee__ghost"].reason
     assert by["u_coffee__broken"].stage == "ground" and "images[0].path" in by["u_coffee__broken"].reason
@@ -154,6 +159,45 @@ def test_bad_inputs_are_recorded_and_only_they_are_retried(tmp_path):
     stats = read_json(paths.run_dir("pcg", s.run_name) / "stats.json")
     assert stats["pairs_executed"] == 3 and stats["pairs_reused"] == 4 and stats["renders"] == 0
     assert s2.failed == 3
+
+
+
+def test_paper_protocol_keeps_the_producers_creative(bench, nextads_run):
+    """The paper protocol: every pair personalized (no fallback), the creative is the compositor's picture with
+    the label from the first frame, no voice or music (no audio track), no CTA end card; nothing is shared with
+    the extended run's cache; manifests and the summary record the protocol."""
+    from nextads_lib.producer import label_present, post  # noqa: PLC0415
+    from nextads_lib.protocol import get_protocol  # noqa: PLC0415
+
+    ext, _ = nextads_run
+    s = pcg.run_pcg(bench, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
+    run_dir = bench.run_dir("pcg", s.run_name)
+    stats = read_json(run_dir / "stats.json")
+    assert s.run_name == "nextads__offline__compositor__paper" and run_dir != bench.run_dir("pcg", ext.run_name)
+    assert s.protocol == "paper" and s.switches == get_protocol("paper").model_dump(mode="json")
+    assert (s.done, s.fallback, s.failed) == (4, 0, 0) and s.settings["compat_threshold"] == 0.0
+    assert stats["pairs_executed"] == 4 and stats["renders"] == 4  # no cached pair or render of the extended run
+    for d in sorted(run_dir.glob("u_*")):
+        man = read_model(d / "manifest.json", PairManifest)
+        assert man.protocol == "paper" and man.switches["post_production"] is False
+        assert read_json(d / "producer.json")["settings"]["post_production"] is False
+        assert not read_json(d / "match.json")["fallback"]
+        assert read_model(d / "plan.json", Storyboard).personalized
+        assert not media.probe(d / "creative.mp4").has_audio
+    # the same personalized plan under both protocols: the extended creative ends on the CTA card, the paper's not
+    pair = "u_coffee__brewco-beans"
+    plan = read_model(run_dir / pair / "plan.json", Storyboard)
+    accent = post.palette_accent(read_json(run_dir / pair / "producer.json")["settings"]["palette"])
+    paper_f = media.read_frames(run_dir / pair / "creative.mp4")
+    ext_f = media.read_frames(bench.run_dir("pcg", ext.run_name) / pair / "creative.mp4")
+    card = post.cta_layer(plan.cta, TINY_W, TINY_H, accent)
+    assert max(card.match(f) for f in ext_f[-3:]) < 30
+    assert min(card.match(f) for f in paper_f[-5:]) > 40
+    assert label_present(paper_f[0]) and all(label_present(f) for f in paper_f)
+    # a threshold given to the run overrides the protocol's and the label (and the directory) say so
+    s2 = pcg.run_pcg(bench, "retrieval", "offline", "compositor", workers=1, progress=False, compat_threshold=0.2,
+                     **TINY)
+    assert s2.protocol == "paper+compat_threshold=0.2" and s2.run_name.endswith("__paper-compat_threshold-0.2")
 
 
 # ------------------------------------------------------------------------ a Director behind the OpenAI wire format
@@ -258,8 +302,8 @@ def test_pipeline_with_an_openai_director(tmp_path, chat_server):
     srv = chat_server(canned)
     paths = make_bench(tmp_path / "data")
     s = pcg.run_pcg(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
-    assert s.run_name == "nextads__openai-gpt-4o-test__compositor"
-    assert s.failed == 0 and (s.done, s.fallback) == (1, 3), s.failures
+    assert s.run_name == "nextads__openai-gpt-4o-test__compositor__paper"
+    assert s.failed == 0 and (s.done, s.fallback) == (4, 0), s.failures  # the paper: no fallback
     assert s.input_tokens > 0 and s.output_tokens > 0
     profile_calls = [b for b in srv.log if "infer a structured profile" in _text(b)]
     assert len(profile_calls) == 2  # once per user

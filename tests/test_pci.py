@@ -102,13 +102,14 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nextads_run(bench):
-    s = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    s = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, protocol="extended", **TINY)
     return s, read_json(bench.run_dir("pci", s.run_name) / "stats.json")
 
 
 @pytest.fixture(scope="module")
 def generic_run(bench, nextads_run):
-    return pci.run_pci(bench, "generic", "offline", "compositor", workers=1, progress=False, **TINY)
+    return pci.run_pci(bench, "generic", "offline", "compositor", workers=1, progress=False, protocol="extended",
+                       **TINY)
 
 
 # --------------------------------------------------------------------------------------------- user modeling
@@ -143,7 +144,7 @@ def test_annotations_once_per_video_and_profile_from_them(tmp_path):
 # ------------------------------------------------------------------------------------------------- the run
 def test_nextads_writes_every_artifact(bench, nextads_run):
     s, stats = nextads_run
-    assert s.run_name == "nextads__offline__compositor" and s.n_pairs == 4 and s.task == "pci"
+    assert s.run_name == "nextads__offline__compositor__extended" and s.n_pairs == 4 and s.task == "pci"
     assert s.failed == 0 and s.done == 4, s.failures
     assert stats["workers"] == 2 and stats["renders"] == 4
     run_dir = bench.run_dir("pci", s.run_name)
@@ -237,7 +238,7 @@ def test_generic_sees_no_user_or_host_and_is_a_mid_roll(bench, generic_run):
 
 def test_retrieval_is_a_template_mid_roll(bench):
     s = pci.run_pci(bench, "retrieval", "offline", "wan:whatever", workers=1, progress=False, **TINY)
-    assert s.run_name == "retrieval__none__compositor" and s.done == 4
+    assert s.run_name == "retrieval__none__compositor__paper" and s.done == 4
     plan = read_model(bench.run_dir("pci", s.run_name) / "u_gamer__brewco-beans" / "plan.json", Storyboard)
     assert plan.backend == "retrieval-template" and {sl.camera for sl in plan.slots} == {"static"}
     d = bench.run_dir("pci", s.run_name) / "u_gamer__brewco-beans"
@@ -248,7 +249,8 @@ def test_rerun_costs_nothing(bench, nextads_run):
     s1, _ = nextads_run
     p = bench.run_dir("pci", s1.run_name) / "u_coffee__brewco-beans" / "integrated.mp4"
     mtime = p.stat().st_mtime_ns
-    s2 = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    s2 = pci.run_pci(bench, "nextads", "offline", "compositor", workers=2, progress=False, protocol="extended",
+                     **TINY)
     stats = read_json(bench.run_dir("pci", s2.run_name) / "stats.json")
     assert stats["pairs_executed"] == 0 and stats["renders"] == 0 and stats["user_model_calls"] == 0
     assert stats["pairs_reused"] == 4 and stats["workers"] == 0
@@ -268,7 +270,8 @@ def test_bad_hosts_are_recorded_and_only_they_are_retried(tmp_path):
              for n, v, pid in (("corrupt", corrupt, "brewco-beans"), ("short", short, "brewco-beans"),
                                ("mute", mute, "brewco-beans"), ("ghost", mute, "ghost-product"))]
     paths = make_pci_bench(tmp_path / "data", extra)
-    s = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1, **TINY)
+    s = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1,
+                    protocol="extended", **TINY)  # extended: the segment has sound (the voice-over)
     assert s.n_pairs == 6 and s.failed == 3 and s.done == 3, s.failures
     by = {f.pair_id: f for f in s.failures}
     assert by["u_coffee__corrupt"].stage == "host" and "corrupt.mp4" in by["u_coffee__corrupt"].reason
@@ -281,7 +284,8 @@ def test_bad_hosts_are_recorded_and_only_they_are_retried(tmp_path):
     e = envelope(media.read_audio(d / "integrated.mp4", 16000))
     assert e[2 : int(integ.seam_in_s * 20) - 2].max() < 0.005
     assert e[int(integ.seam_in_s * 20) + 2 : int(integ.seam_out_s * 20) - 2].mean() > 0.005
-    s2 = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1, **TINY)
+    s2 = pci.run_pci(paths, "nextads", "offline", "compositor", workers=1, progress=False, limit_users=1,
+                     protocol="extended", **TINY)
     stats = read_json(paths.run_dir("pci", s.run_name) / "stats.json")
     assert stats["pairs_executed"] == 3 and stats["pairs_reused"] == 3 and s2.failed == 3
 
@@ -331,7 +335,7 @@ def test_pipeline_with_an_openai_director(tmp_path, chat_server):
     srv = chat_server(pci_canned)
     paths = make_pci_bench(tmp_path / "data")
     s = pci.run_pci(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False, **TINY)
-    assert s.run_name == "nextads__openai-gpt-4o-test__compositor"
+    assert s.run_name == "nextads__openai-gpt-4o-test__compositor__paper"
     assert s.failed == 0 and s.done == 4, s.failures
     assert s.input_tokens > 0
     point_calls = [b for b in srv.log if "candidate points found by video analysis" in _text(b)]
@@ -355,3 +359,83 @@ def test_an_answer_naming_no_candidate_fails_the_pair(tmp_path, chat_server):
     assert s.failed == 2 and {f.stage for f in s.failures} == {"decide"}
     assert all("decision.candidate_index: 99 names no candidate" in f.reason for f in s.failures)
     assert json.loads((paths.run_dir("pci", s.run_name) / "summary.json").read_text())["failed"] == 2
+
+
+# ------------------------------------------------------------------------------------------ the paper protocol
+@pytest.fixture(scope="module")
+def paper_run(bench, nextads_run):
+    s = pci.run_pci(bench, "nextads", "offline", "compositor", workers=1, progress=False, **TINY)
+    return s, read_json(bench.run_dir("pci", s.run_name) / "stats.json")
+
+
+def test_paper_segment_is_the_producers_own(bench, nextads_run, paper_run):
+    """Under the paper protocol no frame of the segment is the host frame or a blend into it, the start/return
+    check is enforced and recorded, and the seams measure the Producer's output (rougher than the blend)."""
+    from nextads_lib.producer.post import BOUNDARY_BLEND_S, burn_label, fit_image  # noqa: PLC0415
+    from nextads_lib.schemas import HostContinuity  # noqa: PLC0415
+
+    s, stats = paper_run
+    ext, _ = nextads_run
+    assert s.run_name == "nextads__offline__compositor__paper" and s.protocol == "paper"
+    assert s.failed == 0 and s.done == 4, s.failures
+    assert stats["pairs_executed"] == 4 and stats["renders"] == 4  # nothing reused from the extended run
+    d = bench.run_dir("pci", s.run_name) / "u_coffee__brewco-beans"
+    de = bench.run_dir("pci", ext.run_name) / "u_coffee__brewco-beans"
+    man = read_model(d / "manifest.json", PairManifest)
+    assert man.protocol == "paper" and man.switches["frame_overwrite"] is False
+    assert man.artifacts["continuity"] == "continuity.json"
+    assert read_json(d / "producer.json")["settings"]["post_production"] is False
+    cont, cont_ext = (read_model(x / "continuity.json", HostContinuity) for x in (d, de))
+    assert cont.enforced and not cont.errors and cont.plan_starts_from_frame and cont.plan_returns_to_frame
+    assert not cont_ext.enforced
+    paper, extended = media.read_frames(d / "creative.mp4"), media.read_frames(de / "creative.mp4")
+    h, w = paper.shape[1:3]
+    host = burn_label(fit_image(np.asarray(media.load_image(d / "integration_frame.png")), w, h)).astype(np.float32)
+    diff = lambda a: float(np.abs(a.astype(np.float32) - host).mean())  # noqa: E731
+    nb = int(round(BOUNDARY_BLEND_S * FPS))
+    assert diff(extended[0]) < 12 and diff(extended[-1]) < 12  # the extended segment is pinned to the host frame
+    assert min(diff(f) for f in paper[: nb + 1]) > 12 and min(diff(f) for f in paper[-nb - 1 :]) > 12
+    assert label_present(paper[0]) and not media.probe(d / "creative.mp4").has_audio
+    # measured on the output: the paper's ends are farther from the host frame, and so are its seams
+    assert cont.start_change > 2 * cont_ext.start_change and cont.return_change > 2 * cont_ext.return_change
+    ip, ie = (read_model(x / "integration.json", Integration) for x in (d, de))
+    assert ip.seam_change_in > ie.seam_change_in and ip.seam_change_out > ie.seam_change_out
+    assert "silence" in ip.audio  # the compositor's segment has no sound of its own
+    seams = read_model(bench.run_dir("pci", s.run_name) / "seams.json", SeamSummary)
+    assert seams.protocol == "paper" and seams.host_checked == 4 and seams.host_check_failed == 0
+
+
+def test_start_return_check_can_fail(bench, paper_run):
+    s, _ = paper_run
+    plan = read_model(bench.run_dir("pci", s.run_name) / "u_coffee__brewco-beans" / "plan.json", Storyboard)
+    assert pci.check_plan_host(plan)[1] == []
+    last = plan.slots[-1]
+    bad = plan.model_copy(update={"slots": [*plan.slots[:-1], last.model_copy(
+        update={"assets": [a for a in last.assets if a != "start_frame"]})]})
+    flags, errs = pci.check_plan_host(bad)
+    assert flags == {"plan_starts_from_frame": True, "plan_returns_to_frame": False, "plan_host_connection": True}
+    assert len(errs) == 1 and "does not return to the integration frame" in errs[0]
+    out, rec = pci.apply_plan_host_check(bad, "f.png", enforce=True)
+    assert out.returns_to_frame is False and out.starts_from_frame and rec.errors == errs and rec.enforced
+    out2, rec2 = pci.apply_plan_host_check(bad, "f.png", enforce=False)
+    assert out2.returns_to_frame is True and rec2.errors == errs and not rec2.enforced  # recorded, not enforced
+
+
+def test_a_director_that_does_not_return_fails_the_paper_pair(tmp_path, chat_server):
+    def no_return(body):
+        ans = pci_canned(body)
+        if isinstance(ans, dict) and "slots" in ans:
+            ans["slots"][-1]["assets"] = [a for a in ans["slots"][-1]["assets"] if a != "start_frame"]
+        return ans
+
+    chat_server(no_return)
+    paths = make_pci_bench(tmp_path / "data")
+    s = pci.run_pci(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False,
+                    limit_users=1, **TINY)
+    assert s.failed == 2 and {f.stage for f in s.failures} == {"host_check"}, s.failures
+    assert all("plan.slots" in f.reason and "does not return" in f.reason for f in s.failures)
+    d = paths.run_dir("pci", s.run_name) / s.failures[0].pair_id
+    assert read_model(d / "plan.json", Storyboard).returns_to_frame is False  # what the plan says, not assumed
+    ext = pci.run_pci(paths, "nextads", "openai:gpt-4o-test", "compositor", workers=1, progress=False,
+                      limit_users=1, protocol="extended", **TINY)
+    assert ext.failed == 0 and ext.done == 2  # frame_overwrite: the flags are set by code, as before

@@ -244,3 +244,92 @@ def test_camera_window_matches_an_affine_warp_at_sub_pixel_precision():
     edge[:, 65:] = 200
     a, b, c = (_window(edge, 1.0, cx, 100.0, w, h)[80, :, 0].astype(float) for cx in (65.0, 65.5, 66.0))
     assert a.sum() < b.sum() < c.sum() and b.sum() == pytest.approx((a.sum() + c.sum()) / 2, abs=2)
+
+
+# ------------------------------------------------------------------------------------ the paper protocol
+def test_paper_creative_is_the_picture_and_the_label_only(assets, cache_dir, tmp_path):
+    """``post_production`` off (the paper): the compositor's shots with their on-screen text and the label from
+    the first frame; no voice, no music (no audio track), no subtitles, no CTA card; the first/last frames are
+    not pinned to the given images without ``frame_overwrite``."""
+    req = _request(assets, "16:9", first_frame=assets["first"], last_frame=assets["last"])
+    paper = get_producer("compositor", cache_dir=cache_dir, post_production=False, slot_layouts=False,
+                         frame_overwrite=False)
+    extended = get_producer("compositor", cache_dir=cache_dir)
+    assert paper.cache_key(req) != extended.cache_key(req)
+    out = tmp_path / "paper.mp4"
+    man = paper.render(req, out)
+    assert man.settings["post_production"] is False and man.settings["frame_overwrite"] is False
+    info = media.probe(out)
+    assert not info.has_audio and media.read_audio(out).size == 0
+    frames = media.read_frames(out)
+    w, h = SIZES["16:9"]
+    assert frames.shape == (72, h, w, 3)
+    assert all(label_present(f) for f in frames)  # from the first frame on
+    card = post.cta_layer("Shop now", w, h, post.palette_accent(PALETTE))
+    assert min(card.match(f) for f in frames[48:]) > 40  # no CTA end card
+    sub = post.subtitle_layer("Meet the Aurora phone.", w, h)
+    assert min(sub.match(f) for f in frames[:24]) > 40  # no narration subtitle
+    head = post.headline_layer("All-week battery", w, h)
+    assert max(head.match(f) for f in frames[:24]) < 25  # the compositor's on-screen text is its picture
+    want0 = burn_label(post.fit_image(assets["first"], w, h)).astype(np.float32)
+    want1 = burn_label(post.fit_image(assets["last"], w, h)).astype(np.float32)
+    assert np.abs(frames[0] - want0).mean() > 20 and np.abs(frames[-1] - want1).mean() > 20
+    # the extended creative of the same request: voice and music, CTA card, pinned frames
+    ext = tmp_path / "extended.mp4"
+    extended.render(req, ext)
+    ef = media.read_frames(ext)
+    assert media.probe(ext).has_audio and max(card.match(f) for f in ef[60:66]) < 25
+    assert np.abs(ef[0] - want0).mean() < 6
+
+
+def test_paper_clip_producer_keeps_the_clips_frames_and_sound(assets, tmp_path):
+    """A clip Producer (the sora/veo flow, with a stand-in model that returns a fixed clip with a 440 Hz tone)
+    under the paper protocol: the creative's sound is the clip's own, its frames the clip's (plus the label), no
+    text is drawn, and every clip is conditioned on the reference collage (``slot_layouts`` off)."""
+    from nextads_lib.producer.clips import ClipProducer, decode_clip  # noqa: PLC0415
+
+    w, h = SIZES["9:16"]
+    rate = post.AUDIO_RATE
+    clip_path = tmp_path / "clip.mp4"
+    t = np.arange(int(4.0 * rate)) / rate
+    media.write_video(clip_path, (np.full((h, w, 3), (30, 160, 90), np.uint8) for _ in range(48)), 12.0,
+                      audio=(0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), audio_rate=rate)
+    seen: list[np.ndarray] = []
+
+    class ToneClips(ClipProducer):
+        kind = "tone"
+        allowed_seconds = (4,)
+
+        def api_size(self, aspect_ratio):
+            return (w, h)
+
+        def _clip(self, req, *, index, prompt, image, last_image, seconds, size):
+            seen.append(image)
+            frames, fps = decode_clip(clip_path.read_bytes(), "tone clip")
+            return frames, fps, {"cost_usd": 0.0}
+
+    collage = str(tmp_path / "collage.png")
+    Image.new("RGB", (720, 720), (250, 120, 10)).save(collage)  # a plain orange collage, easy to find
+    req = _request(assets, "9:16", collage_path=collage)
+    prod = ToneClips("m", None, post_production=False, slot_layouts=False, frame_overwrite=False)
+    out = tmp_path / "paper.mp4"
+    man = prod.render(req, out)
+    assert man.settings["clip_audio"] is True and len(seen) == 2  # 6 s in two 4 s clips
+
+    def orange(im):  # share of the conditioning image that is the collage's colour
+        return float((np.abs(im.astype(np.int16) - np.array([250, 120, 10])).max(axis=2) < 12).mean())
+
+    assert all(orange(im) > 0.4 for im in seen)  # the whole collage, contained in the API's frame
+    a = media.read_audio(out, rate)
+    spec = np.abs(np.fft.rfft(a[:rate]))  # 1 s window: bin k is k Hz
+    assert abs(int(np.argmax(spec)) - 440) < 3 and np.sqrt(np.mean(a**2)) > 0.2  # the clip's tone
+    frames = media.read_frames(out)
+    assert all(label_present(f) for f in frames)
+    outside = np.ones((h, w), bool)
+    x0, y0, x1, y1 = label_box(w, h)
+    outside[y0:y1, x0:x1] = False
+    assert np.abs(frames[:, outside].astype(np.float32) - np.array([30, 160, 90])).mean() < 4  # no text drawn
+    # the same request with slot layouts: each clip is conditioned on its slot's own assets
+    seen.clear()
+    ToneClips("m", None, post_production=False, slot_layouts=True, frame_overwrite=False).render(req, tmp_path / "s.mp4")
+    assert orange(seen[0]) < 0.01

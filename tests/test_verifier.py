@@ -24,7 +24,7 @@ from test_pcg import TINY, make_bench  # noqa: E402  (shared small fixtures)
 
 #: 7 s at 5 fps: three slots (hook, body, cta) of 2.33 s
 TINY7 = {**TINY, "duration_s": 7.0}
-RUN = "nextads__offline__compositor"
+RUN = "nextads__offline__compositor__paper"  # the run tiny_run makes (paper protocol)
 PAIR = "u_coffee__brewco-beans"
 
 

@@ -3,8 +3,13 @@
     producer = get_producer("compositor", cache_dir=paths.cache)
     manifest = producer.render(request, pair_dir / "creative.mp4")
 
-Every Producer's clips go through the same post step (``post``): exact storyboard timing, on-screen text,
-narration subtitles + Piper voice, CTA end card and the "AI Created" label (``label_box``) on every frame.
+    producer = get_producer("sora:sora-2", post_production=False, slot_layouts=False, frame_overwrite=False)
+
+Every Producer's clips go through the same post step (``post``): exact storyboard timing and the "AI Created"
+label (``label_box``) on every frame; under the ``post_production`` setting (the ``extended`` protocol) also
+on-screen text, narration subtitles + Piper voice, music and the CTA end card. ``post_production``,
+``slot_layouts`` and ``frame_overwrite`` are the protocol's switches (:mod:`nextads_lib.protocol`); they default
+to on (today's behaviour) here, and the PCG/PCI runs pass the protocol's values.
 """
 
 from __future__ import annotations

@@ -1,5 +1,19 @@
 """What every Producer shares: the error type, the content-keyed render cache, grounding-image lookup,
-palette, soundtrack and the hand-off to the post step."""
+palette, soundtrack and the hand-off to the post step.
+
+Three protocol switches (:mod:`nextads_lib.protocol`) are Producer settings, so they are in every manifest and
+render cache key:
+
+- ``post_production``: on, the post step adds voice-over, music, subtitles, the CTA card and slot dissolves
+  (today's ``extended`` creative); off (the paper), the Producer's own frames and audio are the creative and
+  the only addition is the "AI Created" label (the layer :func:`post.burn_label` burns);
+- ``frame_overwrite``: on, a request's ``first_frame`` / ``last_frame`` are pinned and blended into the first and
+  last frames (PCI continuity pasted in); off, they only condition the model (where it takes them);
+- ``slot_layouts``: on, a clip is conditioned on a layout of its slot's assets; off, on the reference collage.
+
+The constructor's defaults are today's behaviour (all three on), so a Producer built by hand renders as before;
+the PCG/PCI runs always pass the protocol's values.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +31,7 @@ from ..schemas import ProducerManifest, ProducerRequest, Slot
 from ..store import Cache, atomic_path, content_key, write_json
 
 #: bump when a change to the producers or the post step changes the pixels or the sound they write
-CODE_VERSION = 2  # 2: narration sped up at the same pitch (one synthesis per line)
+CODE_VERSION = 3  # 2: narration sped up at the same pitch (one synthesis per line); 3: protocol switches
 
 
 class ProducerError(RuntimeError):
@@ -76,6 +90,7 @@ class Producer:
     def __init__(self, model: str = "", cache_dir: str | os.PathLike[str] | None = None, *, music: bool = True,
                  subtitles: bool = True, narration: bool = True, crf: int | None = None,
                  preset: str | None = None, x264_params: str | None = None, voice: str | None = None,
+                 post_production: bool = True, slot_layouts: bool = True, frame_overwrite: bool = True,
                  **settings: Any):
         from . import post  # noqa: PLC0415
 
@@ -86,7 +101,8 @@ class Producer:
                               "crf": int(post.ENCODE_CRF if crf is None else crf),
                               "preset": str(post.ENCODE_PRESET if preset is None else preset),
                               "x264_params": str(post.ENCODE_X264_PARAMS if x264_params is None else x264_params),
-                              "voice": voice}
+                              "voice": voice, "post_production": bool(post_production),
+                              "slot_layouts": bool(slot_layouts), "frame_overwrite": bool(frame_overwrite)}
         self.extra = dict(settings)
         self.last_cached = False
         self.renders = 0  # how many renders actually ran (cache hits excluded)
@@ -106,8 +122,20 @@ class Producer:
 
     # -------------------------------------------------------------------------------- helpers
     @property
+    def post_production(self) -> bool:
+        return bool(self.post_settings["post_production"])
+
+    @property
+    def slot_layouts(self) -> bool:
+        return bool(self.post_settings["slot_layouts"])
+
+    @property
+    def frame_overwrite(self) -> bool:
+        return bool(self.post_settings["frame_overwrite"])
+
+    @property
     def tts(self):
-        if not self.post_settings["narration"]:
+        if not (self.post_production and self.post_settings["narration"]):
             return None
         if self._tts is None:
             from .tts import PiperTTS  # noqa: PLC0415
@@ -141,6 +169,17 @@ class Producer:
                 raise ProducerError(item, f"slot {slot.index}: grounding image {p} not found")
         return paths
 
+    def conditioning_images(self, req: ProducerRequest, slot: Slot) -> list[Path]:
+        """What conditions a slot's clip: its own grounding images (:meth:`slot_images`) under ``slot_layouts``,
+        else the reference collage (the paper's grounding, 5.1.1), falling back to the slot's images when the
+        request has no collage."""
+        if not self.slot_layouts and req.collage_path:
+            p = resolve(req.collage_path)
+            if not p.is_file():
+                raise ProducerError(request_item(req), f"field 'collage_path': {p} not found")
+            return [p]
+        return self.slot_images(req, slot)
+
     def load(self, req: ProducerRequest, path: str | os.PathLike[str], field: str) -> np.ndarray:
         try:
             return np.asarray(load_image(resolve(path)))
@@ -156,18 +195,36 @@ class Producer:
         except MediaError as e:
             raise ProducerError(request_item(req), f"palette source: {e}") from e
 
-    def finish(self, req: ProducerRequest, out_path: Path, sources, width: int, height: int):
-        """Hand the slot sources to the post step with this request's soundtrack, palette and boundaries."""
+    def finish(self, req: ProducerRequest, out_path: Path, sources, width: int, height: int, *,
+               clip_audio: np.ndarray | None = None, clip_audio_rate: int | None = None,
+               headlines: bool = False):
+        """Hand the slot sources to the post step.
+
+        With ``post_production`` the post step adds this request's soundtrack (narration over music), subtitles,
+        the CTA card, slot dissolves and the slots' on-screen text. Without it (the paper) the creative is the
+        sources on the storyboard's timing with the label burned in, the on-screen text only when
+        ``headlines`` (the compositor draws the picture, so the text it puts on screen is part of it), and
+        ``clip_audio`` (the generated clips' own sound at ``clip_audio_rate``) or no audio track. The first /
+        last frames are pinned and blended only under ``frame_overwrite``."""
         from . import post  # noqa: PLC0415
 
         sb = req.storyboard
-        audio = post.soundtrack(sb, req.fps, self.tts, req.seed, music=self.post_settings["music"])
-        ff = self.load(req, req.first_frame, "first_frame") if req.first_frame else None
-        lf = self.load(req, req.last_frame, "last_frame") if req.last_frame else None
-        return post.finish(out_path, sb, sources, width, height, req.fps, audio=audio, first_frame=ff,
-                           last_frame=lf, accent=post.palette_accent(self.palette(req)),
-                           subtitles=self.post_settings["subtitles"], crf=self.post_settings["crf"],
-                           preset=self.post_settings["preset"], x264_params=self.post_settings["x264_params"])
+        overwrite = self.frame_overwrite
+        ff = self.load(req, req.first_frame, "first_frame") if (req.first_frame and overwrite) else None
+        lf = self.load(req, req.last_frame, "last_frame") if (req.last_frame and overwrite) else None
+        enc = {"crf": self.post_settings["crf"], "preset": self.post_settings["preset"],
+               "x264_params": self.post_settings["x264_params"]}
+        if self.post_production:
+            audio = post.soundtrack(sb, req.fps, self.tts, req.seed, music=self.post_settings["music"])
+            return post.finish(out_path, sb, sources, width, height, req.fps, audio=audio, first_frame=ff,
+                               last_frame=lf, accent=post.palette_accent(self.palette(req)),
+                               subtitles=self.post_settings["subtitles"], **enc)
+        audio, rate = None, post.AUDIO_RATE
+        if clip_audio is not None and np.asarray(clip_audio).size:
+            audio, rate = np.asarray(clip_audio, np.float32), int(clip_audio_rate or post.AUDIO_RATE)
+        return post.finish(out_path, sb, sources, width, height, req.fps, audio=audio, audio_rate=rate,
+                           first_frame=ff, last_frame=lf, post_production=False, headlines=headlines,
+                           transitions=post.TRANSITION_S if headlines else {}, **enc)
 
     # -------------------------------------------------------------------------------- render
     def _render(self, req: ProducerRequest, out_path: Path, width: int, height: int) -> dict[str, Any]:

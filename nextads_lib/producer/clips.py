@@ -1,5 +1,8 @@
 """Shared flow of the API Producers (sora, veo): plan clips of the lengths the API allows, condition each
-on an image, fetch them, and hand them to the post step, which retimes them to the storyboard's slots."""
+on an image (the reference collage, or under ``slot_layouts`` a layout of the slot's assets; the first clip on
+the request's ``first_frame`` when there is one), fetch them, and hand them to the post step, which retimes
+them to the storyboard's slots. Without ``post_production`` the clips' own sound (decoded by
+:func:`decode_clip`) is the creative's audio."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..media import MediaError, probe, read_frames
+from ..media import MediaError, probe, read_audio, read_frames
 from ..schemas import ProducerRequest, Storyboard
 from . import post
 from .base import Producer, ProducerError, request_item
@@ -53,15 +56,32 @@ def prompt_for(storyboard: Storyboard, slot_indices: list[int], seconds_from: fl
     return head + " ".join(shots) + ". No on-screen text, no captions, no logos other than the product's."
 
 
+class ClipFrames(np.ndarray):
+    """A clip's frames (T, H, W, 3) that also carry its sound: ``audio`` (mono float32 at ``post.AUDIO_RATE``,
+    empty when the clip has none). An ndarray, so ``frames, fps = decode_clip(...)`` callers need no change."""
+
+    audio: np.ndarray
+
+
+def clip_audio(frames: np.ndarray) -> np.ndarray:
+    """The sound a decoded clip carries (empty for a plain array)."""
+    a = getattr(frames, "audio", None)
+    return np.zeros(0, np.float32) if a is None else np.asarray(a, np.float32)
+
+
 def decode_clip(data: bytes, where: str) -> tuple[np.ndarray, float]:
-    """Frames and fps of downloaded mp4 bytes."""
+    """Frames (a :class:`ClipFrames` carrying the clip's audio) and fps of downloaded mp4 bytes."""
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "clip.mp4"
         p.write_bytes(data)
         try:
-            return read_frames(p), probe(p).fps
+            frames, fps = read_frames(p), probe(p).fps
+            audio = read_audio(p, post.AUDIO_RATE)
         except MediaError as e:
             raise ProducerError(where, f"downloaded video is not decodable: {e}") from e
+        out = np.asarray(frames).view(ClipFrames)
+        out.audio = audio
+        return out, fps
 
 
 class ClipProducer(Producer):
@@ -95,7 +115,8 @@ class ClipProducer(Producer):
         last = self.load(req, req.last_frame, "last_frame") if req.last_frame else None
 
         def grounding(sp: post.SlotSpan) -> np.ndarray:
-            imgs = [self.load(req, p, f"slot {sp.slot.index} image") for p in self.slot_images(req, sp.slot)]
+            imgs = [self.load(req, p, f"slot {sp.slot.index} image")
+                    for p in self.conditioning_images(req, sp.slot)]
             return camera_source(canvas(imgs, gw, gh, palette, sp.index), gw, gh, "static")(0, 1)
 
         # jobs: (seconds requested, spans covered, start time of the clip)
@@ -109,6 +130,7 @@ class ClipProducer(Producer):
                 jobs.append((secs, covered or [spans[-1]], t))
                 t += secs
         clips, infos, cost = [], [], 0.0
+        sounds: list[np.ndarray] = []
         prev_last = None
         for j, (secs, js, t0) in enumerate(jobs):
             if j == 0 and first is not None:
@@ -126,19 +148,32 @@ class ClipProducer(Producer):
                 raise ProducerError(request_item(req), f"{self.kind} clip {j} has no frames")
             cost += float(info.get("cost_usd", 0.0))
             prev_last = frames[-1]
+            sounds.append(clip_audio(frames))
             clips.append((frames, fps))
             infos.append({"slots": [sp.slot.index for sp in js], "seconds": secs, "frames": int(frames.shape[0]),
                           "fps": fps, **{k: v for k, v in info.items() if k != "cost_usd"}})
+        rate = post.AUDIO_RATE
+
+        def sound(k: int, seconds: float) -> np.ndarray:  # clip k's sound, cut or padded to ``seconds``
+            n = int(round(seconds * rate))
+            a = sounds[k][:n]
+            return np.pad(a, (0, n - a.size))
+
         if self.per == "slot":
-            pieces = []
-            for (frames, fps), sp in zip(clips, spans):
+            pieces, audio = [], []
+            for k, ((frames, fps), sp) in enumerate(zip(clips, spans)):
                 keep = max(1, min(frames.shape[0], int(round(sp.n / req.fps * fps))))
-                pieces.append(frames[:keep])
+                pieces.append(np.asarray(frames[:keep]))
+                audio.append(sound(k, sp.n / req.fps))
         else:
-            whole = np.concatenate([f for f, _ in clips])
+            whole = np.concatenate([np.asarray(f) for f, _ in clips])
             fps = clips[0][1]
             whole = whole[: max(len(spans), min(whole.shape[0], int(round(sb.duration_s * fps))))]
             pieces = post.split_clip(whole, spans)
+            audio = [sound(k, f.shape[0] / f_fps) for k, (f, f_fps) in enumerate(clips)]
+        has_sound = any(x.size and np.abs(x).max() > 0 for x in sounds)
         sources = [post.clip_source(p, width, height) for p in pieces]
-        self.finish(req, out_path, sources, width, height)
-        return {"cost_usd": round(cost, 4), "settings": {"api_size": [gw, gh], "clips": infos, "palette": palette}}
+        self.finish(req, out_path, sources, width, height,
+                    clip_audio=np.concatenate(audio) if has_sound else None, clip_audio_rate=rate)
+        return {"cost_usd": round(cost, 4), "settings": {"api_size": [gw, gh], "clips": infos, "palette": palette,
+                                                         "clip_audio": bool(has_sound)}}

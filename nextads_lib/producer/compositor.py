@@ -1,6 +1,20 @@
 """The offline Producer: each storyboard slot is its grounding image(s) on a palette background, filmed by
 the slot's camera move (a smooth crop window over a slightly larger canvas, cut at sub-pixel precision and
-resized for each frame). Text, narration, CTA and label come from the shared post step.
+resized for each frame). The label, and under ``post_production`` the narration, music, subtitles and CTA card,
+come from the shared post step (:mod:`.post`).
+
+What the compositor makes under the paper protocol (``post_production`` off), decided here because it has no
+video model whose output could be "the creative": the composited shots with their camera moves, the slot
+dissolves, and each slot's on-screen text, which the compositor draws as part of its picture (the storyboard
+says what is on screen; a video model would render it in its frames), plus the "AI Created" label from the
+first frame. No voice-over, no music (the creative has no audio track: the compositor makes no sound), no
+narration subtitles and no CTA end card.
+
+The compositor is not a generative model, so two protocol switches do not apply to it, and it says so in its
+settings rather than pretending: it composites each slot's own grounding images whatever ``slot_layouts`` says
+(under PCI the integration frame reaches it as the ``start_frame`` asset of the first and last slots, as
+grounded by the Director), and it takes no first/last-frame conditioning, so without ``frame_overwrite`` a PCI
+segment's boundaries are whatever its shots show.
 """
 
 from __future__ import annotations
@@ -147,5 +161,6 @@ class CompositorProducer(Producer):
             imgs = [self.load(req, p, f"slot {sp.slot.index} image") for p in self.slot_images(req, sp.slot)]
             sources.append(camera_source(canvas(imgs, width, height, palette, sp.index), width, height,
                                          sp.slot.camera))
-        self.finish(req, out_path, sources, width, height)
-        return {"cost_usd": 0.0, "settings": {"palette": palette}}
+        self.finish(req, out_path, sources, width, height, headlines=True)
+        return {"cost_usd": 0.0, "settings": {"palette": palette, "takes_first_frame": False,
+                                              "takes_last_frame": False, "uses_collage": False}}

@@ -38,7 +38,8 @@ from . import post
 from .base import Producer, ProducerError
 
 #: producer settings that ``get_producer`` accepts back from a manifest
-_POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "x264_params", "voice")
+_POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "x264_params", "voice", "post_production",
+              "slot_layouts", "frame_overwrite")
 
 
 class EditError(ProducerError):
@@ -124,12 +125,13 @@ def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int
     src = source(sp)
     n_total = spans[-1].stop
     subtitles = bool(producer.post_settings.get("subtitles", True))
-    layers = post.slot_layers(sb, sp, len(spans), width, height, accent, subtitles)
+    layers = post.slot_layers(sb, sp, len(spans), width, height, accent, subtitles,
+                              post_production=producer.post_production, headlines=True)
     label = post.label_layer(width, height)
     ff = post.fit_image(producer.load(req, req.first_frame, "first_frame"), width, height).astype(np.float32) \
-        if req.first_frame else None
+        if (req.first_frame and producer.frame_overwrite) else None
     lf = post.fit_image(producer.load(req, req.last_frame, "last_frame"), width, height).astype(np.float32) \
-        if req.last_frame else None
+        if (req.last_frame and producer.frame_overwrite) else None
     nb = max(1, int(round(post.BOUNDARY_BLEND_S * req.fps)))
     n_tr = 0 if sp.index == 0 else min(int(round(post.TRANSITION_S.get(sp.slot.pacing, 0.0) * req.fps)), sp.n // 3)
     import cv2  # noqa: PLC0415
@@ -157,7 +159,9 @@ def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int
     return sp, out
 
 
-def _soundtrack(producer: Producer, req: ProducerRequest) -> np.ndarray:
+def _soundtrack(producer: Producer, req: ProducerRequest) -> np.ndarray | None:
+    if not producer.post_production:  # the paper's compositor creative has no audio track
+        return None
     return post.soundtrack(req.storyboard, req.fps, producer.tts, req.seed, music=producer.post_settings["music"])
 
 

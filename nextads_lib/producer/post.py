@@ -1,12 +1,20 @@
-"""The post step every Producer's output goes through.
+"""The post step every Producer's output goes through, in two forms (the protocol switch ``post_production``).
 
 A Producer supplies one *source* per storyboard slot (a function giving the slot's k-th of n base frames at
 the output size: the compositor's camera move over a grounding image, or a generated clip retimed to the
-slot). ``finish`` then lays them on the storyboard's exact timing (frame count = round(duration * fps), slot
-k starting at frame round(start_k * fps)), adds the slot transitions, burns in the on-screen text, the
-narration subtitles, the call-to-action end card in the last slot and the persistent "AI Created" label on
-every frame, pins the first/last frame to the given images (PCI start-and-return continuity), and muxes the
-narration (Piper voice) over a quiet music bed as AAC.
+slot). ``finish`` lays them on the storyboard's exact timing (frame count = round(duration * fps), slot k
+starting at frame round(start_k * fps)) and burns the persistent "AI Created" label into every frame. Then:
+
+- **post-production** (``post_production=True``, the ``extended`` protocol): slot dissolves, the on-screen text,
+  the narration subtitles, the call-to-action end card in the last slot, and the narration (Piper voice) over a
+  quiet music bed muxed as AAC: the Producer's clips rewritten into an ad;
+- **the paper's creative** (``post_production=False``): nothing else is drawn or mixed. The on-screen text is
+  drawn only when the Producer asks (``headlines``: the compositor, whose picture it is), with its slot
+  dissolves; the audio is whatever the Producer passes (a generated clip's own sound), else there is no audio
+  track.
+
+Independently, a given ``first_frame`` / ``last_frame`` is pinned and blended into the first / last frames
+(the PCI seam blend): the Producer passes them only under the ``frame_overwrite`` switch.
 
 Overlays are drawn once per slot with PIL into premultiplied layers cropped to their bounding boxes, so the
 per-frame cost is a few integer multiply-adds over the covered pixels.
@@ -304,9 +312,14 @@ def subtitle_layer(text: str, width: int, height: int) -> Layer | None:
 
 
 def slot_layers(storyboard: Storyboard, span: SlotSpan, n_slots: int, width: int, height: int,
-                accent: str, subtitles: bool = True) -> list[Layer]:
-    """Everything burned into one slot's frames (the label comes on top, separately)."""
-    out = [headline_layer(span.slot.on_screen_text, width, height)]
+                accent: str, subtitles: bool = True, *, post_production: bool = True,
+                headlines: bool = True) -> list[Layer]:
+    """Everything burned into one slot's frames (the label comes on top, separately): under
+    ``post_production`` the on-screen text, the subtitle and (last slot) the CTA card; without it only the
+    on-screen text, and only when ``headlines``."""
+    out = [headline_layer(span.slot.on_screen_text, width, height) if headlines or post_production else None]
+    if not post_production:
+        return [x for x in out if x is not None]
     if subtitles:
         out.append(subtitle_layer(span.slot.narration, width, height))
     if span.index == n_slots - 1:
@@ -403,7 +416,8 @@ def palette_accent(palette: Sequence[str]) -> str:
 def frames(storyboard: Storyboard, sources: Sequence[SlotSource], width: int, height: int, fps: float, *,
            first_frame: np.ndarray | None = None, last_frame: np.ndarray | None = None,
            accent: str = "#E63946", subtitles: bool = True,
-           transitions: dict[str, float] = TRANSITION_S) -> Iterator[np.ndarray]:
+           transitions: dict[str, float] = TRANSITION_S, post_production: bool = True,
+           headlines: bool = True) -> Iterator[np.ndarray]:
     """The finished frames, in order (a generator: nothing is held beyond the previous base frame)."""
     spans = slot_spans(storyboard, fps)
     if len(sources) != len(spans):
@@ -415,7 +429,8 @@ def frames(storyboard: Storyboard, sources: Sequence[SlotSource], width: int, he
     nb = max(1, int(round(BOUNDARY_BLEND_S * fps)))
     prev_base: np.ndarray | None = None
     for sp, src in zip(spans, sources):
-        layers = slot_layers(storyboard, sp, len(spans), width, height, accent, subtitles)
+        layers = slot_layers(storyboard, sp, len(spans), width, height, accent, subtitles,
+                             post_production=post_production, headlines=headlines)
         n_tr = 0 if sp.index == 0 else min(int(round(transitions.get(sp.slot.pacing, 0.0) * fps)), sp.n // 3)
         last_base = None
         for k in range(sp.n):
@@ -448,13 +463,16 @@ def frames(storyboard: Storyboard, sources: Sequence[SlotSource], width: int, he
 def finish(out_path: str | os.PathLike[str], storyboard: Storyboard, sources: Sequence[SlotSource], width: int,
            height: int, fps: float, *, audio: np.ndarray | None, first_frame=None, last_frame=None,
            accent: str = "#E63946", subtitles: bool = True, crf: int = ENCODE_CRF, preset: str = ENCODE_PRESET,
-           x264_params: str = ENCODE_X264_PARAMS) -> VideoInfo:
-    """Write the finished creative (H.264 + AAC, atomically) and return its probe."""
+           x264_params: str = ENCODE_X264_PARAMS, audio_rate: int = AUDIO_RATE, post_production: bool = True,
+           headlines: bool = True, transitions: dict[str, float] = TRANSITION_S) -> VideoInfo:
+    """Write the finished creative (H.264, + AAC when ``audio`` is given; atomically) and return its probe.
+    ``post_production=False``: no subtitles, no CTA card, on-screen text only with ``headlines`` (see the
+    module docstring)."""
     ff = _as_array(first_frame) if first_frame is not None else None
     lf = _as_array(last_frame) if last_frame is not None else None
     it = frames(storyboard, sources, width, height, fps, first_frame=ff, last_frame=lf, accent=accent,
-                subtitles=subtitles)
-    return write_video(Path(out_path), it, fps, audio=audio, audio_rate=AUDIO_RATE, crf=crf, preset=preset,
+                subtitles=subtitles, transitions=transitions, post_production=post_production, headlines=headlines)
+    return write_video(Path(out_path), it, fps, audio=audio, audio_rate=int(audio_rate), crf=crf, preset=preset,
                        x264_params=x264_params)
 
 

@@ -90,7 +90,7 @@ class Producer:
     def __init__(self, model: str = "", cache_dir: str | os.PathLike[str] | None = None, *, music: bool = True,
                  subtitles: bool = True, narration: bool = True, crf: int | None = None,
                  preset: str | None = None, x264_params: str | None = None, voice: str | None = None,
-                 post_production: bool = True, slot_layouts: bool = True, frame_overwrite: bool = True,
+                 post_production: bool = True, slot_layouts: bool = False, frame_overwrite: bool = True,
                  **settings: Any):
         from . import post  # noqa: PLC0415
 

@@ -60,20 +60,9 @@ def collage_array(req: ProducerRequest, width: int, height: int) -> np.ndarray:
         raise ProducerError(request_item(req), f"field 'collage_path': {e}") from e
 
 
-def uses_collage(settings: dict[str, Any]) -> bool:
-    """True under the paper protocol (``slot_layouts`` off): the collage conditions the model."""
-    return not bool(settings.get("slot_layouts", False))
-
-
-def collage_slot_images(producer: Any, req: ProducerRequest, slot: Slot, base_slot_images) -> list[Path]:
-    """A Producer's ``slot_images`` under the protocol: the collage alone under the paper's, else the slot's
-    own assets (``base_slot_images``, the base Producer's lookup)."""
-    if uses_collage(producer.extra) and req.collage_path:
-        p = resolve(req.collage_path)
-        if not p.is_file():
-            raise ProducerError(request_item(req), f"slot {slot.index}: collage {p} not found")
-        return [p]
-    return base_slot_images(req, slot)
+def uses_collage(producer: Any) -> bool:
+    """True under the paper protocol (the Producer's ``slot_layouts`` off): the collage conditions the model."""
+    return not producer.slot_layouts
 
 
 @lru_cache(maxsize=64)

@@ -74,9 +74,6 @@ class SoraProducer(ClipProducer):
     def cache_key(self, req: ProducerRequest) -> str:
         return conditioning.cache_key(self, req, super().cache_key(req))
 
-    def slot_images(self, req: ProducerRequest, slot):
-        return conditioning.collage_slot_images(self, req, slot, super().slot_images)
-
     def _clip(self, req: ProducerRequest, *, index: int, prompt: str, image: np.ndarray, last_image,
               seconds: int, size: tuple[int, int]) -> tuple[np.ndarray, float, dict[str, Any]]:
         import openai  # noqa: PLC0415

@@ -133,9 +133,6 @@ class VeoProducer(ClipProducer):
     def cache_key(self, req: ProducerRequest) -> str:
         return conditioning.cache_key(self, req, super().cache_key(req))
 
-    def slot_images(self, req: ProducerRequest, slot):
-        return conditioning.collage_slot_images(self, req, slot, super().slot_images)
-
     def _retry(self, fn, *, transient=_transient):
         """``fn()``, retried on ``transient`` errors with exponential backoff."""
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential  # noqa: PLC0415
@@ -157,7 +154,7 @@ class VeoProducer(ClipProducer):
         if last_image is not None and self.use_last_frame and self.cap.last_frame:
             cfg["last_frame"] = _image(last_image)
         if (self.collage_as == "reference" and self.cap.reference_images and not first_given
-                and conditioning.uses_collage(self.extra) and req.collage_path):
+                and conditioning.uses_collage(self) and req.collage_path):
             cfg["reference_images"] = [types.VideoGenerationReferenceImage(
                 image=_image(conditioning.collage_array(req, *size)), reference_type=types.VideoGenerationReferenceType.ASSET)]
         return types.GenerateVideosConfig(**cfg)

@@ -202,7 +202,7 @@ class WanProducer(Producer):
         first = self.load(req, req.first_frame, "first_frame") if req.first_frame else None
         last = self.load(req, req.last_frame, "last_frame") if req.last_frame else None
 
-        collage = conditioning.uses_collage(self.extra) and bool(req.collage_path)
+        collage = conditioning.uses_collage(self) and bool(req.collage_path)
         product = conditioning.product_record(req, self.extra.get("product"), self.extra.get("products_dir"))
 
         def grounding(sp: post.SlotSpan) -> np.ndarray:

@@ -142,3 +142,55 @@ def test_effects_figure(tmp_path):
     with Image.open(out) as im:
         assert im.size == (650, 360)  # 13 x 7.2 in at 50 dpi: two tasks, two panels each
     assert len(fig.axes) == 4
+
+
+def test_run_ablations_judges_and_scores_every_variant_on_real_files(tmp_path, monkeypatch):
+    """The orchestration on real tiny files: the pipeline call is replaced by one that writes a run of real mp4s
+    (the pipeline's ``protocol=`` keyword is exercised by the study); judging (offline proxies) and video quality
+    (offline) run for real in the workspace, and ``judge_extras`` re-judges the paper run."""
+    from test_judge import EARTH, NEON, PERSONAL, frames_with, make_pair, make_product, make_study, product_art
+
+    from nextads_lib.store import write_json
+
+    paths = make_study(tmp_path / "data")
+    prod = make_product(tmp_path / "data")
+    write_jsonl(paths.bench_pairs("pcg"), [
+        BenchPair(pair_id=f"{u}__{x}", task="pcg", user_id=u, product_id=prod.id, compatibility=0.5,
+                  matched_topic="coffee", rank=i + 1) for u in ("u1", "u2") for i, x in enumerate("ab")])
+    calls = []
+
+    def fake_run(task, ab, proto, director, producer, workers, render):
+        calls.append((task, proto.label, render))
+        name = f"nextads__offline__compositor__{proto.label}"
+        run = ab.run_dir(task, name)
+        colours = NEON if proto.post_production else EARTH
+        for bp in read_jsonl(ab.bench_pairs(task), BenchPair):
+            make_pair(run, bp.pair_id, prod, frames_with(colours, product_art(2)), PERSONAL, bp.user_id)
+        write_json(run / "summary.json", {"task": task, "run_name": name, "system": "nextads",
+                                          "director_backend": director, "producer_backend": producer, "n_pairs": 4,
+                                          "done": 4, "fallback": 0, "failed": 0, "seconds": 1.0, "cost_usd": 0.0,
+                                          "protocol": proto.label})
+        return name
+
+    monkeypatch.setattr(ablations, "_run", fake_run)
+    res = ablations.run_ablations(paths, tasks=("pcg",), n_users=1, products_per_user=2, thresholds=(0.5,),
+                                  switches=("post_production", "judge_extras"), n_frames=2, workers=1, n_boot=50,
+                                  pcg_render={"fps": 5})
+    # one run per protocol that changes what is made; judge_extras reuses the paper run
+    assert [c[1] for c in calls] == ["paper", "paper+post_production", "paper+compat_threshold=0.5"]
+    assert calls[0][2] == {"fps": 5}
+    runs = res["runs"].set_index("variant")
+    assert runs.loc["paper+judge_extras", "run"] == runs.loc["paper", "run"]
+    assert runs.loc["paper+judge_extras", "judge_protocol"] == "paper+judge_extras"
+    long = res["long"]
+    assert set(long.variant) == {"paper", "paper+post_production", "paper+judge_extras", "paper+compat_threshold=0.5"}
+    assert {"personalization_presentation", "product_alignment", "diversity", "ms", "iq"} <= set(long.metric)
+    assert long.label.dropna().str.contains("proxy").all()
+    e = res["effects"].set_index(["variant", "metric"])
+    # identical creatives: the same scores, a zero effect; the clashing palette moves presentation down
+    assert e.loc[("paper+compat_threshold=0.5", "personalization_presentation"), "diff"] == pytest.approx(0.0)
+    assert e.loc[("paper+judge_extras", "ms"), "diff"] == pytest.approx(0.0)
+    assert e.loc[("paper+post_production", "personalization_presentation"), "ci_high"] < 0
+    assert (paths.results / "ablations.csv").is_file()
+    assert (paths.root / "ablations" / "results" / "ablations_long.parquet").is_file()
+    assert not (paths.runs / "pcg" / "nextads__offline__compositor__paper").exists()  # Table 1 never sees them

@@ -456,3 +456,18 @@ def test_judge_rows_record_the_run_and_the_judge_protocol(tmp_path):
     assert out.reason[out.score.notna()].str.len().gt(0).all()
     means = judge.run_means(out)
     assert "protocol" in means.columns
+
+
+def test_gemini_paper_judge_gets_no_plan_text(server, tmp_path):
+    prod = make_product(tmp_path)
+    hist = make_history(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__a", prod, frames_with(EARTH, product_art(2)), MARKER)
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", base_url=server.base, api_key="k")
+    for c in judge.PAIR_CRITERIA[:3]:
+        s = judge.judge_pair(c, d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
+        assert s.score == 8 and s.protocol == "paper"
+        body = server.log[-1]["body"]
+        assert body["systemInstruction"]["parts"][0]["text"] == judge.PAPER_PROMPTS[c]
+        texts = " ".join(p.get("text", "") for p in body["contents"][0]["parts"])
+        assert MARKER not in texts and "never make" not in texts and "Latte art" not in texts
+        assert "video/mp4" in json.dumps(body)  # the creative itself goes to the judge

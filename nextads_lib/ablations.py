@@ -120,7 +120,8 @@ def write_subset(paths: StudyPaths, ab: AblationPaths, task: str, n_users: int, 
     for bp in read_jsonl(src_pairs, BenchPair):
         by_user.setdefault(bp.user_id, []).append(bp)
     chosen = list(by_user)[: int(n_users)] if n_users else list(by_user)
-    pairs = [bp for u in chosen for bp in sorted(by_user[u], key=lambda b: (b.rank, b.pair_id))[: int(products_per_user)]]
+    k = int(products_per_user)
+    pairs = [bp for u in chosen for bp in sorted(by_user[u], key=lambda b: (b.rank, b.pair_id))[:k]]
     users = [u for u in read_jsonl(src_users, UserHistory) if u.user_id in set(chosen)]
     write_jsonl(ab.bench_pairs(task), pairs)
     write_jsonl(ab.bench_users(task), users)
@@ -263,8 +264,9 @@ def plot_effects(effects: pd.DataFrame):
                 hi = np.array([g.loc[m, "ci_high"] if m in g.index else np.nan for m in metrics], float)
                 if not np.isfinite(ys).any():
                     continue
-                ax.errorbar(x - 0.4 + w * (i + 0.5), ys, yerr=np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)]),
-                            fmt="o", ms=4, capsize=2, color=colours(i % 10), label=variant)
+                err = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])
+                ax.errorbar(x - 0.4 + w * (i + 0.5), ys, yerr=err, fmt="o", ms=4, capsize=2, color=colours(i % 10),
+                            label=variant)
             ax.axhline(0, color="black", lw=0.8)
             ax.set_xticks(x)
             ax.set_xticklabels([names[m] for m in metrics], fontsize=8)

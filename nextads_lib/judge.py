@@ -38,10 +38,10 @@ undecodable video is recorded with the error.
 The ``offline`` backend answers with the documented proxy formulas registered at the bottom of this module
 (``judge.<criterion>``); every such score carries ``proxy=True`` and a label that says ``proxy`` (e.g.
 ``"Personalization-Presentation (proxy: palette/style stats)"``), so it is never shown under the paper's bare
-metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth). The proxies cannot watch
-a video, so they read the plan's text as their stand-in for what the creative says and shows (under every
-protocol; that text never reaches a VLM under ``paper``); under ``paper`` their context carries no forbidden
-claims (the penalty term is 0) and no host summary (the host's title only):
+metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth). The proxies
+cannot watch a video, so they read the plan's text as their stand-in for what the creative says and shows (under
+every protocol; that text never reaches a VLM under ``paper``); under ``paper`` their context carries no
+forbidden claims (the penalty term is 0) and no host summary (the host's title only):
 
 - presentation: ``10 x (0.7 BC + 0.3 S)``; BC is the Bhattacharyya coefficient between the 4x4x4 RGB colour
   histograms of the history images and of the sampled creative frames (1 = same colour distribution); S is

@@ -466,7 +466,8 @@ def fallback_table(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci")) -> 
             if s is None:
                 continue
             rows.append({"task": task, "run": run, "system": s.system, "director": s.director_backend,
-                         "producer": s.producer_backend, "protocol": run_protocol(paths, task, run), "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback,
+                         "producer": s.producer_backend, "protocol": run_protocol(paths, task, run), "pairs": s.n_pairs,
+                         "done": s.done, "fallback": s.fallback,
                          "failed": s.failed, "fallback_rate": round(s.fallback / s.n_pairs, 4) if s.n_pairs else math.nan,
                          "failed_rate": round(s.failed / s.n_pairs, 4) if s.n_pairs else math.nan})
     df = pd.DataFrame(rows, columns=["task", "run", "system", "director", "producer", "protocol", "pairs", "done",

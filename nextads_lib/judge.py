@@ -313,7 +313,10 @@ def run_protocol_of(summary: dict[str, Any] | None, manifest: Any = None) -> str
         if isinstance(c, dict) and c:
             return Protocol.model_validate({k: v for k, v in c.items() if k in Protocol.model_fields}).label
         if isinstance(c, str) and c.strip():
-            return protocol_from_label(c).label
+            try:
+                return protocol_from_label(c).label
+            except ValueError:
+                return c.strip()  # a label this version cannot parse is still the run's own record
     return "extended"
 
 

@@ -1,32 +1,47 @@
 """The VLM judge of the evaluation suite (paper section 4.2.3, Appendix A): five criteria, each scored 0-10 with
-a rationale.
+a reason.
 
-=================================  ====================================================================
-criterion                          what the judge is shown
-=================================  ====================================================================
-``personalization_presentation``   covers/images of the user's history + the creative (tone, lighting,
-                                   texture, artistic style)
-``personalization_content``        the history's titles/texts and covers + the creative and its narration
-                                   (subject matter, scenes, information angle, appeal)
-``product_alignment``              the product's record (facts, selling points, forbidden claims, logo,
-                                   images) + the creative (identity, brand elements, selling points, facts)
-``integration_quality``            PCI only: the integrated video and its frames around both seams
-                                   (contextual flow, thematic consistency, disruption)
-``diversity``                      every creative of one user together (visual style, narrative, topics,
-                                   scenes)
-=================================  ====================================================================
+What the judge is shown depends on the protocol (:mod:`nextads_lib.protocol`, switch ``judge_extras``):
 
-Each criterion is one :class:`~nextads_lib.backends.ModelRequest` with its own system prompt (written here in our
-own words from Appendix A's factors and score bands) whose answer must validate as :class:`JudgeAnswer`
-(``{"score": 0..10, "rationale": "..."}``). Any backend answers it: ``gemini:gemini-2.5-flash`` (the paper's
-judge; the video goes as the API allows), ``openai:<model>`` (``n_frames`` sampled frames), ``hf:...`` and
-``offline``. A score outside 0-10 or a missing rationale is re-asked once (the backend's repair), then recorded
-as MISSING (``score=None``, ``error`` set), never as 0. An undecodable video is recorded with the error.
+=================================  =============================================  ===================================
+criterion                          ``paper`` (exactly Appendix A's inputs)         ``judge_extras`` adds
+=================================  =============================================  ===================================
+``personalization_presentation``   the product (name, brand, description), the    -
+                                   covers of the user's history, the creative
+                                   (tone, lighting, texture, artistic style)
+``personalization_content``        the product, the covers of the user's          the history's titles/texts, the
+                                   history, the creative (subject matter, scenes,  plan's narration script
+                                   information angle, appeal)
+``product_alignment``              the product's record (description, selling     the claims it must never make (a
+                                   points, facts, slogan, logo, official images)  forbidden-claims penalty), the
+                                   and the creative                               plan's narration script
+``integration_quality``            PCI only: the integrated video (the creative   the host's title and summary, the
+                                   inserted into the host video) and the          seam times and four stills around
+                                   integration point (contextual flow, thematic   both seams
+                                   consistency, disruption, narrative)
+``diversity``                      every creative of one user (visual style,      each ad's product and narration
+                                   narrative form, subjects and scenes)
+=================================  =============================================  ===================================
+
+Each criterion is one :class:`~nextads_lib.backends.ModelRequest` with its own system prompt (in our own words
+from Appendix A's factors and score bands; :data:`PAPER_PROMPTS`, or :data:`EXTENDED_PROMPTS` which also describe
+the extra inputs) whose answer must validate as :class:`JudgeAnswer`: Appendix A's ``{"score": 0..10, "reason":
+"..."}`` (``rationale`` is accepted for ``reason``, so answers cached before the rename still parse). The judge's
+protocol label is part of every request's context, so of its cache key, and of every result row
+(``judge_protocol``), beside the protocol the judged run was made under (``run_protocol``, from the run's summary or
+manifests; ``extended`` for runs made before protocols existed, which was their behaviour). Any backend answers
+it: ``gemini:gemini-2.5-flash`` (the paper's judge; the video goes as the API allows), ``openai:<model>``
+(``n_frames`` sampled frames), ``hf:...`` and ``offline``. A score outside 0-10 or a missing reason is re-asked
+once (the backend's repair), then recorded as MISSING (``score=None``, ``error`` set), never as 0. An
+undecodable video is recorded with the error.
 
 The ``offline`` backend answers with the documented proxy formulas registered at the bottom of this module
 (``judge.<criterion>``); every such score carries ``proxy=True`` and a label that says ``proxy`` (e.g.
 ``"Personalization-Presentation (proxy: palette/style stats)"``), so it is never shown under the paper's bare
-metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth):
+metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth). The proxies
+cannot watch a video, so they read the plan's text as their stand-in for what the creative says and shows (under
+every protocol; that text never reaches a VLM under ``paper``); under ``paper`` their context carries no
+forbidden claims (the penalty term is 0) and no host summary (the host's title only):
 
 - presentation: ``10 x (0.7 BC + 0.3 S)``; BC is the Bhattacharyya coefficient between the 4x4x4 RGB colour
   histograms of the history images and of the sampled creative frames (1 = same colour distribution); S is
@@ -69,12 +84,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from . import embed
 from .backends import BackendError, ImagePart, ModelRequest, TextPart, VideoPart, register_offline
 from .config import StudyPaths, display_path, resolve
 from .media import MediaError, load_image, probe, read_frames, sample_indices
+from .protocol import SWITCHES, Protocol, get_protocol
 from .schemas import (
     BenchPair,
     PairManifest,
@@ -87,7 +103,7 @@ from .schemas import (
 from .store import read_json, read_jsonl, read_model
 
 #: bump when a prompt or a proxy formula changes: it is part of every request (and so of every cache key)
-CODE_VERSION = "judge-1"
+CODE_VERSION = "judge-2"
 
 CRITERIA: tuple[str, ...] = ("personalization_presentation", "personalization_content", "product_alignment",
                              "integration_quality", "diversity")
@@ -133,10 +149,12 @@ def label_for(criterion: str, backend_name: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ schemas
 class JudgeAnswer(Schema):
-    """What every judge request must answer (Appendix A's output JSON, with ``rationale`` for ``reason``)."""
+    """What every judge request must answer: Appendix A's output JSON ``{"score", "reason"}``. ``rationale`` is
+    accepted in place of ``reason`` (answers cached before the rename, backends that name it so)."""
 
     score: float = Field(ge=0, le=10, description="0 (no match / identical / highly disruptive) .. 10 (perfect)")
-    rationale: str = Field(min_length=1, description="a brief analysis supporting the score")
+    reason: str = Field(min_length=1, validation_alias=AliasChoices("reason", "rationale"),
+                        description="a brief analysis supporting the score")
 
 
 class JudgeScore(Schema):
@@ -144,12 +162,13 @@ class JudgeScore(Schema):
 
     criterion: str
     score: float | None = Field(default=None, ge=0, le=10)
-    rationale: str = ""
+    reason: str = Field(default="", validation_alias=AliasChoices("reason", "rationale"))
     backend: str
     proxy: bool
     label: str
     pair_id: str | None = None
     error: str | None = None
+    protocol: str = Field(default="paper", description="the judge's protocol label")
 
 
 class JudgeError(RuntimeError):
@@ -161,10 +180,55 @@ _BANDS = {
     "match": ("10: matches perfectly; 7-9: matches well with minor differences; 4-6: matches in part; "
               "1-3: matches poorly; 0: does not match at all."),
 }
-_OUTPUT = ('Answer with one JSON object: {"score": <number from 0 to 10>, "rationale": "<two or three sentences '
-           'naming the evidence>"}. Scores outside 0-10 are invalid.')
+_OUTPUT = ('Answer with one JSON object: {"score": <number from 0 to 10>, "reason": "<a brief analysis naming the '
+           'evidence>"}. Scores outside 0-10 are invalid.')
 
-PROMPTS: dict[str, str] = {
+#: the ``paper`` prompts: Appendix A's role, inputs, factors and score bands, in our own words
+PAPER_PROMPTS: dict[str, str] = {
+    "personalization_presentation": (
+        "You judge the visual presentation of a video advertisement for one viewer. You are given the product, "
+        "the cover images of videos the viewer interacted with, and the advertisement. Rate how well the ad's "
+        "look fits the viewer's visual taste, considering: tone (warm, cold or neutral), lighting (soft, harsh or "
+        "natural), texture (smooth, rough ...) and artistic style (minimalist, modern, vintage ...). Bands: 10: "
+        "the presentation fits the viewer's preferences perfectly; 7-9: fits well with small differences; 4-6: "
+        "fits in part; 1-3: fits poorly; 0: does not fit at all. " + _OUTPUT),
+    "personalization_content": (
+        "You judge how well the content of a video advertisement matches one viewer's interests. You are given "
+        "the product, the cover images of videos the viewer interacted with, and the advertisement. Consider: "
+        "the subject matter; the scenes chosen (location, setting); the information angle (performance, looks, "
+        "value for money ...); and the motive it appeals to (saving money, efficiency, quality, looks, health, "
+        "eco-friendliness ...), each against what this viewer would enjoy. Bands: 10: fully aligned with the "
+        "viewer's interests; 7-9: well aligned with some differences; 4-6: partly aligned; 1-3: poorly aligned; "
+        "0: irrelevant to the viewer. " + _OUTPUT),
+    "product_alignment": (
+        "You judge whether a video advertisement shows its product consistently. You are given the product's "
+        "information and the video. Consider: identity (appearance, colour, model or version, packaging and "
+        "accessories shown correctly), brand and recognition elements (logo, branding, design language), and "
+        "whether the selling points and facts agree with the product's real features. Bands: 10: the product in "
+        "the video matches the actual product in every respect; 7-9: mostly consistent with small details "
+        "changed; 4-6: partly consistent with significant differences; 1-3: mostly inconsistent; 0: not the "
+        "product at all. " + _OUTPUT),
+    "integration_quality": (
+        "You judge how naturally an advertisement sits inside a video and how intrusive it feels to a viewer. "
+        "You are given a video that contains the advertisement, inserted into the original video at the stated "
+        "point. Consider: the contextual flow between the original content and the ad (smooth, or a sudden "
+        "break); thematic consistency (tone, visual style or topic shared with the surrounding video); "
+        "disruption (does it cut into a key moment, or come at a logical pause); and narrative integration "
+        "(woven into the story, or an external overlay or hard cut). Bands: 10: seamless, a viewer might not "
+        "perceive a disruption; 7-9: natural and well placed, little friction; 4-6: a clear break but at a "
+        "logical pause or in a similar look; 1-3: intrusive, forced or jarring in tone or volume; 0: highly "
+        "disruptive, it ruins the viewing experience. " + _OUTPUT),
+    "diversity": (
+        "You judge the diversity of several advertisements made for the SAME viewer, each for a different "
+        "product. Consider whether they are too similar in: visual style (tone, lighting, texture, artistic "
+        "style); narrative form (structure such as tutorial, vlog or plot twist, and tone such as professional "
+        "or humorous); subject matter and scenes. Bands: 10: completely distinct, no noticeable overlap; 7-9: "
+        "mostly distinct with minor similarities; 4-6: somewhat similar but distinct in key respects; 1-3: "
+        "largely similar with slight variations; 0: identical in every respect. " + _OUTPUT),
+}
+
+#: the ``judge_extras`` prompts (the study's extension): the same factors, describing the extra inputs
+EXTENDED_PROMPTS: dict[str, str] = {
     "personalization_presentation": (
         "You judge the visual presentation of a short video advertisement for one viewer. You see images from "
         "the viewer's own history (covers and pictures of posts and videos they engaged with) and frames of the "
@@ -204,6 +268,66 @@ PROMPTS: dict[str, str] = {
         "distinct in key respects; 1-3: largely the same with slight variations; 0: identical in every respect. "
         + _OUTPUT),
 }
+
+
+
+#: the paper's prompts (the default protocol)
+PROMPTS: dict[str, str] = PAPER_PROMPTS
+
+
+def prompt_for(criterion: str, protocol: Protocol | str | None = None) -> str:
+    """The system prompt of ``criterion`` under ``protocol`` (``paper`` when None)."""
+    proto = get_protocol(protocol or "paper")
+    return (EXTENDED_PROMPTS if proto.judge_extras else PAPER_PROMPTS)[criterion]
+
+
+def protocol_from_label(label: str) -> Protocol:
+    """The :class:`~nextads_lib.protocol.Protocol` a label names (the inverse of ``Protocol.label``):
+    ``paper``, ``extended``, ``paper+post_production``, ``extended+no_judge_extras``,
+    ``paper+compat_threshold=0.2``. Raises ValueError naming the bad part."""
+    base, *parts = [x.strip() for x in str(label).split("+")]
+    switches: dict[str, Any] = {}
+    for part in parts:
+        if "=" in part:
+            k, v = part.split("=", 1)
+            switches[k] = float(v)
+        elif part.startswith("no_") and part[3:] in SWITCHES:
+            switches[part[3:]] = False
+        else:
+            switches[part] = True
+    return get_protocol(base, **switches)
+
+
+def run_protocol_of(summary: dict[str, Any] | None, manifest: Any = None) -> str:
+    """The protocol label a run was made under: its summary's or manifest's ``protocol`` (a label, or a dict of
+    switches), else the summary's ``settings["protocol"]``; ``extended`` when none records one (runs made before
+    protocols existed had every extension on)."""
+    cands: list[Any] = []
+    if isinstance(summary, dict):
+        cands += [summary.get("protocol"), (summary.get("settings") or {}).get("protocol")]
+    if manifest is not None:
+        cands.append(manifest.get("protocol") if isinstance(manifest, dict) else getattr(manifest, "protocol", None))
+    for c in cands:
+        if isinstance(c, Protocol):
+            return c.label
+        if isinstance(c, dict) and c:
+            return Protocol.model_validate({k: v for k, v in c.items() if k in Protocol.model_fields}).label
+        if isinstance(c, str) and c.strip():
+            try:
+                return protocol_from_label(c).label
+            except ValueError:
+                return c.strip()  # a label this version cannot parse is still the run's own record
+    return "extended"
+
+
+def combined_protocol(run_protocol: str, judge_protocol: str) -> str:
+    """The protocol a judged number stands for: the run's label, with `` · judge: <label>`` when the judge ran
+    with different judge inputs (``judge_extras``) than the run's protocol implies."""
+    try:
+        differs = protocol_from_label(run_protocol).judge_extras != protocol_from_label(judge_protocol).judge_extras
+    except ValueError:
+        differs = run_protocol != judge_protocol
+    return f"{run_protocol} · judge: {judge_protocol}" if differs else run_protocol
 
 
 # ------------------------------------------------------------------------------------------- frame access
@@ -412,12 +536,21 @@ def _history_images(history: UserHistory | None, max_images: int) -> list[Path]:
     return [found[int((i + 0.5) * len(found) / max_images)] for i in range(max_images)]
 
 
-def _product_record(product: Product) -> str:
+def _product_record(product: Product, forbidden: bool = True) -> str:
+    """The product's information as text; ``forbidden`` adds the claims it must never make (a judge extra)."""
     facts = "; ".join(f"{k}: {v}" for k, v in product.facts.items())
-    return (f"Product: {product.name} by {product.brand} ({product.category}, {product.subcategory}).\n"
-            f"Description: {product.description}\nSelling points: {'; '.join(product.selling_points)}\n"
-            f"Slogan: {product.slogan}\nFacts: {facts}\n"
-            f"Claims it must never make: {'; '.join(product.forbidden_claims) or 'none'}")
+    out = (f"Product: {product.name} by {product.brand} ({product.category}, {product.subcategory}).\n"
+           f"Description: {product.description}\nSelling points: {'; '.join(product.selling_points)}\n"
+           f"Slogan: {product.slogan}\nFacts: {facts}")
+    if forbidden:
+        out += f"\nClaims it must never make: {'; '.join(product.forbidden_claims) or 'none'}"
+    return out
+
+
+def _product_brief(product: Product) -> str:
+    """The product as the personalization prompts give it: name, brand, category, description."""
+    return (f"The product: {product.name} by {product.brand} ({product.category}, {product.subcategory}). "
+            f"{product.description}")
 
 
 def _seam_times(integration: dict[str, Any]) -> list[float]:
@@ -428,18 +561,23 @@ def _seam_times(integration: dict[str, Any]) -> list[float]:
 
 def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: Product,
                   history: UserHistory | None, n_frames: int = 8, host_title: str | None = None,
-                  max_images: int = 6, seam_images: bool = True) -> ModelRequest:
-    """The request of one pair-level criterion: the prompt, the parts a VLM sees, and the ``context`` the
-    offline proxy reads (paths, texts; everything JSON-able)."""
+                  max_images: int = 6, seam_images: bool = True,
+                  protocol: Protocol | str | None = None) -> ModelRequest:
+    """The request of one pair-level criterion under ``protocol`` (``paper`` when None): the prompt, the parts a
+    VLM sees (under ``paper`` exactly Appendix A's inputs; with ``judge_extras`` also the plan's narration, the
+    history's texts, the forbidden claims, the host's title and summary, the seam times and stills), and the
+    ``context`` the offline proxy reads (paths, texts; everything JSON-able; never sent to a model)."""
     if criterion not in PAIR_CRITERIA:
         raise ValueError(f"'{criterion}' is not a pair criterion ({', '.join(PAIR_CRITERIA)}); "
                          "diversity is judged per user by judge_diversity")
+    proto = get_protocol(protocol or "paper")
+    extras = proto.judge_extras
     pair_dir = Path(pair_dir)
     plan = read_model(pair_dir / "plan.json", Storyboard)
     creative = pair_dir / "creative.mp4"
     pid = pair_dir.name
     ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": criterion, "task": task, "pair_id": pid,
-                           "creative": display_path(creative), "n_frames": int(n_frames),
+                           "protocol": proto.label, "creative": display_path(creative), "n_frames": int(n_frames),
                            "plan_text": plan_text(plan), "embed_text": embed_text(plan)}
     parts: list[Any] = []
     item = f"pair {pid} [{criterion}]"
@@ -447,28 +585,33 @@ def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: P
         imgs = _history_images(history, max_images)
         ctx["history_images"] = [display_path(p) for p in imgs]
         ctx["history_texts"] = history_texts(history) if history is not None else []
-        if criterion == "personalization_content" and history is not None:
-            listing = "\n".join(f"- {t[:200]}" for t in ctx["history_texts"][:20])
-            parts.append(TextPart(f"What the viewer engaged with (titles and texts, oldest first):\n{listing}"))
-        parts.append(TextPart(f"Images from the viewer's history ({len(imgs)}):"))
+        if extras:
+            if criterion == "personalization_content" and history is not None:
+                listing = "\n".join(f"- {t[:200]}" for t in ctx["history_texts"][:20])
+                parts.append(TextPart(f"What the viewer engaged with (titles and texts, oldest first):\n{listing}"))
+            parts.append(TextPart(f"Images from the viewer's history ({len(imgs)}):"))
+        else:
+            parts.append(TextPart(_product_brief(product)))
+            parts.append(TextPart(f"Covers of the videos the viewer interacted with ({len(imgs)}):"))
         parts += [ImagePart(str(p)) for p in imgs]
         parts.append(TextPart(f"The advertisement for {product.name} by {product.brand}:"))
         parts.append(VideoPart(str(creative), n_frames=n_frames))
-        if criterion == "personalization_content":
+        if extras and criterion == "personalization_content":
             parts.append(TextPart(f"Its narration script: {narration_text(plan)}"))
     elif criterion == "product_alignment":
         ctx["product"] = {"id": product.id, "name": product.name, "brand": product.brand,
                           "description": product.description, "slogan": product.slogan,
                           "selling_points": list(product.selling_points), "facts": dict(product.facts),
-                          "forbidden_claims": list(product.forbidden_claims)}
+                          "forbidden_claims": list(product.forbidden_claims) if extras else []}
         assets = [product.logo.path] + [a.path for a in product.images[:3]]
         ctx["product_assets"] = [display_path(resolve(a)) for a in assets]
-        parts.append(TextPart(_product_record(product)))
+        parts.append(TextPart(_product_record(product, forbidden=extras)))
         parts.append(TextPart("Its logo and official images:"))
         parts += [ImagePart(str(resolve(a))) for a in assets if resolve(a).is_file()]
         parts.append(TextPart("The advertisement:"))
         parts.append(VideoPart(str(creative), n_frames=n_frames))
-        parts.append(TextPart(f"Its narration script: {narration_text(plan)}"))
+        if extras:
+            parts.append(TextPart(f"Its narration script: {narration_text(plan)}"))
     else:  # integration_quality
         if task != "pci":
             raise ValueError("integration_quality is judged for PCI only")
@@ -477,27 +620,34 @@ def build_request(criterion: str, pair_dir: str | Path, *, task: str, product: P
             if k not in integ:
                 raise JudgeError(f"{pair_dir / 'integration.json'}: field '{k}' is missing")
         integrated = pair_dir / "integrated.mp4"
-        summary = _host_summary_text(pair_dir)
+        summary = _host_summary_text(pair_dir) if extras else ""
         ctx["integration"] = {k: integ.get(k) for k in (
             "seam_in_s", "seam_out_s", "seam_change_in", "seam_change_out", "host_median_change",
             "integrated_duration_s", "insert_at_s", "segment_duration_s")}
         ctx["integrated"] = display_path(integrated)
         ctx["host_text"] = " ".join(x for x in (host_title, summary) if x)
-        times = _seam_times(integ)
-        parts.append(TextPart(f"Host video: {ctx['host_text'] or 'no title'}. The ad segment runs from "
-                              f"{integ['seam_in_s']:.2f} s to {integ['seam_out_s']:.2f} s of the integrated video."))
-        parts.append(VideoPart(str(integrated), n_frames=n_frames))
-        # a VLM also sees stills around both seams; the offline proxy reads the seams from integration.json
-        try:
-            seam = frames_at(integrated, times, width=320) if seam_images else []
-        except MediaError:
-            seam = []  # the undecodable video is reported by the decode check
-        names = ["before the ad starts", "after the ad starts", "before the host resumes", "after the host resumes"]
-        for (t, nm), fr in zip(zip(times, names), seam):
-            parts.append(TextPart(f"Frame at {t:.2f} s ({nm}):"))
-            parts.append(ImagePart(_pil(fr)))
-    return ModelRequest(task=f"judge.{criterion}", system=PROMPTS[criterion], parts=parts, schema=JudgeAnswer,
-                        context=ctx, item=item, max_output_tokens=1024)
+        if not extras:
+            at = integ.get("insert_at_s", integ["seam_in_s"])
+            parts.append(TextPart(f"The video below contains an advertisement inserted into the original video at "
+                                  f"its integration point, {float(at):.1f} s into the original video."))
+            parts.append(VideoPart(str(integrated), n_frames=n_frames))
+        else:
+            times = _seam_times(integ)
+            parts.append(TextPart(f"Host video: {ctx['host_text'] or 'no title'}. The ad segment runs from "
+                                  f"{integ['seam_in_s']:.2f} s to {integ['seam_out_s']:.2f} s of the integrated "
+                                  "video."))
+            parts.append(VideoPart(str(integrated), n_frames=n_frames))
+            # a VLM also sees stills around both seams; the offline proxy reads the seams from integration.json
+            try:
+                seam = frames_at(integrated, times, width=320) if seam_images else []
+            except MediaError:
+                seam = []  # the undecodable video is reported by the decode check
+            names = ["before the ad starts", "after the ad starts", "before the host resumes", "after the host resumes"]
+            for (t, nm), fr in zip(zip(times, names), seam):
+                parts.append(TextPart(f"Frame at {t:.2f} s ({nm}):"))
+                parts.append(ImagePart(_pil(fr)))
+    return ModelRequest(task=f"judge.{criterion}", system=prompt_for(criterion, proto), parts=parts,
+                        schema=JudgeAnswer, context=ctx, item=item, max_output_tokens=1024)
 
 
 def _pil(arr: np.ndarray):
@@ -524,10 +674,11 @@ def _host_summary_text(pair_dir: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- judging
-def _missing(criterion: str, backend: Any, pair_id: str | None, error: str) -> JudgeScore:
-    return JudgeScore(criterion=criterion, score=None, rationale="", backend=backend.name,
+def _missing(criterion: str, backend: Any, pair_id: str | None, error: str,
+             protocol: Protocol | str | None = None) -> JudgeScore:
+    return JudgeScore(criterion=criterion, score=None, reason="", backend=backend.name,
                       proxy=backend.name.startswith("offline"), label=label_for(criterion, backend.name),
-                      pair_id=pair_id, error=error)
+                      pair_id=pair_id, error=error, protocol=get_protocol(protocol or "paper").label)
 
 
 def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_frames: int) -> str | None:
@@ -547,85 +698,105 @@ def _check_videos(req: ModelRequest, backend: Any, videos: Sequence[Path], n_fra
 
 
 def judge_pair(criterion: str, pair_dir: str | Path, *, task: str, product: Product, history: UserHistory | None,
-               backend: Any, n_frames: int = 8, host_title: str | None = None) -> JudgeScore:
-    """Judge one pair on one criterion. Reads ``plan.json`` and ``creative.mp4`` (PCI integration: also
-    ``integrated.mp4`` and ``integration.json``). Never raises for bad input or a failed answer: the score is
-    None and ``error`` names the file or the backend failure. Raises BackendError only for a setup error of the
-    backend (no API key, client not installed), which no item could get past."""
+               backend: Any, n_frames: int = 8, host_title: str | None = None,
+               protocol: Protocol | str | None = None) -> JudgeScore:
+    """Judge one pair on one criterion under ``protocol`` (``paper`` when None: Appendix A's inputs only). Reads
+    ``plan.json`` and ``creative.mp4`` (PCI integration: also ``integrated.mp4`` and ``integration.json``). Never
+    raises for bad input or a failed answer: the score is None and ``error`` names the file or the backend
+    failure. Raises BackendError only for a setup error of the backend (no API key, client not installed), which
+    no item could get past."""
     pair_dir = Path(pair_dir)
     pid = pair_dir.name
+    proto = get_protocol(protocol or "paper")
+
     try:
         req = build_request(criterion, pair_dir, task=task, product=product, history=history, n_frames=n_frames,
-                            host_title=host_title, seam_images=not backend.name.startswith("offline"))
+                            host_title=host_title, seam_images=not backend.name.startswith("offline"),
+                            protocol=proto)
     except (OSError, ValueError, RuntimeError) as e:
-        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
+        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}", proto)
     if criterion == "integration_quality":
         err = _check_videos(req, backend, [pair_dir / "integrated.mp4"], integration_frames(n_frames))
     else:
         err = _check_videos(req, backend, [pair_dir / "creative.mp4"], n_frames)
     if err:
-        return _missing(criterion, backend, pid, f"undecodable video: {err}")
+        return _missing(criterion, backend, pid, f"undecodable video: {err}", proto)
     try:
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
         if e.task == "setup":  # no key / no client: a configuration error for every item, not this one's
             raise
-        return _missing(criterion, backend, pid, f"BackendError: {e}")
+        return _missing(criterion, backend, pid, f"BackendError: {e}", proto)
     except MediaError as e:
-        return _missing(criterion, backend, pid, f"undecodable video: {e}")
+        return _missing(criterion, backend, pid, f"undecodable video: {e}", proto)
     except (OSError, ValueError, RuntimeError) as e:
-        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}")
-    return JudgeScore(criterion=criterion, score=float(ans.score), rationale=ans.rationale, backend=backend.name,
+        return _missing(criterion, backend, pid, f"{type(e).__name__}: {e}", proto)
+    return JudgeScore(criterion=criterion, score=float(ans.score), reason=ans.reason, backend=backend.name,
                       proxy=backend.name.startswith("offline"), label=label_for(criterion, backend.name),
-                      pair_id=pid)
+                      pair_id=pid, protocol=proto.label)
 
 
-def build_diversity_request(pair_dirs: Sequence[Path], n_frames: int = 8) -> ModelRequest:
+def build_diversity_request(pair_dirs: Sequence[Path], n_frames: int = 8,
+                            protocol: Protocol | str | None = None) -> ModelRequest:
+    """The diversity request over one user's creatives: under ``paper`` only the videos (Appendix A); with
+    ``judge_extras`` each ad's product and narration too."""
+    proto = get_protocol(protocol or "paper")
     dirs = sorted(Path(d) for d in pair_dirs)
     per = max(2, n_frames // 2)
-    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": "diversity", "n_frames": int(n_frames), "creatives": []}
-    parts: list[Any] = [TextPart(f"{len(dirs)} advertisements made for the same viewer:")]
+    ctx: dict[str, Any] = {"code": CODE_VERSION, "criterion": "diversity", "protocol": proto.label,
+                           "n_frames": int(n_frames), "creatives": []}
+    parts: list[Any] = [TextPart(f"{len(dirs)} advertisements made for the same viewer, each for a different product:")]
     for i, d in enumerate(dirs, 1):
         plan = read_model(d / "plan.json", Storyboard)
         ctx["creatives"].append({"pair_id": d.name, "creative": display_path(d / "creative.mp4"),
                                  "embed_text": embed_text(plan)})
-        parts.append(TextPart(f"Ad {i} (product {plan.product_id}); narration: {narration_text(plan)}"))
+        if proto.judge_extras:
+            parts.append(TextPart(f"Ad {i} (product {plan.product_id}); narration: {narration_text(plan)}"))
+        else:
+            parts.append(TextPart(f"Ad {i}:"))
         parts.append(VideoPart(str(d / "creative.mp4"), n_frames=per))
-    return ModelRequest(task="judge.diversity", system=PROMPTS["diversity"], parts=parts, schema=JudgeAnswer,
-                        context=ctx, item=f"creatives {', '.join(d.name for d in dirs)} [diversity]",
-                        max_output_tokens=1024)
+    return ModelRequest(task="judge.diversity", system=prompt_for("diversity", proto), parts=parts,
+                        schema=JudgeAnswer, context=ctx,
+                        item=f"creatives {', '.join(d.name for d in dirs)} [diversity]", max_output_tokens=1024)
 
 
-def judge_diversity(pair_dirs: list[Path], *, backend: Any, n_frames: int = 8) -> JudgeScore:
-    """Diversity of all creatives of one user (``pair_id`` None); fewer than two creatives is missing."""
+def judge_diversity(pair_dirs: list[Path], *, backend: Any, n_frames: int = 8,
+                    protocol: Protocol | str | None = None) -> JudgeScore:
+    """Diversity of all creatives of one user (``pair_id`` None) under ``protocol`` (``paper`` when None);
+    fewer than two creatives is missing."""
+    proto = get_protocol(protocol or "paper")
+
     dirs = [Path(d) for d in pair_dirs]
     if len(dirs) < 2:
-        return _missing("diversity", backend, None, f"needs at least 2 creatives of the user, got {len(dirs)}")
+        return _missing("diversity", backend, None, f"needs at least 2 creatives of the user, got {len(dirs)}", proto)
     try:
-        req = build_diversity_request(dirs, n_frames)
+        req = build_diversity_request(dirs, n_frames, protocol=proto)
     except (OSError, ValueError, RuntimeError) as e:
-        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
+        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}", proto)
     err = _check_videos(req, backend, [d / "creative.mp4" for d in dirs], n_frames)
     if err:
-        return _missing("diversity", backend, None, f"undecodable video: {err}")
+        return _missing("diversity", backend, None, f"undecodable video: {err}", proto)
     try:
         ans: JudgeAnswer = backend.complete(req).value
     except BackendError as e:
         if e.task == "setup":
             raise
-        return _missing("diversity", backend, None, f"BackendError: {e}")
+        return _missing("diversity", backend, None, f"BackendError: {e}", proto)
     except MediaError as e:
-        return _missing("diversity", backend, None, f"undecodable video: {e}")
+        return _missing("diversity", backend, None, f"undecodable video: {e}", proto)
     except (OSError, ValueError, RuntimeError) as e:
-        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
-    return JudgeScore(criterion="diversity", score=float(ans.score), rationale=ans.rationale, backend=backend.name,
-                      proxy=backend.name.startswith("offline"), label=label_for("diversity", backend.name))
+        return _missing("diversity", backend, None, f"{type(e).__name__}: {e}", proto)
+    return JudgeScore(criterion="diversity", score=float(ans.score), reason=ans.reason, backend=backend.name,
+                      proxy=backend.name.startswith("offline"), label=label_for("diversity", backend.name),
+                      protocol=proto.label)
 
 
 # ------------------------------------------------------------------------------------------- run level
-#: columns of ``judge_<task>.parquet`` (interfaces section 5)
-COLUMNS = ["task", "run", "system", "director_backend", "producer_backend", "judge_backend", "pair_id", "user_id",
-           "product_id", "criterion", "score", "rationale", "proxy", "label", "error"]
+#: columns of ``judge_<task>.parquet`` (interfaces section 5). ``run_protocol``: the protocol the run was made
+#: under; ``judge_protocol``: the judge's own; ``protocol``: what the number stands for (:func:`combined_protocol`)
+COLUMNS = ["task", "run", "system", "director_backend", "producer_backend", "judge_backend", "protocol",
+           "run_protocol", "judge_protocol", "pair_id", "user_id", "product_id", "criterion", "score", "reason",
+           "proxy", "label", "error"]
 
 
 def list_runs(paths: StudyPaths, task: str) -> list[str]:
@@ -653,10 +824,12 @@ def _load_context(paths: StudyPaths, task: str) -> tuple[dict[str, Product], dic
 
 
 def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: int = 8, workers: int = 2,
-              progress: bool = False) -> list[dict[str, Any]]:
-    """Judge every pair of one run directory (and each user's creatives for diversity); returns the rows of
+              progress: bool = False, protocol: Protocol | str | None = None) -> list[dict[str, Any]]:
+    """Judge every pair of one run directory (and each user's creatives for diversity) under the judge's
+    ``protocol`` (``paper`` when None), whatever protocol the run was made under; returns the rows of
     ``judge_<task>.parquet`` (columns :data:`COLUMNS`). Failed pairs get a row per criterion with score None
     and the reason; nothing raises for one bad pair. Users run in a thread pool of ``workers``."""
+    proto = get_protocol(protocol or "paper")
     run_dir = paths.run_dir(task, run)
     products, users, bench = _load_context(paths, task)
     crits = [c for c in criteria_for(task) if c != "diversity"]
@@ -669,7 +842,8 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
     summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
     base = {"task": task, "run": run, "system": summary.get("system", run.split("__")[0]),
             "director_backend": summary.get("director_backend", ""),
-            "producer_backend": summary.get("producer_backend", ""), "judge_backend": backend.name}
+            "producer_backend": summary.get("producer_backend", ""), "judge_backend": backend.name,
+            "judge_protocol": proto.label}
     by_user: dict[str, list[tuple[Path, PairManifest | None, str | None]]] = {}
     for d, m, err in manifests:
         by_user.setdefault(m.user_id if m is not None else f"?{d.name}", []).append((d, m, err))
@@ -678,10 +852,11 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
         r = dict(base)
         if m is not None:
             r.update(system=m.system, director_backend=m.director_backend, producer_backend=m.producer_backend)
+        rp = run_protocol_of(summary, m)
         r.update(pair_id=s.pair_id, user_id=(m.user_id if m is not None else None),
                  product_id=(m.product_id if m is not None and s.pair_id is not None else None),
-                 criterion=s.criterion, score=s.score, rationale=s.rationale, proxy=s.proxy, label=s.label,
-                 error=s.error)
+                 criterion=s.criterion, score=s.score, reason=s.reason, proxy=s.proxy, label=s.label,
+                 error=s.error, run_protocol=rp, protocol=combined_protocol(rp, proto.label))
         return r
 
     def one_user(uid: str) -> list[dict[str, Any]]:
@@ -692,34 +867,35 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
                 why = err or (f"pair failed at {m.stage_failed or 'run'}: {m.failure}" if m is not None and m.status == "failed"
                               else "creative.mp4 missing")
                 for c in crits:
-                    rows.append(row(d, m, _missing(c, backend, d.name, f"skipped: {why}")))
+                    rows.append(row(d, m, _missing(c, backend, d.name, f"skipped: {why}", proto)))
                 continue
             last_m = m
             ok_dirs.append(d)
             product = products.get(m.product_id)
             if product is None:
                 for c in crits:
-                    rows.append(row(d, m, _missing(c, backend, d.name, f"product '{m.product_id}' is not in the library")))
+                    rows.append(row(d, m, _missing(c, backend, d.name,
+                                                   f"product '{m.product_id}' is not in the library", proto)))
                 continue
             bp = bench.get(m.pair_id)
             host_title = getattr(bp, "host_title", None) if bp is not None else None
             for c in crits:
                 try:
                     s = judge_pair(c, d, task=task, product=product, history=users.get(m.user_id), backend=backend,
-                                   n_frames=n_frames, host_title=host_title)
+                                   n_frames=n_frames, host_title=host_title, protocol=proto)
                 except BackendError:
                     raise  # a setup error (no key, no client): stop with its message instead of 500 missing rows
                 except Exception as e:  # noqa: BLE001 - never stop the run for one judgment
                     s = _missing(c, backend, d.name, f"{type(e).__name__}: {e} | "
-                                 + traceback.format_exc(limit=2).replace("\n", " ")[-300:])
+                                 + traceback.format_exc(limit=2).replace("\n", " ")[-300:], proto)
                 rows.append(row(d, m, s))
         if last_m is not None:
             try:
-                s = judge_diversity(ok_dirs, backend=backend, n_frames=n_frames)
+                s = judge_diversity(ok_dirs, backend=backend, n_frames=n_frames, protocol=proto)
             except BackendError:
                 raise
             except Exception as e:  # noqa: BLE001
-                s = _missing("diversity", backend, None, f"{type(e).__name__}: {e}")
+                s = _missing("diversity", backend, None, f"{type(e).__name__}: {e}", proto)
             r = row(ok_dirs[0], last_m, s)
             r["pair_id"], r["product_id"] = None, None
             rows.append(r)
@@ -771,8 +947,10 @@ def _run_users(uids: list[str], one_user: Any, results: dict[str, Any], workers:
 
 
 def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_frames: int = 8, workers: int = 2,
-              progress: bool = False) -> dict[str, Any]:
-    """Judge every run of each task and write ``paths.results / judge_<task>.parquet``; returns
+              progress: bool = False, protocol: Protocol | str | None = None,
+              runs: Sequence[str] | None = None) -> dict[str, Any]:
+    """Judge every run of each task (paper and extended runs alike; ``runs`` restricts to those names) under the
+    judge's ``protocol`` (``paper`` when None) and write ``paths.results / judge_<task>.parquet``; returns
     ``{task: DataFrame}`` (a task without runs is left out and its parquet untouched)."""
     import pandas as pd  # noqa: PLC0415
 
@@ -782,12 +960,13 @@ def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_fra
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     out = {}
     for task in tasks:
-        runs = list_runs(paths, task)
-        if not runs:
+        names = [r for r in list_runs(paths, task) if runs is None or r in set(runs)]
+        if not names:
             continue
         rows = []
-        for run in runs:
-            rows += judge_run(paths, task, run, backend, n_frames=n_frames, workers=workers, progress=progress)
+        for run in names:
+            rows += judge_run(paths, task, run, backend, n_frames=n_frames, workers=workers, progress=progress,
+                              protocol=protocol)
         df = pd.DataFrame(rows, columns=COLUMNS)
         df["score"] = df["score"].astype("float64")
         dest = paths.results / f"judge_{task}.parquet"
@@ -797,13 +976,14 @@ def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_fra
 
 
 def run_means(df: Any, decimals: int = 2) -> Any:
-    """Per run x criterion: mean score, number judged and missing, and the label (deterministic table)."""
+    """Per run x criterion: the protocol, mean score, number judged and missing, and the label (deterministic
+    table)."""
     import pandas as pd  # noqa: PLC0415
 
     if df is None or len(df) == 0:
-        return pd.DataFrame(columns=["run", "criterion", "label", "mean", "n", "missing"])
+        return pd.DataFrame(columns=["run", "criterion", "protocol", "label", "mean", "n", "missing"])
     g = df.groupby(["run", "criterion"], sort=True)
-    t = g.agg(label=("label", "first"), mean=("score", "mean"), n=("score", "count"),
+    t = g.agg(protocol=("protocol", "first"), label=("label", "first"), mean=("score", "mean"), n=("score", "count"),
               missing=("score", lambda s: int(s.isna().sum()))).reset_index()
     t["mean"] = t["mean"].round(decimals)
     order = {c: i for i, c in enumerate(CRITERIA)}
@@ -994,7 +1174,8 @@ def offline_diversity(req: ModelRequest) -> JudgeAnswer:
         f"text cosine {t['text']:.2f} (10 x (1 - (0.5 BC + 0.5 cos)))."))
 
 
-__all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS", "COLUMNS", "JudgeAnswer",
+__all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS", "PAPER_PROMPTS", "EXTENDED_PROMPTS",
+           "prompt_for", "protocol_from_label", "run_protocol_of", "combined_protocol", "COLUMNS", "JudgeAnswer",
            "JudgeScore", "JudgeError", "criteria_for", "label_for", "build_request", "build_diversity_request",
            "judge_pair", "judge_diversity", "judge_run", "judge_all", "list_runs", "run_means", "video_frames",
            "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match", "plan_text",

@@ -8,6 +8,12 @@ Inputs (all under ``data_dir``): ``results/judge_<task>.parquet`` (:mod:`nextads
 missing), ``runs/<task>/<run>/summary.json`` and ``users/<uid>/profile.json``, and the hidden
 ``raw/sample/<dataset>_ground_truth.jsonl``.
 
+Every Table 1 row carries its ``protocol`` (:mod:`nextads_lib.protocol`): the protocol the run was made under (its
+``summary.json``; ``extended`` for runs made before protocols existed), with `` · judge: <label>`` where the judge
+ran with other judge inputs (``judge_extras``) than that protocol implies (:func:`nextads_lib.judge.combined_protocol`).
+Rows are named by system · Director backend · Producer backend, so the same system under ``paper`` and
+``extended`` is two rows told apart by the protocol column.
+
 Table 1 cells: the mean over the cell's non-missing values (pairs for the judge's pair criteria and the video
 metrics, users for diversity) and the 2.5 / 97.5 percentiles of ``n_boot`` bootstrap means, the resampling seeded
 by ``seed.rng(seed, "table1", task, run, metric)`` so the same seed gives the same table. Missing values never
@@ -25,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULT_SEED, StudyPaths
-from .judge import CRITERIA, PAPER_NAMES, list_runs
+from .judge import CRITERIA, PAPER_NAMES, combined_protocol, list_runs, run_protocol_of
 from .schemas import GroundTruth, RunSummary, Storyboard, UserHistory, UserProfile
 from .seed import rng
 from .store import ArtifactError, atomic_path, read_json, read_jsonl, read_model
@@ -72,8 +78,10 @@ PAPER_TABLE1: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
-LONG_COLUMNS = ["task", "run", "system", "director_backend", "producer_backend", "pair_id", "user_id", "metric",
-                "value", "label", "backend", "proxy", "error"]
+LONG_COLUMNS = ["task", "run", "system", "director_backend", "producer_backend", "run_protocol", "judge_protocol",
+                "pair_id", "user_id", "metric", "value", "label", "backend", "proxy", "error"]
+#: the order of protocols within one system x backends (the paper's first)
+PROTOCOL_ORDER = {"paper": 0, "extended": 2}
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -81,21 +89,37 @@ def paper_table(task: str) -> pd.DataFrame:
     """The paper's Table 1 rows of ``task`` (metric ids as columns, NaN where the paper has '-')."""
     rows = []
     for r in PAPER_TABLE1[task]:
-        d = {"row": f"paper: {r['row']}", "system": r["system"], "director": r["director"], "producer": r["producer"]}
+        d = {"row": f"paper: {r['row']}", "system": r["system"], "director": r["director"], "producer": r["producer"],
+             "protocol": "paper (published)"}
         d.update({m: v for (m, _), v in zip(TABLE1_COLUMNS, r["values"])})
         rows.append(d)
     return pd.DataFrame(rows)
 
 
+def run_protocol(paths: StudyPaths, task: str, run: str) -> str:
+    """The protocol label the run was made under, from its ``summary.json`` (``extended`` when it records none:
+    runs made before protocols existed)."""
+    p = paths.run_dir(task, run) / "summary.json"
+    try:
+        summ = read_json(p) if p.is_file() else {}
+    except Exception:  # noqa: BLE001 - an unreadable summary is a run of unknown protocol: the old default
+        summ = {}
+    return run_protocol_of(summ if isinstance(summ, dict) else {})
+
+
 def load_long(paths: StudyPaths, task: str) -> tuple[pd.DataFrame, list[str]]:
     """The judge's and the video quality's rows of ``task`` in one long frame (:data:`LONG_COLUMNS`, one row
-    per pair x metric; diversity per user) and notes on what is missing."""
+    per pair x metric; diversity per user) and notes on what is missing. ``run_protocol`` comes from the judge's
+    rows, else from the run's summary; ``judge_protocol`` is the judge's (``extended`` for a judge file written
+    before protocols existed, whose judge saw the extras; empty for the video-quality rows)."""
     notes: list[str] = []
     frames = []
     jp = paths.results / f"judge_{task}.parquet"
     if jp.is_file():
         j = pd.read_parquet(jp)
         j = j.rename(columns={"criterion": "metric", "score": "value", "judge_backend": "backend"})
+        j["judge_protocol"] = (j["judge_protocol"].astype(object).fillna("extended") if "judge_protocol" in j.columns
+                               else "extended")
         frames.append(j.reindex(columns=LONG_COLUMNS))
     else:
         notes.append(f"judge_{task}.parquet is missing (run notebook 20): the judge's columns are missing")
@@ -110,6 +134,11 @@ def load_long(paths: StudyPaths, task: str) -> tuple[pd.DataFrame, list[str]]:
     df = pd.concat(frames, ignore_index=True)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     df["task"] = task
+    known = {r: run_protocol(paths, task, r) for r in df["run"].dropna().unique()}
+    rp = df["run_protocol"].astype(object)
+    missing = rp.isna() | (rp.astype(str) == "")
+    df["run_protocol"] = rp.where(~missing, df["run"].map(known)).astype(object)
+    df["judge_protocol"] = df["judge_protocol"].astype(object)
     return df, notes
 
 
@@ -133,22 +162,37 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = DEFAUL
 
 
 def _run_key(r: pd.Series | dict[str, Any]) -> tuple:
-    return (SYSTEM_ORDER.get(r["system"], 9), str(r["director_backend"]), str(r["producer_backend"]), str(r["run"]))
+    proto = str(r.get("run_protocol") or "")
+    return (SYSTEM_ORDER.get(r["system"], 9), str(r["director_backend"]), str(r["producer_backend"]),
+            PROTOCOL_ORDER.get(proto, 1), proto, str(r["run"]))
+
+
+def _judge_protocol(sub: pd.DataFrame) -> str:
+    vals = sorted({str(x) for x in sub["judge_protocol"].dropna() if str(x)}) if "judge_protocol" in sub else []
+    return " | ".join(vals)
 
 
 def cell_stats(long: pd.DataFrame, task: str, n_boot: int = 1000, seed: int = DEFAULT_SEED) -> pd.DataFrame:
     """One row per run x Table 1 column: system, backends, metric, label(s), backend(s), proxy, n, missing,
     mean, ci_low, ci_high. Every run gets every column (absent ones as missing cells)."""
-    cols = ["task", "run", "system", "director_backend", "producer_backend", "metric", "column", "label",
-            "backend", "proxy", "n", "missing", "mean", "ci_low", "ci_high"]
+    cols = ["task", "run", "system", "director_backend", "producer_backend", "protocol", "run_protocol",
+            "judge_protocol", "metric", "column", "label", "backend", "proxy", "n", "missing", "mean", "ci_low",
+            "ci_high"]
     if long is None or len(long) == 0:
         return pd.DataFrame(columns=cols)
-    runs = (long[["run", "system", "director_backend", "producer_backend"]].drop_duplicates("run")
+    if "run_protocol" not in long.columns:
+        long = long.assign(run_protocol="extended")
+    runs = (long[["run", "system", "director_backend", "producer_backend", "run_protocol"]].drop_duplicates("run")
             .to_dict("records"))
     runs.sort(key=_run_key)
     out = []
     for r in runs:
         sub = long[long["run"] == r["run"]]
+        r["run_protocol"] = str(r["run_protocol"]) if isinstance(r["run_protocol"], str) else "extended"
+        r["judge_protocol"] = _judge_protocol(sub)
+        r["protocol"] = (combined_protocol(r["run_protocol"], r["judge_protocol"])
+                         if r["judge_protocol"] and " | " not in r["judge_protocol"]
+                         else r["run_protocol"] + (f" · judge: {r['judge_protocol']}" if r["judge_protocol"] else ""))
         for metric, colname in TABLE1_COLUMNS:
             s = sub[sub["metric"] == metric]
             s = s.sort_values(["pair_id", "user_id"], na_position="first", kind="stable")
@@ -190,9 +234,9 @@ def row_name(system: str, director: str, producer: str) -> str:
 
 
 def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) -> pd.DataFrame:
-    """The printed Table 1: rows = system · Director · Producer (ours, then the paper's as reference), columns
-    = the paper's, each cell ``mean [95% CI]``; a column whose values are proxies says ``(proxy)`` in its
-    header (in the cell when the column mixes proxies and real metrics)."""
+    """The printed Table 1: rows = system · Director · Producer (ours, then the paper's as reference), the
+    ``protocol`` column, then the paper's columns, each cell ``mean [95% CI]``; a column whose values are
+    proxies says ``(proxy)`` in its header (in the cell when the column mixes proxies and real metrics)."""
     headers = {}
     for metric, name in TABLE1_COLUMNS:
         c = cells[cells["metric"] == metric] if len(cells) else cells
@@ -203,7 +247,8 @@ def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) ->
     if len(cells):
         for run, g in cells.groupby("run", sort=False):
             first = g.iloc[0]
-            d = {"row": row_name(first["system"], first["director_backend"], first["producer_backend"])}
+            d = {"row": row_name(first["system"], first["director_backend"], first["producer_backend"]),
+                 "protocol": first.get("protocol", "extended")}
             for metric, _ in TABLE1_COLUMNS:
                 c = g[g["metric"] == metric].iloc[0].to_dict()
                 col = cells[cells["metric"] == metric]
@@ -213,13 +258,13 @@ def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) ->
             rows.append(d)
     if include_paper:
         for _, p in paper_table(task).iterrows():
-            d = {"row": f"{p['row']} · {p['director']} · {p['producer']}"}
+            d = {"row": f"{p['row']} · {p['director']} · {p['producer']}", "protocol": p["protocol"]}
             for metric, _ in TABLE1_COLUMNS:
                 v = p[metric]
                 d[headers[metric]] = (f"{v:.{_decimals(metric)}f}" if np.isfinite(v) else
                                       (NOT_APPLICABLE if metric == "integration_quality" else MISSING))
             rows.append(d)
-    return pd.DataFrame(rows, columns=["row", *headers.values()]).set_index("row")
+    return pd.DataFrame(rows, columns=["row", "protocol", *headers.values()]).set_index("row")
 
 
 def legend_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -276,7 +321,8 @@ def plot_table1(cells: pd.DataFrame, task: str, include_paper: bool = True):
             hi = np.array([g.loc[m, "ci_high"] if m in g.index else np.nan for m in metrics], float)
             err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
             ax.bar(x - 0.4 + w * (i + 0.5), np.nan_to_num(means), w, yerr=err, capsize=2, color=colours(i % 10),
-                   label=row_name(first["system"], first["director_backend"], first["producer_backend"]))
+                   label=f"{row_name(first['system'], first['director_backend'], first['producer_backend'])} "
+                         f"[{first.get('protocol', 'extended')}]")
         if paper is not None:
             marks = ["o", "s", "^"]
             for k, (_, p) in enumerate(paper.iterrows()):
@@ -399,21 +445,33 @@ def _summary(paths: StudyPaths, task: str, run: str) -> RunSummary | None:
         return None
 
 
+def _summary_fields(paths: StudyPaths, task: str, run: str) -> RunSummary | None:
+    """The run's summary validated on the fields this module reads (fields a newer run records, such as its
+    protocol, are read by :func:`run_protocol`), None when it is missing or broken."""
+    p = paths.run_dir(task, run) / "summary.json"
+    try:
+        d = read_json(p) if p.is_file() else None
+        return RunSummary.model_validate({k: v for k, v in d.items() if k in RunSummary.model_fields}) if d else None
+    except Exception:  # noqa: BLE001 - a broken summary leaves the run out of the table
+        return None
+
+
 def fallback_table(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci")) -> pd.DataFrame:
-    """Per run: pairs, done, fallback, failed and the fallback rate ``fallback / n_pairs`` (from
+    """Per run: its protocol, pairs, done, fallback, failed and the fallback rate ``fallback / n_pairs`` (from
     ``summary.json``); written to ``results/fallback.csv``."""
     rows = []
     for task in tasks:
         for run in list_runs(paths, task):
-            s = _summary(paths, task, run)
+            s = _summary_fields(paths, task, run)
             if s is None:
                 continue
             rows.append({"task": task, "run": run, "system": s.system, "director": s.director_backend,
-                         "producer": s.producer_backend, "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback,
+                         "producer": s.producer_backend, "protocol": run_protocol(paths, task, run), "pairs": s.n_pairs,
+                         "done": s.done, "fallback": s.fallback,
                          "failed": s.failed, "fallback_rate": round(s.fallback / s.n_pairs, 4) if s.n_pairs else math.nan,
                          "failed_rate": round(s.failed / s.n_pairs, 4) if s.n_pairs else math.nan})
-    df = pd.DataFrame(rows, columns=["task", "run", "system", "director", "producer", "pairs", "done", "fallback",
-                                     "failed", "fallback_rate", "failed_rate"])
+    df = pd.DataFrame(rows, columns=["task", "run", "system", "director", "producer", "protocol", "pairs", "done",
+                                     "fallback", "failed", "fallback_rate", "failed_rate"])
     write_csv(paths.results / "fallback.csv", df)
     return df
 
@@ -585,6 +643,6 @@ def case_figures(paths: StudyPaths, task: str, run: str | None = None, n_users: 
     return out
 
 
-__all__ = ["TABLE1_COLUMNS", "PAPER_TABLE1", "paper_table", "load_long", "bootstrap_ci", "cell_stats",
+__all__ = ["TABLE1_COLUMNS", "PAPER_TABLE1", "paper_table", "run_protocol", "load_long", "bootstrap_ci", "cell_stats",
            "format_table1", "legend_table", "table1", "plot_table1", "save_figure", "recovery_scores", "recovery",
            "fallback_table", "case_run", "pick_case_users", "case_sheet", "case_figures", "PAPER_NAMES"]

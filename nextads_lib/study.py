@@ -74,6 +74,7 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
             "21_evaluate_video_quality",
             "30_results_table1",
             "31_figures_cases",
+            "41_protocol_ablations",
             "40_creative_evolution",
         )
     ]

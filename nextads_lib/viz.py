@@ -161,10 +161,14 @@ def kv_table(data: dict[str, Any], columns: tuple[str, str] = ("field", "value")
 
 
 def summary_table(summaries: Iterable[Any]):
-    """Run summaries (:class:`~nextads_lib.schemas.RunSummary`) as deterministic count rows (no times)."""
+    """Run summaries (:class:`~nextads_lib.schemas.RunSummary`) as deterministic count rows (no times), with the
+    protocol each run was made under (``extended`` for a run that records none)."""
     import pandas as pd  # noqa: PLC0415
 
+    from .judge import run_protocol_of  # noqa: PLC0415
+
     rows = [{"run": s.run_name, "system": s.system, "director": s.director_backend, "producer": s.producer_backend,
+             "protocol": run_protocol_of(s.model_dump(mode="json") if hasattr(s, "model_dump") else dict(s)),
              "pairs": s.n_pairs, "done": s.done, "fallback": s.fallback, "failed": s.failed} for s in summaries]
     return pd.DataFrame(rows)
 

@@ -201,7 +201,7 @@ def test_offline_judgments_are_labelled_proxies_and_cached(study, tmp_path):
     scores = {c: judge.judge_pair(c, run / "u1__a", task="pcg", product=prod, history=hist, backend=b, n_frames=4)
               for c in judge.PAIR_CRITERIA[:3]}
     for c, s in scores.items():
-        assert s.score is not None and s.error is None and s.proxy and "proxy" in s.label and s.rationale
+        assert s.score is not None and s.error is None and s.proxy and "proxy" in s.label and s.reason
         assert s.label.startswith(judge.PAPER_NAMES[c]) and s.backend == "offline"
     other = judge.judge_pair("personalization_presentation", run / "u1__b", task="pcg", product=prod, history=hist,
                              backend=b, n_frames=4)
@@ -259,7 +259,7 @@ def test_pci_integration_quality_from_seams(tmp_path):
         results[name] = judge.judge_pair("integration_quality", d, task="pci", product=prod, history=None,
                                          backend=get_backend("offline"), n_frames=4, host_title="Coffee at the cafe")
     assert results["smooth"].score > results["jarring"].score + 3
-    assert "seam continuity 1.00" in results["smooth"].rationale
+    assert "seam continuity 1.00" in results["smooth"].reason
 
 
 # ------------------------------------------------------------------------------------- VLM wire formats
@@ -284,11 +284,11 @@ def _pair(tmp_path):
     return prod, d, make_history(tmp_path)
 
 
-def test_openai_judge_sends_n_frames_and_keeps_the_rationale(server, tmp_path):
+def test_openai_judge_sends_n_frames_and_keeps_the_reason_given_as_rationale(server, tmp_path):
     prod, d, hist = _pair(tmp_path)
     b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k", backoff_s=0.01)
     s = judge.judge_pair("personalization_presentation", d, task="pcg", product=prod, history=hist, backend=b, n_frames=3)
-    assert s.score == 8 and s.rationale.startswith("warm") and not s.proxy
+    assert s.score == 8 and s.reason.startswith("warm") and not s.proxy
     assert s.label == "Personalization-Presentation (judge: openai:gpt-4o)"
     msgs = server.log[0]["body"]["messages"]
     assert msgs[0]["content"] == judge.PROMPTS["personalization_presentation"]
@@ -303,7 +303,7 @@ def test_out_of_range_score_is_reasked_once_then_missing_never_zero(server, tmp_
     s = judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
     assert s.score is None and "failed validation twice" in s.error and len(server.log) == 2
     assert "previous answer was invalid" in server.log[1]["body"]["messages"][1]["content"][-1]["text"]
-    server.queue = [Reply('{"score": 11, "rationale": "x"}'), Reply('{"score": 6.5, "rationale": "mostly the product"}')]
+    server.queue = [Reply('{"score": 11, "rationale": "x"}'), Reply('{"score": 6.5, "reason": "mostly the product"}')]
     s2 = judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
     assert s2.score == 6.5 and s2.error is None  # repaired on the re-ask
 
@@ -313,15 +313,16 @@ def test_gemini_judge_gets_the_video_inline_and_survives_429(server, tmp_path):
     server.queue = [Reply(status=429, headers={"Retry-After": "0"})]
     b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", base_url=server.base, api_key="k",
                     backoff_s=0.01)
-    s = judge.judge_pair("personalization_content", d, task="pcg", product=prod, history=hist, backend=b)
+    s = judge.judge_pair("personalization_content", d, task="pcg", product=prod, history=hist, backend=b,
+                         protocol="extended")
     assert s.score == 8 and s.label == "Personalization-Content" and s.backend == "gemini:gemini-2.5-flash"
     assert len(server.log) == 2
     body = server.log[-1]["body"]
     parts = body["contents"][0]["parts"]
     mimes = [p["inlineData"].get("mimeType", p["inlineData"].get("mime_type")) for p in parts if "inlineData" in p]
     assert "video/mp4" in mimes and mimes.count("image/png") == len(hist.items)
-    assert body["systemInstruction"]["parts"][0]["text"] == judge.PROMPTS["personalization_content"]
-    assert any("Latte art" in p.get("text", "") for p in parts)  # the history texts reach the judge
+    assert body["systemInstruction"]["parts"][0]["text"] == judge.EXTENDED_PROMPTS["personalization_content"]
+    assert any("Latte art" in p.get("text", "") for p in parts)  # judge extras: the history texts reach the judge
 
 
 def test_diversity_through_a_vlm_sees_every_creative(server, tmp_path):
@@ -343,3 +344,130 @@ def test_a_judge_without_its_key_stops_with_the_variable_name(tmp_path):
     with pytest.raises(BackendError, match="OPENAI_API_KEY"):
         judge.judge_pair("product_alignment", d, task="pcg", product=prod, history=hist,
                          backend=get_backend("openai:gpt-4o"), n_frames=2)
+
+
+# ------------------------------------------------------------------------------------------- protocols
+MARKER = "Zorblax morning ritual with Brewco Beans"  # narration text found nowhere else
+SUMMARY = "Quokka latte tutorial summary"  # the host summary's text
+
+
+def _pci_pair(tmp_path: Path, prod: Product) -> Path:
+    d = make_pair(tmp_path / "run_pci", "u1__p", prod, frames_with(EARTH, product_art(2)), MARKER, task="pci")
+    write_creative(d / "integrated.mp4", [_solid((90, 60, 40))] * 10 + frames_with(EARTH) + [_solid((90, 60, 40))] * 10)
+    write_json(d / "integration.json", {"host_video": "h.mp4", "host_duration_s": 4.0, "insert_at_s": 2.0,
+                                        "segment_duration_s": 2.0, "integrated_duration_s": 6.0, "seam_in_s": 2.0,
+                                        "seam_out_s": 4.0, "seam_change_in": 0.05, "seam_change_out": 0.05,
+                                        "host_median_change": 0.05, "width": W, "height": H, "fps": FPS})
+    write_json(d / "host_summary.json", {"title": "Cafe vlog", "summary": SUMMARY})
+    return d
+
+
+def test_paper_judge_sends_only_appendix_a_inputs_for_every_criterion(server, tmp_path):
+    """The wire body an OpenAI-format judge receives: under ``paper`` no plan narration, no forbidden claims, no
+    seam times or stills, no host summary, no history texts; under ``extended`` those extras are there."""
+    prod = make_product(tmp_path)
+    hist = make_history(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__a", prod, frames_with(EARTH, product_art(2)), MARKER)
+    d2 = make_pair(tmp_path / "run", "u1__b", prod, frames_with(NEON), MARKER)
+    dp = _pci_pair(tmp_path, prod)
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k")
+    cases = [(c, d, "pcg") for c in judge.PAIR_CRITERIA[:3]] + [("integration_quality", dp, "pci")]
+    for proto in ("paper", "extended"):
+        sent = {}
+        for c, pair_dir, task in cases:
+            n = len(server.log)
+            s = judge.judge_pair(c, pair_dir, task=task, product=prod, history=hist, backend=b, n_frames=2,
+                                 host_title="Cafe vlog", protocol=proto)
+            assert s.score == 8 and s.protocol == proto
+            assert len(server.log) == n + 1
+            sent[c] = server.log[-1]["body"]["messages"]
+        n = len(server.log)
+        judge.judge_diversity([d, d2], backend=b, n_frames=2, protocol=proto)
+        sent["diversity"] = server.log[n]["body"]["messages"]
+        for c, msgs in sent.items():
+            body = json.dumps(msgs)
+            want = (judge.EXTENDED_PROMPTS if proto == "extended" else judge.PAPER_PROMPTS)[c]
+            assert msgs[0]["content"] == want
+            if proto == "paper":
+                for extra in (MARKER, "narration", "never make", "cures tiredness", "Latte art", SUMMARY,
+                              "Frame at", "runs from"):
+                    assert extra not in body, (c, extra)
+        if proto == "paper":
+            # what Appendix A does give: the product, the covers, the video, the integration point
+            assert "Brewco Beans" in json.dumps(sent["personalization_content"])
+            assert "2.0 s into the original video" in json.dumps(sent["integration_quality"])
+            covers = [x for x in sent["personalization_content"][1]["content"] if x["type"] == "image_url"]
+            assert len(covers) == len(hist.items) + 2
+        else:
+            assert MARKER in json.dumps(sent["personalization_content"]) and MARKER in json.dumps(sent["diversity"])
+            assert "cures tiredness" in json.dumps(sent["product_alignment"])
+            integ = json.dumps(sent["integration_quality"])
+            assert SUMMARY in integ and "Frame at" in integ and "2.00 s to 4.00 s" in integ
+
+
+def test_answers_with_reason_validate_and_rationale_is_an_alias():
+    a = judge.JudgeAnswer.model_validate_json('{"score": 7, "reason": "warm tones"}')
+    b = judge.JudgeAnswer.model_validate_json('{"score": 7, "rationale": "warm tones"}')
+    assert a == b and a.reason == "warm tones"
+    assert judge.JudgeAnswer.model_json_schema()["required"] == ["score", "reason"]  # what the judge is asked for
+    with pytest.raises(Exception):
+        judge.JudgeAnswer.model_validate_json('{"score": 7}')
+    with pytest.raises(Exception):
+        judge.JudgeAnswer.model_validate_json('{"score": 11, "reason": "x"}')
+
+
+def test_cache_keys_differ_by_protocol(tmp_path):
+    prod = make_product(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__a", prod, frames_with(EARTH, product_art(2)), MARKER)
+    b = get_backend("offline", cache_dir=tmp_path / "c")
+    keys = {}
+    for proto in ("paper", "paper+judge_extras", "extended", "paper+post_production"):
+        req = judge.build_request("product_alignment", d, task="pcg", product=prod, history=None, n_frames=2,
+                                  protocol=judge.protocol_from_label(proto))
+        assert req.context["protocol"] == proto
+        keys[proto] = b.cache_key(req)
+    assert len(set(keys.values())) == 4
+    # the offline proxy's forbidden-claims penalty is a judge extra: the paper context carries no claims
+    paper = judge.build_request("product_alignment", d, task="pcg", product=prod, history=None, protocol="paper")
+    ext = judge.build_request("product_alignment", d, task="pcg", product=prod, history=None, protocol="extended")
+    assert paper.context["product"]["forbidden_claims"] == [] and ext.context["product"]["forbidden_claims"]
+
+
+def test_judge_rows_record_the_run_and_the_judge_protocol(tmp_path):
+    paths = make_study(tmp_path)
+    prod = make_product(tmp_path)
+    run = paths.run_dir("pcg", "nextads__offline__compositor__paper")
+    make_pair(run, "u1__a", prod, frames_with(EARTH, product_art(2)), PERSONAL, "u1")
+    make_pair(run, "u1__b", prod, frames_with(NEON), GENERIC_OFF, "u1")
+    summ = RunSummary(task="pcg", run_name=run.name, system="nextads", director_backend="offline",
+                      producer_backend="compositor", n_pairs=2, done=2, fallback=0, failed=0, seconds=1.0,
+                      cost_usd=0.0).model_dump(mode="json")
+    summ["protocol"] = "paper"  # what the protocol-aware runs record
+    write_json(run / "summary.json", summ)
+    out = judge.judge_all(paths, "pcg", get_backend("offline", cache_dir=paths.cache), n_frames=2, workers=1,
+                          protocol="paper")["pcg"]
+    assert list(out.columns) == judge.COLUMNS and (out.judge_protocol == "paper").all()
+    by_run = out.groupby("run").agg(run_protocol=("run_protocol", "first"), protocol=("protocol", "first"))
+    # the old run (no protocol recorded) was made with every extension on; the new one under the paper's
+    assert by_run.loc["nextads__offline__compositor", "run_protocol"] == "extended"
+    assert by_run.loc["nextads__offline__compositor", "protocol"] == "extended · judge: paper"
+    assert by_run.loc["nextads__offline__compositor__paper", "run_protocol"] == "paper"
+    assert by_run.loc["nextads__offline__compositor__paper", "protocol"] == "paper"
+    assert out.reason[out.score.notna()].str.len().gt(0).all()
+    means = judge.run_means(out)
+    assert "protocol" in means.columns
+
+
+def test_gemini_paper_judge_gets_no_plan_text(server, tmp_path):
+    prod = make_product(tmp_path)
+    hist = make_history(tmp_path)
+    d = make_pair(tmp_path / "run", "u1__a", prod, frames_with(EARTH, product_art(2)), MARKER)
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", base_url=server.base, api_key="k")
+    for c in judge.PAIR_CRITERIA[:3]:
+        s = judge.judge_pair(c, d, task="pcg", product=prod, history=hist, backend=b, n_frames=2)
+        assert s.score == 8 and s.protocol == "paper"
+        body = server.log[-1]["body"]
+        assert body["systemInstruction"]["parts"][0]["text"] == judge.PAPER_PROMPTS[c]
+        texts = " ".join(p.get("text", "") for p in body["contents"][0]["parts"])
+        assert MARKER not in texts and "never make" not in texts and "Latte art" not in texts
+        assert "video/mp4" in json.dumps(body)  # the creative itself goes to the judge

@@ -190,3 +190,53 @@ def test_pci_case_sheet_shows_frames_across_both_seams(tmp_path):
     assert titles[-1].startswith("host 4.3s")  # back in the host after the segment
     out = results.case_figures(paths, "pci")
     assert [p.name for p in out] == ["fig5_u1.png"]
+
+
+def test_table1_has_a_protocol_column_per_row(tmp_path):
+    """One system with the same backends under ``paper`` and ``extended`` is two rows told apart by the protocol
+    column; a judge file from before protocols reads as the extended judge; a run without a recorded protocol is
+    ``extended``; the judge's protocol shows where it differs from the run's."""
+    paths = StudyPaths(tmp_path)
+    rows = judge_rows("nextads__offline__compositor__paper", "nextads",
+                      {"personalization_presentation": [6.0, 7.0], "diversity": [4.0]})
+    for r in rows:
+        r.update(run_protocol="paper", judge_protocol="paper", protocol="paper")
+    old = judge_rows("nextads__offline__compositor", "nextads",
+                     {"personalization_presentation": [3.0, 4.0], "diversity": [5.0]})  # no protocol columns
+    paths.results.mkdir(parents=True)
+    pd.DataFrame(rows + old).to_parquet(paths.results / "judge_pcg.parquet", index=False)
+    t = results.table1(paths, "pcg", n_boot=50)
+    table = t["table"]
+    assert table.columns[0] == "protocol"
+    ours = table.loc["NextAds · offline · compositor"]
+    assert sorted(ours["protocol"]) == ["extended", "paper"]  # same row name, two protocols
+    assert list(ours["protocol"]) == ["paper", "extended"]  # the paper's protocol first
+    assert table.loc["paper: NextAds (Closed) · GPT-4o · Sora 2", "protocol"] == "paper (published)"
+    cells = t["cells"].drop_duplicates("run").set_index("run")
+    assert cells.loc["nextads__offline__compositor", "run_protocol"] == "extended"
+    assert cells.loc["nextads__offline__compositor", "judge_protocol"] == "extended"
+    # the extended run judged under the paper's judge: both protocols show
+    for r in old:
+        r.update(run_protocol="extended", judge_protocol="paper")
+    pd.DataFrame(rows + old).to_parquet(paths.results / "judge_pcg.parquet", index=False)
+    table = results.table1(paths, "pcg", n_boot=50)["table"]
+    assert set(table.loc["NextAds · offline · compositor", "protocol"]) == {"paper", "extended · judge: paper"}
+    csv = pd.read_csv(paths.results / "table1_pcg.csv")
+    assert "protocol" in csv.columns and csv["protocol"].notna().all()
+
+
+def test_run_protocol_comes_from_the_summary(tmp_path):
+    paths = StudyPaths(tmp_path)
+    for name, proto in (("nextads__offline__compositor", None), ("nextads__offline__compositor__paper", "paper"),
+                        ("nextads__offline__compositor__paper+compat_threshold=0.2", "paper+compat_threshold=0.2")):
+        summ = RunSummary(task="pcg", run_name=name, system="nextads", director_backend="offline",
+                          producer_backend="compositor", n_pairs=10, done=8, fallback=2, failed=0, seconds=1,
+                          cost_usd=0).model_dump(mode="json")
+        if proto:
+            summ["protocol"] = proto
+        write_json(paths.run_dir("pcg", name) / "summary.json", summ)
+    got = {r: results.run_protocol(paths, "pcg", r) for r in results.list_runs(paths, "pcg")}
+    assert got == {"nextads__offline__compositor": "extended", "nextads__offline__compositor__paper": "paper",
+                   "nextads__offline__compositor__paper+compat_threshold=0.2": "paper+compat_threshold=0.2"}
+    fb = results.fallback_table(paths).set_index("run")
+    assert fb.loc["nextads__offline__compositor__paper", "protocol"] == "paper" and len(fb) == 3

@@ -2,8 +2,9 @@
 
 An executed notebook (papermill's copy under ``<data_dir>/runs/notebooks/``) is *cleaned* before it is
 committed: outputs stay, but papermill's metadata and the per-cell timing metadata go, execution counts are
-renumbered 1..n, the kernel is ``python3``, absolute paths in outputs become project-relative (a path that
-stays absolute is an error), tqdm progress bars on stderr are dropped, and every PNG is re-encoded at most
+renumbered 1..n, the kernel is ``python3``,
+(the injected cell gets the stable id ``injected-parameters``), absolute paths in outputs become project-relative (a path that
+stays absolute is an error), tqdm progress bars on stderr are dropped, consecutive chunks of one stream are joined, and every PNG is re-encoded at most
 :data:`MAX_PNG_WIDTH` pixels wide with Pillow's optimizer. The papermill ``injected-parameters`` cell is kept:
 it documents what the outputs were computed with, and papermill replaces it on the next execution.
 
@@ -44,6 +45,8 @@ ABSOLUTE_PATH = re.compile(
     r"|[A-Za-z]:\\\\?(?:Users|work)\\)"
 )
 _PROGRESS = re.compile(r"\d+%\|.*\||\|\s*\d+/\d+\s*\[[^\]]*\]|it/s\]|s/it\]")
+#: The id the cleaner gives papermill's injected-parameters cell, so a refresh does not churn it.
+INJECTED_ID = "injected-parameters"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -245,6 +248,8 @@ def clean(nb: NotebookNode, root: Path, data_dir: Path | None = None) -> Noteboo
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+        if "injected-parameters" in tags(cell):  # papermill draws a new random id on every execution
+            cell.id = INJECTED_ID
         if cell.cell_type != "code":
             continue
         executed = cell.get("execution_count") is not None or bool(cell.outputs)
@@ -257,6 +262,11 @@ def clean(nb: NotebookNode, root: Path, data_dir: Path | None = None) -> Noteboo
                 continue
             if out.get("output_type") == "execute_result":
                 out.execution_count = cell.execution_count
+            prev = outs[-1] if outs else None
+            if (prev is not None and out.get("output_type") == "stream" and prev.get("output_type") == "stream"
+                    and prev.get("name") == out.get("name")):  # how a print is split in chunks is timing
+                prev.text += out.text
+                continue
             outs.append(out)
         cell.outputs = outs
     problems = absolute_paths(nb)

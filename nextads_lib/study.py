@@ -107,11 +107,18 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
+#: Modules of the runner itself: they decide what runs and how executions are published, not what a
+#: notebook computes (the parameters are in the marker on their own), so editing them re-runs nothing.
+RUNNER_MODULES = ("study.py", "notebooks.py")
+
+
 def library_digest() -> str:
-    """SHA-256 over the ``nextads_lib`` package's files (code, prompts, prices, the product library)."""
+    """SHA-256 over the ``nextads_lib`` package's files (code, prompts, prices, the product library), except
+    :data:`RUNNER_MODULES`."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                    and p.relative_to(root).as_posix() not in RUNNER_MODULES):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -287,12 +294,15 @@ def write_references(profile: str, data_dir: str) -> list[Path]:
             new = nbs.clean(nbs.read(out), project_root(), resolve(data_dir))
         except nbs.NotebookHygieneError as e:
             raise SystemExit(f"[study] {display_path(out)}: {e}") from None
-        diffs = nbs.checked_diffs(_committed(dst), new, step.name, sanitizers)
+        old = _committed(dst)
+        diffs = nbs.checked_diffs(old, new, step.name, sanitizers)
         nbs.write(new, dst)
         written.append(dst)
         n = len(nbs.checked_cells(new))
-        print(f"[study] {display_path(dst)}: {n} checked cells, "
-              f"{len(diffs) or 'none'} changed", flush=True)
+        if old is None:
+            print(f"[study] {display_path(dst)}: new reference, {n} checked cells", flush=True)
+            continue
+        print(f"[study] {display_path(dst)}: {n} checked cells, {len(diffs) or 'none'} changed", flush=True)
         for diff in diffs.values():
             print(diff, flush=True)
         changed += len(diffs)

@@ -40,7 +40,7 @@ nbval: setup
 
 # After a change meant to move a result: re-execute $(PROFILE) (default embedded, reusing the cache) into
 # notebooks/ with outputs, then the smoke profile into tests/nbval/; prints each checked output that changed.
-# `make notebooks PROFILE=smoke DATA_DIR=build/nbval` tries the mechanism in minutes (then `git checkout notebooks`).
+# `make notebooks PROFILE=smoke DATA_DIR=build/nbval` tries the mechanism in minutes (then `git checkout -- notebooks/`).
 notebooks: setup
 	$(PY) -m nextads_lib.study run --profile $(PROFILE) --data-dir $(DATA_DIR)
 	$(PY) -m nextads_lib.study publish --profile $(PROFILE) --data-dir $(DATA_DIR)

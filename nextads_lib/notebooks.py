@@ -250,6 +250,8 @@ def clean(nb: NotebookNode, root: Path, data_dir: Path | None = None) -> Noteboo
             cell.metadata.pop(key, None)
         if "injected-parameters" in tags(cell):  # papermill draws a new random id on every execution
             cell.id = INJECTED_ID
+        if cell.metadata.get("tags") == []:  # papermill adds an empty list to every cell
+            del cell.metadata["tags"]
         if cell.cell_type != "code":
             continue
         executed = cell.get("execution_count") is not None or bool(cell.outputs)

@@ -312,7 +312,7 @@ def write_references(profile: str, data_dir: str) -> list[Path]:
             old.unlink()
             print(f"[study] removed {display_path(old)} (no such step in profile '{profile}')", flush=True)
     print(f"[study] {len(written)} references in {display_path(ref_dir)}/, {changed} checked outputs changed; "
-          f"review with `git diff --stat tests/nbval notebooks` and `nbdiff`", flush=True)
+          f"review with `git diff --stat -- notebooks tests/nbval` and `nbdiff`", flush=True)
     return written
 
 

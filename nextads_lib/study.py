@@ -316,7 +316,7 @@ def write_references(profile: str, data_dir: str) -> list[Path]:
     return written
 
 
-def compare(profile: str, data_dir: str) -> int:
+def compare(profile: str, data_dir: str, only: list[str] | None = None) -> int:
     """nbval-lax over comparison notebooks: each finished smoke execution's cells, with the committed
     reference's outputs on the checked cells; nbval re-executes them and fails a checked cell that prints
     something else. A step with no reference, or a checked cell missing from its reference, fails too."""
@@ -325,6 +325,8 @@ def compare(profile: str, data_dir: str) -> int:
     cmp_dir = StudyPaths.from_data_dir(data_dir).runs / "nbval"
     todo, problems = [], []
     for step, out in finished_copies(profile, data_dir):
+        if only and not any(step.name.startswith(o) for o in only):
+            continue
         ref = references_dir() / f"{step.name}.ipynb"
         if not ref.is_file():
             problems.append(f"{step.name}: no reference {display_path(ref)}")
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--profile", default="smoke" if name in ("nbval", "compare", "references") else "embedded",
                         choices=sorted(PROFILES))
         sp.add_argument("--data-dir", default="build/nbval" if name in ("nbval", "compare", "references") else "data")
+        if name == "compare":
+            sp.add_argument("--only", nargs="*", help="compare only the steps whose name starts with these")
         if name == "run":
             sp.add_argument("--only", nargs="*", help="run only the steps whose name starts with these")
             sp.add_argument("--force", action="store_true", help="re-execute finished steps too")
@@ -390,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "nbval":
         return nbval(a.profile, a.data_dir)
     if a.cmd == "compare":
-        return compare(a.profile, a.data_dir)
+        return compare(a.profile, a.data_dir, a.only)
     if a.cmd == "publish":
         publish(a.profile, a.data_dir)
         return 0

@@ -341,7 +341,7 @@ def compare(profile: str, data_dir: str, only: list[str] | None = None) -> int:
             print(f"[study] note: {step.name} ran with other parameters than its reference "
                   f"({display_path(ref)}); a difference below may come from that", flush=True)
         todo.append(nbs.write(nb, cmp_dir / f"{step.name}.ipynb"))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "verbosity_assertions=2", "--nbval-lax",
            "--nbval-sanitize-with", str(sanitize_file()), "--nbval-cell-timeout", "1200",
            *(display_path(p) for p in todo)]
     print(f"[study] nbval: {len(todo)} notebooks against {display_path(references_dir())}/", flush=True)

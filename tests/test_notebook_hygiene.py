@@ -212,3 +212,49 @@ def test_checked_diffs_names_the_changed_cell() -> None:
     assert list(diffs) == ["tiny-2"]
     assert "-answer 42" in diffs["tiny-2"] and "+answer 41" in diffs["tiny-2"]
     assert nbs.checked_diffs(old, old, "tiny") == {}
+
+
+@pytest.mark.slow
+def test_references_then_compare_then_publish(monkeypatch, tmp_path: Path, capfd) -> None:
+    """The whole flow on a two-step study in a scratch project: run, write references, compare (passes), edit
+    one checked reference output (fails at that cell), refresh (passes again), publish into notebooks/."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "tests" / "nbval_sanitize.cfg").write_text(SANITIZE.read_text())
+    monkeypatch.setenv("NEXTADS_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    nb = _tiny(None)
+    nb.cells[0].source = 'x = 2\ndata_dir = "data"'
+    nb.cells = [nb.cells[0], nb.cells[2], nb.cells[3]]  # no injected cell: papermill adds it
+    nb.cells.insert(1, new_code_cell('from pathlib import Path\nprint(f"wrote {Path(data_dir).resolve()}/t.csv")'))
+    nb.cells[1].id = "tiny-path"
+    nbformat.write(nb, tmp_path / "notebooks" / "50_tiny.ipynb")
+    monkeypatch.setattr(study, "steps_for", lambda profile: [
+        study.Step("50_tiny.ipynb", {"x": 3}, tag="a"), study.Step("50_tiny.ipynb", {"x": 2}, tag="b")])
+
+    study.run("smoke", "build/nbval")
+    study.write_references("smoke", "build/nbval")
+    refs = tmp_path / "tests" / "nbval"
+    assert sorted(p.name for p in refs.glob("*.ipynb")) == ["50_tiny__a.ipynb", "50_tiny__b.ipynb"]
+    ref = nbformat.read(refs / "50_tiny__a.ipynb", as_version=4)
+    assert "".join(ref.cells[2].outputs[0]["text"]) == "wrote build/nbval/t.csv\n"  # relative, not /tmp/...
+    assert "".join(ref.cells[3].outputs[0]["text"]) == "answer 42, took 0.31 s\n"
+    assert nbs.hygiene_problems(ref) == []
+    capfd.readouterr()
+    assert study.compare("smoke", "build/nbval") == 0
+
+    ref.cells[3].outputs[0]["text"] = "answer 43, took 0.31 s\n"
+    nbformat.write(ref, refs / "50_tiny__a.ipynb")
+    assert study.compare("smoke", "build/nbval") != 0
+    assert "50_tiny__a.ipynb::Cell 3" in capfd.readouterr().out
+
+    study.write_references("smoke", "build/nbval")  # `make notebooks` restores a passing state
+    assert study.compare("smoke", "build/nbval") == 0
+
+    study.publish("smoke", "build/nbval")
+    published = nbformat.read(tmp_path / "notebooks" / "50_tiny.ipynb", as_version=4)
+    injected = [c for c in published.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'x = 2' in injected[0].source  # the run with the notebook's default x
+    assert "".join(published.cells[3].outputs[0]["text"]) == "answer 28, took 0.31 s\n"
+    assert nbs.hygiene_problems(published) == []

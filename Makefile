@@ -9,7 +9,7 @@ EXTRAS ?= api,wan,notebook,test
 PROFILE ?= embedded
 DATA_DIR ?= data
 
-.PHONY: setup study smoke test unit nbval clean-cache
+.PHONY: setup study smoke test unit nbval notebooks clean-cache
 
 setup: $(VENV)/.installed
 
@@ -32,9 +32,20 @@ smoke: setup
 unit: setup
 	$(PY) -m pytest tests -q
 
-# nbval over every notebook, executed on the smoke profile (see tests/README section in README.md).
+# The smoke profile with papermill into build/nbval, then nbval re-executes each notebook there and compares
+# its `# NBVAL_CHECK_OUTPUT` cells with the committed references in tests/nbval/ (README: "Notebooks and
+# regression checks").
 nbval: setup
 	$(PY) -m nextads_lib.study nbval --profile smoke --data-dir build/nbval
+
+# After a change meant to move a result: re-execute $(PROFILE) (default embedded, reusing the cache) into
+# notebooks/ with outputs, then the smoke profile into tests/nbval/; prints each checked output that changed.
+# `make notebooks PROFILE=smoke DATA_DIR=build/nbval` tries the mechanism in minutes (then `git checkout -- notebooks/`).
+notebooks: setup
+	$(PY) -m nextads_lib.study run --profile $(PROFILE) --data-dir $(DATA_DIR)
+	$(PY) -m nextads_lib.study publish --profile $(PROFILE) --data-dir $(DATA_DIR)
+	$(PY) -m nextads_lib.study run --profile smoke --data-dir build/nbval
+	$(PY) -m nextads_lib.study references --profile smoke --data-dir build/nbval
 
 test: setup
 	$(PY) -m pytest tests -q

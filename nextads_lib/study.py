@@ -3,15 +3,21 @@
     python -m nextads_lib.study run   --profile embedded --data-dir data      # what `make study` does
     python -m nextads_lib.study run   --profile smoke    --data-dir build/smoke
     python -m nextads_lib.study nbval --profile smoke    --data-dir build/nbval  # what `make test` does
+    python -m nextads_lib.study publish    --profile embedded --data-dir data    # `make notebooks`: notebooks/
+    python -m nextads_lib.study references --profile smoke --data-dir build/nbval  # `make notebooks`: tests/nbval/
+    python -m nextads_lib.study clean notebooks/30_results_table1.ipynb ...      # clean executed notebooks in place
     python -m nextads_lib.study list  --profile smoke
 
 Each step writes its executed copy to ``<data_dir>/runs/notebooks/<step>.ipynb`` and a done-marker keyed by
-the notebook's bytes, its parameters and the bytes of the ``nextads_lib`` package. Run again after a failure
-and it resumes: finished steps whose notebook, parameters and library did not change are skipped (until a
-step upstream of them runs again), and the steps that do run find their finished work in the
-content-addressed cache (whose keys carry each stage's code version, so only what a change touches is
-computed again). On failure the runner names the
-notebook and the cell, and stops.
+the notebook's code (its cells' sources, not its outputs), its parameters and the bytes of the ``nextads_lib``
+package. Run again after a failure and it resumes: finished steps whose notebook, parameters and library did
+not change are skipped (until a step upstream of them runs again), and the steps that do run find their
+finished work in the content-addressed cache (whose keys carry each stage's code version, so only what a
+change touches is computed again). On failure the runner names the notebook and the cell, and stops.
+
+``publish`` and ``references`` copy finished executions, cleaned (``nextads_lib.notebooks``), into the
+committed notebooks and the committed nbval references; ``nbval`` compares a fresh smoke execution's checked
+cells with those references.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import StudyPaths, display_path, project_root
+from .config import StudyPaths, display_path, project_root, resolve
 
 
 @dataclass(frozen=True)
@@ -107,19 +113,48 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
+#: Modules of the runner itself: they decide what runs and how executions are published, not what a
+#: notebook computes (the parameters are in the marker on their own), so editing them re-runs nothing.
+RUNNER_MODULES = ("study.py", "notebooks.py")
+
+
 def library_digest() -> str:
-    """SHA-256 over the ``nextads_lib`` package's files (code, prompts, prices, the product library)."""
+    """SHA-256 over the ``nextads_lib`` package's files (code, prompts, prices, the product library), except
+    :data:`RUNNER_MODULES`."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                    and p.relative_to(root).as_posix() not in RUNNER_MODULES):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
+def notebook_code_digest(path: Path) -> str:
+    """SHA-256 over a notebook's cell types and sources, without outputs, metadata or the injected parameters
+    cell: refreshing the committed outputs (``make notebooks``) does not make a finished step run again."""
+    import nbformat  # noqa: PLC0415
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [[c.cell_type, c.source] for c in nb.cells
+             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
 def _marker_key(step: Step, params: dict[str, object], lib: str) -> str:
-    nb = (notebooks_dir() / step.notebook).read_bytes()
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(nb + b"\0" + blob + b"\0" + lib.encode()).hexdigest()
+    nb = notebook_code_digest(notebooks_dir() / step.notebook)
+    blob = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(f"{nb}\0{blob}\0{lib}".encode()).hexdigest()
+
+
+def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
+    """The profile's steps whose notebook (and every notebook it reads from) is in this checkout, and the
+    notebooks of the others."""
+
+    def present(nb: str) -> bool:
+        return (notebooks_dir() / nb).is_file()
+
+    steps = [s for s in steps_for(profile) if present(s.notebook) and all(present(n) for n in s.needs)]
+    return steps, [s.notebook for s in steps_for(profile) if s not in steps]
 
 
 def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False) -> list[Path]:
@@ -130,11 +165,7 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     paths = StudyPaths.from_data_dir(data_dir)
     out_dir = paths.notebook_runs
     out_dir.mkdir(parents=True, exist_ok=True)
-    def present(nb: str) -> bool:
-        return (notebooks_dir() / nb).is_file()
-
-    steps = [s for s in steps_for(profile) if present(s.notebook) and all(present(n) for n in s.needs)]
-    missing = [s.notebook for s in steps_for(profile) if s not in steps]
+    steps, missing = _present_steps(profile)
     if only:
         steps = [s for s in steps if any(s.name.startswith(o) for o in only)]
     if missing:
@@ -179,34 +210,203 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     return executed
 
 
+def references_dir() -> Path:
+    """The committed nbval references: the smoke profile's executions, cleaned, one per step."""
+    return project_root() / "tests" / "nbval"
+
+
+def sanitize_file() -> Path:
+    return project_root() / "tests" / "nbval_sanitize.cfg"
+
+
+def finished_copies(profile: str, data_dir: str) -> list[tuple[Step, Path]]:
+    """Each present step's executed copy, which must be current (its done-marker matches the notebook's code,
+    the parameters and the library now); otherwise this stops and says to run the profile first."""
+    out_dir = StudyPaths.from_data_dir(data_dir).notebook_runs
+    lib = library_digest()
+    found, stale = [], []
+    for step in _present_steps(profile)[0]:
+        out, marker = out_dir / f"{step.name}.ipynb", out_dir / f".{step.name}.done"
+        key = _marker_key(step, {"data_dir": data_dir, **step.params}, lib)
+        if out.is_file() and marker.is_file() and marker.read_text() == key:
+            found.append((step, out))
+        else:
+            stale.append(step.name)
+    if stale:
+        raise SystemExit(f"[study] no current execution of {', '.join(stale)} under {display_path(out_dir)}/: "
+                         f"run `python -m nextads_lib.study run --profile {profile} --data-dir {data_dir}` first")
+    return found
+
+
+def published_step(notebook: str, steps: list[Step]) -> Step:
+    """Of several runs of one notebook (``10_run_pcg`` for three systems), the one committed under
+    ``notebooks/``: the run whose parameters differ least from the notebook's own defaults (so
+    ``system="nextads"`` for ``10_run_pcg``), the first on a tie."""
+    from . import notebooks as nbs  # noqa: PLC0415
+
+    defaults = nbs.notebook_defaults(nbs.read(notebooks_dir() / notebook))
+    return min(steps, key=lambda s: sum(defaults.get(k, object()) != v for k, v in s.params.items()))
+
+
+def publish(profile: str, data_dir: str) -> list[Path]:
+    """Write every notebook's finished execution, cleaned, over ``notebooks/<notebook>`` (outputs kept)."""
+    from . import notebooks as nbs  # noqa: PLC0415
+
+    by_nb: dict[str, list[tuple[Step, Path]]] = {}
+    for step, out in finished_copies(profile, data_dir):
+        by_nb.setdefault(step.notebook, []).append((step, out))
+    written = []
+    for notebook, runs in by_nb.items():
+        chosen = published_step(notebook, [s for s, _ in runs])
+        src = dict((s.name, o) for s, o in runs)[chosen.name]
+        dst = nbs.clean_file(src, notebooks_dir() / notebook, data_dir=resolve(data_dir))
+        written.append(dst)
+        kb = dst.stat().st_size / 1024
+        print(f"[study] notebooks/{notebook} <- {chosen.name} ({profile}), {kb:.0f} KiB", flush=True)
+    total = sum(p.stat().st_size for p in notebooks_dir().glob("*.ipynb")) / 2**20
+    print(f"[study] notebooks/ holds {total:.1f} MiB of notebooks", flush=True)
+    return written
+
+
+def _committed(path: Path) -> "object | None":
+    """The committed (git HEAD) version of a notebook, else the file on disk, else None."""
+    from . import notebooks as nbs  # noqa: PLC0415
+
+    root = project_root()
+    rel = path.resolve().relative_to(root.resolve()).as_posix()
+    try:
+        shown = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True, check=False)
+    except OSError:
+        shown = None
+    if shown is not None and shown.returncode == 0:
+        import nbformat  # noqa: PLC0415
+
+        return nbformat.reads(shown.stdout.decode("utf-8"), as_version=4)
+    return nbs.read(path) if path.is_file() else None
+
+
+def write_references(profile: str, data_dir: str) -> list[Path]:
+    """Write the profile's finished executions, cleaned, as ``tests/nbval/<step>.ipynb``; remove references of
+    steps that no longer exist; print each checked cell whose output changed against the committed reference
+    (after the sanitize rules, so only what nbval would flag)."""
+    from . import notebooks as nbs  # noqa: PLC0415
+
+    ref_dir = references_dir()
+    sanitizers = nbs.load_sanitizers(sanitize_file())
+    written, changed = [], 0
+    for step, out in finished_copies(profile, data_dir):
+        dst = ref_dir / f"{step.name}.ipynb"
+        try:
+            new = nbs.clean(nbs.read(out), project_root(), resolve(data_dir))
+        except nbs.NotebookHygieneError as e:
+            raise SystemExit(f"[study] {display_path(out)}: {e}") from None
+        old = _committed(dst)
+        diffs = nbs.checked_diffs(old, new, step.name, sanitizers)
+        nbs.write(new, dst)
+        written.append(dst)
+        n = len(nbs.checked_cells(new))
+        if old is None:
+            print(f"[study] {display_path(dst)}: new reference, {n} checked cells", flush=True)
+            continue
+        print(f"[study] {display_path(dst)}: {n} checked cells, {len(diffs) or 'none'} changed", flush=True)
+        for diff in diffs.values():
+            print(diff, flush=True)
+        changed += len(diffs)
+    keep = {p.name for p in written}
+    for old in sorted(ref_dir.glob("*.ipynb")):
+        if old.name not in keep:
+            old.unlink()
+            print(f"[study] removed {display_path(old)} (no such step in profile '{profile}')", flush=True)
+    print(f"[study] {len(written)} references in {display_path(ref_dir)}/, {changed} checked outputs changed; "
+          f"review with `git diff --stat -- notebooks tests/nbval` and `nbdiff`", flush=True)
+    return written
+
+
+def compare(profile: str, data_dir: str, only: list[str] | None = None) -> int:
+    """nbval-lax over comparison notebooks: each finished smoke execution's cells, with the committed
+    reference's outputs on the checked cells; nbval re-executes them and fails a checked cell that prints
+    something else. A step with no reference, or a checked cell missing from its reference, fails too."""
+    from . import notebooks as nbs  # noqa: PLC0415
+
+    cmp_dir = StudyPaths.from_data_dir(data_dir).runs / "nbval"
+    todo, problems = [], []
+    for step, out in finished_copies(profile, data_dir):
+        if only and not any(step.name.startswith(o) for o in only):
+            continue
+        ref = references_dir() / f"{step.name}.ipynb"
+        if not ref.is_file():
+            problems.append(f"{step.name}: no reference {display_path(ref)}")
+            continue
+        executed, reference = nbs.read(out), nbs.read(ref)
+        try:
+            nb = nbs.comparison_notebook(executed, reference)
+        except nbs.MissingReferenceError as e:
+            problems.append(f"{step.name}: {e} (in {display_path(ref)})")
+            continue
+        if nbs.injected_parameters(executed) != nbs.injected_parameters(reference):
+            print(f"[study] note: {step.name} ran with other parameters than its reference "
+                  f"({display_path(ref)}); a difference below may come from that", flush=True)
+        todo.append(nbs.write(nb, cmp_dir / f"{step.name}.ipynb"))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "verbosity_assertions=2", "--nbval-lax",
+           "--nbval-sanitize-with", str(sanitize_file()), "--nbval-cell-timeout", "1200",
+           *(display_path(p) for p in todo)]
+    print(f"[study] nbval: {len(todo)} notebooks against {display_path(references_dir())}/", flush=True)
+    rc = subprocess.call(cmd, cwd=str(project_root())) if todo else 0
+    for p in problems:
+        print(f"[study] FAILED {p}: run `make notebooks` to write the references", flush=True)
+    return rc or (1 if problems else 0)
+
+
 def nbval(profile: str, data_dir: str) -> int:
-    """Execute the profile with papermill, then let nbval re-run every executed copy: every cell must run
-    and the cells marked ``# NBVAL_CHECK_OUTPUT`` must print what they printed the first time."""
-    executed = run(profile, data_dir)
-    sanitize = project_root() / "tests" / "nbval_sanitize.cfg"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-           "--nbval-sanitize-with", str(sanitize), "--nbval-cell-timeout", "1200", *map(str, executed)]
-    print("[study] nbval:", " ".join(cmd[3:6]), f"... {len(executed)} notebooks", flush=True)
-    return subprocess.call(cmd, cwd=str(project_root()))
+    """Execute the profile with papermill (producing the data under ``data_dir``), then :func:`compare`."""
+    run(profile, data_dir)
+    return compare(profile, data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nextads_lib.study", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("run", "nbval", "list"):
+    for name in ("run", "nbval", "compare", "publish", "references", "list"):
         sp = sub.add_parser(name)
-        sp.add_argument("--profile", default="embedded", choices=sorted(PROFILES))
-        sp.add_argument("--data-dir", default="data")
+        sp.add_argument("--profile", default="smoke" if name in ("nbval", "compare", "references") else "embedded",
+                        choices=sorted(PROFILES))
+        sp.add_argument("--data-dir", default="build/nbval" if name in ("nbval", "compare", "references") else "data")
+        if name == "compare":
+            sp.add_argument("--only", nargs="*", help="compare only the steps whose name starts with these")
         if name == "run":
             sp.add_argument("--only", nargs="*", help="run only the steps whose name starts with these")
             sp.add_argument("--force", action="store_true", help="re-execute finished steps too")
+    sp = sub.add_parser("clean", help="clean executed notebooks for committing (in place, or into --out)")
+    sp.add_argument("notebooks", nargs="+")
+    sp.add_argument("--data-dir", default=None, help="the data dir they ran with (shown relative)")
+    sp.add_argument("--out", default=None, help="a folder to write the cleaned copies into")
     a = ap.parse_args(argv)
     if a.cmd == "list":
         for s in steps_for(a.profile):
             print(f"{s.name:40s} {json.dumps(s.params, sort_keys=True)}")
         return 0
+    if a.cmd == "clean":
+        from . import notebooks as nbs  # noqa: PLC0415
+
+        for f in a.notebooks:
+            dst = Path(a.out) / Path(f).name if a.out else None
+            try:
+                done = nbs.clean_file(f, dst, data_dir=resolve(a.data_dir) if a.data_dir else None)
+            except nbs.NotebookHygieneError as e:
+                print(f"[study] {e}", file=sys.stderr)
+                return 1
+            print(f"[study] cleaned {display_path(done)}")
+        return 0
     if a.cmd == "nbval":
         return nbval(a.profile, a.data_dir)
+    if a.cmd == "compare":
+        return compare(a.profile, a.data_dir, a.only)
+    if a.cmd == "publish":
+        publish(a.profile, a.data_dir)
+        return 0
+    if a.cmd == "references":
+        write_references(a.profile, a.data_dir)
+        return 0
     run(a.profile, a.data_dir, a.only, a.force)
     return 0
 

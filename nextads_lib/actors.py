@@ -49,6 +49,10 @@ class ModelActor:
         self.served += len(out)
         return out
 
+    def serve(self, batch: Any) -> Any:
+        """``__call__`` under a plain name, for actor handles (``actor.serve.remote(batch)``)."""
+        return self(batch)
+
     def info(self) -> dict[str, Any]:
         return {"pid": self.pid, "served": self.served}
 
@@ -96,7 +100,9 @@ def actor_pool(cls: type, n_actors: int, *args: Any, num_gpus: float = 0.0, num_
         if names:
             opts.update(name=f"{names}-{i}", namespace=NAMESPACE, get_if_exists=True)
         actors.append(remote.options(**opts).remote(*args, **kwargs))
-    return ActorPool(actors)
+    pool = ActorPool(actors)
+    pool.actors = actors  # every actor, busy or idle
+    return pool
 
 
 def map_unordered(pool: Any, method: str, items: Iterable[Any]) -> Iterator[Any]:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any
 
@@ -121,25 +122,35 @@ class WindowServer:
 _LOCAL: Any = None  # this process's handle: a WindowServer, or a manager proxy to one
 
 
+class WindowManager(BaseManager):
+    """A manager process serving one :class:`WindowServer` to the spawned pool workers."""
+
+
+WindowManager.register("WindowServer", WindowServer)
+_MANAGERS: list[WindowManager] = []
+
+
 def serve_local(limits: dict[str, Limit]) -> Any:
     """Start a manager process holding the windows for ``limits`` (backend name -> Limit) and make it this
     process's limiter; returns the proxy, which pickles into spawned workers (pass it to
-    :func:`set_local`). Stop with ``proxy._manager.shutdown()``."""
+    :func:`set_local` there). :func:`stop_local` stops it."""
     import multiprocessing as mp  # noqa: PLC0415
-    from multiprocessing.managers import BaseManager  # noqa: PLC0415
 
-    class _M(BaseManager):
-        pass
-
-    _M.register("WindowServer", WindowServer)
-    m = _M(ctx=mp.get_context("spawn"))
+    m = WindowManager(ctx=mp.get_context("spawn"))
     m.start()
+    _MANAGERS.append(m)
     proxy = m.WindowServer()
     for name, lim in limits.items():
         proxy.configure(name, lim.rpm, lim.tpm, lim.period_s)
-    proxy._manager = m  # keep the manager alive as long as the proxy
     set_local(proxy)
     return proxy
+
+
+def stop_local() -> None:
+    """Stop the manager processes :func:`serve_local` started and forget this process's limiter."""
+    set_local(None)
+    while _MANAGERS:
+        _MANAGERS.pop().shutdown()
 
 
 def set_local(server: Any) -> None:

@@ -194,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             sp.add_argument("--only", nargs="*", help="run only the steps whose name starts with these")
             sp.add_argument("--force", action="store_true", help="re-execute finished steps too")
+    from .planner import add_plan_arguments, plan_command  # noqa: PLC0415
+
+    add_plan_arguments(sub.add_parser("plan", help="what a run will do and cost, before any paid or GPU call"))
     a = ap.parse_args(argv)
+    if a.cmd == "plan":
+        return plan_command(a)
     if a.cmd == "list":
         for s in steps_for(a.profile):
             print(f"{s.name:40s} {json.dumps(s.params, sort_keys=True)}")

@@ -31,7 +31,8 @@ entries (``cache/model``: input and output tokens per backend and task) and the 
 Producer's price per second. **GPU-hours**: Wan renders (measured seconds per second of video, else
 :data:`WAN_GPU_S_PER_VIDEO_S`) and ``hf:`` Director calls. **Wall time** at the given parallelism is the
 largest of the CPU, API (latency / concurrency, and the requests- and tokens-per-minute limits) and GPU
-times; the plan names which one bounds it.
+times, and of the longest user's job (a user's pairs run one after another); the plan names which one
+bounds it.
 """
 
 from __future__ import annotations
@@ -304,6 +305,15 @@ def plan_run(paths: StudyPaths, task: str = "pcg", system: str = "nextads", dire
             secs["video_rpm"] = n_renders / lim.rpm * 60.0
     if gpu_s:
         secs["gpu"] = gpu_s / max(1, gpus)
+    if todo:  # one user's job runs its pairs one after another: the longest job is a floor on the wall time
+        per_user: dict[str, int] = defaultdict(int)
+        for p in todo:
+            per_user[p.user_id] += 1
+        per_pair = (cpu_s + gpu_s) / max(n_renders, 1e-9) + (n_calls / max(n_renders, 1e-9)) * (
+            latency if kind != "hf" else 0.0)
+        if pkind in ("sora", "veo"):
+            per_pair += DEFAULT_VIDEO_API_LATENCY_S
+        secs["longest_user_job"] = max(per_user.values()) * per_pair
     bound = max(secs, key=lambda k: secs[k])
     return RunPlan(
         task=task, system=system, run_name=name, director_backend=director_backend,

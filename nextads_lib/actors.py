@@ -137,4 +137,37 @@ class ActorProducer:
         return ProducerManifest.model_validate(out["manifest"])
 
 
-__all__ = ["ModelActor", "ProducerActor", "ActorProducer", "actor_pool", "map_unordered", "load_callable"]
+
+
+def pool_name(spec: str) -> str:
+    """The name prefix of the Producer actors serving ``spec`` (``producer-wan-models-...-<i>``)."""
+    return "producer-" + spec.replace(":", "-").replace("/", "-")
+
+
+def producer_for(spec: str, cache_dir: Any = None, **settings: Any) -> Any:
+    """The Producer a user's job uses: an :class:`ActorProducer` when this process is a Ray worker and
+    actors named :func:`pool_name` serve ``spec`` (see ``RayExecutor(producer_actors=...)``), else
+    ``get_producer(spec, cache_dir, **settings)`` in this process."""
+    from .producer import get_producer  # noqa: PLC0415
+
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError:
+        ray = None
+    if ray is not None and ray.is_initialized():
+        from .executor import NAMESPACE  # noqa: PLC0415
+
+        n = 0
+        while True:
+            try:
+                ray.get_actor(f"{pool_name(spec)}-{n}", namespace=NAMESPACE)
+            except ValueError:
+                break
+            n += 1
+        if n:
+            return ActorProducer(pool_name(spec), n)
+    return get_producer(spec, cache_dir=cache_dir, **settings)
+
+
+__all__ = ["ModelActor", "ProducerActor", "ActorProducer", "actor_pool", "map_unordered", "load_callable",
+           "pool_name", "producer_for"]

@@ -89,7 +89,10 @@ def finished_manifest(run_dir: Path, cache_root: Path, task: str, pair_id: str, 
 def run_job(worker: Worker, job: Job, task: str = "", final_artifact: str = "") -> Result:
     """Run one user's job through ``worker``, skipping its pairs that are already finished (a retried job)
     and removing temporary files a killed write left in its pair directories. ``_new_cost_usd`` in the
-    result is what the pairs run now cost (the budget counts it)."""
+    result is what the pairs run now cost (the budget counts it).
+
+    Any other job (a dict without ``run_dir`` / ``pairs``, e.g. a batch of judge requests) is passed to
+    ``worker`` as it is; a result dict's ``cost_usd`` then counts against the budget."""
     run_dir = Path(job["run_dir"]) if "run_dir" in job else None
     reused: list[dict[str, Any]] = []
     if run_dir is not None and "pairs" in job:
@@ -112,7 +115,8 @@ def run_job(worker: Worker, job: Job, task: str = "", final_artifact: str = "") 
         res: Result = {"manifests": [], "stats": {"pairs_executed": 0}}
     else:
         res = worker(job)
-    new_cost = sum(float(m.get("cost_usd", 0.0)) for m in res["manifests"])
+    new_cost = sum(float(m.get("cost_usd", 0.0)) for m in res.get("manifests", []) if isinstance(m, dict))
+    new_cost += float(res.get("cost_usd", 0.0)) if isinstance(res, dict) and "manifests" not in res else 0.0
     if reused:
         res = {**res, "manifests": reused + list(res["manifests"]),
                "stats": {**res["stats"], "pairs_reused_on_retry": len(reused)}}
@@ -146,6 +150,8 @@ class LocalExecutor:
     whose processes run :func:`nextads_lib.runs.init_worker` once."""
 
     max_cost_usd: float | None = None
+    #: backend -> ratelimit.Limit; None: from the price table for the API backends the jobs name; {}: none
+    rate_limits: dict[str, Any] | None = None
     kind: str = field(default="local", init=False)
 
     def map_jobs(self, worker: Worker, jobs: Sequence[Job], on_result: Callable[[Result], None], *,
@@ -157,19 +163,37 @@ class LocalExecutor:
 
         from .runs import init_worker  # noqa: PLC0415
 
+        from . import ratelimit  # noqa: PLC0415
+
         budget = _Budget(self.max_cost_usd)
         n = max(1, min(int(workers), len(jobs)))
+        limits = ratelimit.limits_for_jobs(jobs) if self.rate_limits is None else self.rate_limits
         if n == 1:
-            for i, job in enumerate(jobs):
-                if budget.stop():
-                    raise budget.error(len(jobs) - i)
-                res = run_job(worker, job, task, final_artifact)
-                budget.add(res)
-                on_result(res)
+            if limits:
+                srv = ratelimit.WindowServer()
+                for name, lim in limits.items():
+                    srv.configure(name, lim.rpm, lim.tpm, lim.period_s)
+                ratelimit.set_local(srv)
+            try:
+                for i, job in enumerate(jobs):
+                    if budget.stop():
+                        raise budget.error(len(jobs) - i)
+                    res = run_job(worker, job, task, final_artifact)
+                    budget.add(res)
+                    on_result(res)
+            finally:
+                if limits:
+                    ratelimit.set_local(None)
             return n
         import multiprocessing as mp  # noqa: PLC0415
 
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=init_worker) as ex:
+        proxy = ratelimit.serve_local(limits) if limits else None
+        init, initargs = (_init_pool_worker, (proxy,)) if proxy is not None else (init_worker, ())
+        with contextlib.ExitStack() as stack:
+            if proxy is not None:
+                stack.callback(ratelimit.stop_local)
+            ex = stack.enter_context(ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=init,
+                                                         initargs=initargs))
             futs = [ex.submit(run_job, worker, job, task, final_artifact) for job in jobs]
             cancelled = 0
             for f in as_completed(futs):
@@ -183,6 +207,16 @@ class LocalExecutor:
             if cancelled:
                 raise budget.error(cancelled)
         return n
+
+
+def _init_pool_worker(limiter: Any) -> None:
+    """A pool worker's initializer when the run has rate limits: :func:`nextads_lib.runs.init_worker`, then
+    the shared windows' proxy as this process's limiter."""
+    from . import ratelimit  # noqa: PLC0415
+    from .runs import init_worker  # noqa: PLC0415
+
+    init_worker()
+    ratelimit.set_local(limiter)
 
 
 def _ray_task(worker: Worker, job: Job, task: str, final_artifact: str) -> Result:
@@ -258,6 +292,13 @@ class RayExecutor:
     cpus_per_job: float = 1.0
     max_cost_usd: float | None = None
     runtime_env: dict[str, Any] | None = None
+    #: backend -> ratelimit.Limit; None: from the price table for the API backends the jobs name; {}: none
+    rate_limits: dict[str, Any] | None = None
+    #: > 0: the jobs' Producer (``settings["producer_backend"]``, e.g. ``wan:<model>``) runs in this many
+    #: actors of ``gpus_per_actor`` GPUs each, loaded once (``actors.ProducerActor``); jobs reach them
+    #: through ``actors.producer_for``
+    producer_actors: int = 0
+    gpus_per_actor: float = 1.0
     kind: str = field(default="ray", init=False)
 
     def start(self) -> Any:
@@ -265,7 +306,21 @@ class RayExecutor:
 
     def map_jobs(self, worker: Worker, jobs: Sequence[Job], on_result: Callable[[Result], None], *,
                  workers: int = 0, task: str = "", final_artifact: str = "") -> int:
+        from . import ratelimit  # noqa: PLC0415
+
         ray = self.start()
+        limits = ratelimit.limits_for_jobs(jobs) if self.rate_limits is None else self.rate_limits
+        windows = [ratelimit.ray_window(name, lim) for name, lim in limits.items()]  # named: tasks find them
+        if windows:
+            ray.get([w.granted.remote() for w in windows])  # created before the first task asks
+        spec = next((j["settings"].get("producer_backend") for j in jobs if isinstance(j.get("settings"), dict)), None)
+        if self.producer_actors > 0 and spec and spec != "compositor":
+            from . import actors  # noqa: PLC0415
+            from .config import StudyPaths  # noqa: PLC0415
+
+            cache = str(StudyPaths(Path(jobs[0]["data_root"])).cache)
+            actors.actor_pool(actors.ProducerActor, self.producer_actors, spec, cache, num_gpus=self.gpus_per_actor,
+                              names=actors.pool_name(spec))
         remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_job, max_retries=int(self.max_retries),
                                                retry_exceptions=True)
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1) // max(self.cpus_per_job, 1e-9)) or 1
@@ -298,14 +353,16 @@ Executor = LocalExecutor | RayExecutor
 
 def get_executor(kind: str = "local", ray_address: str = "", num_cpus: int | None = None, *,
                  num_gpus: int | None = None, max_retries: int = 3, max_cost_usd: float | None = None,
-                 runtime_env: dict[str, Any] | None = None) -> Executor:
+                 runtime_env: dict[str, Any] | None = None, rate_limits: dict[str, Any] | None = None,
+                 producer_actors: int = 0, gpus_per_actor: float = 1.0) -> Executor:
     """``"local"`` (the process pool) or ``"ray"`` (``ray_address`` empty: a local Ray instance of
     ``num_cpus``; ``"auto"`` / ``"ray://host:port"``: a cluster)."""
     if kind == "local":
-        return LocalExecutor(max_cost_usd=max_cost_usd)
+        return LocalExecutor(max_cost_usd=max_cost_usd, rate_limits=rate_limits)
     if kind == "ray":
         return RayExecutor(ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
-                           max_cost_usd=max_cost_usd, runtime_env=runtime_env)
+                           max_cost_usd=max_cost_usd, runtime_env=runtime_env, rate_limits=rate_limits,
+                           producer_actors=producer_actors, gpus_per_actor=gpus_per_actor)
     raise ValueError(f"executor '{kind}' is not one of {KINDS}")
 
 

@@ -204,7 +204,7 @@ def _ray_handle(backend: str) -> Any:
         try:
             _RAY_HANDLES[backend] = ray.get_actor(actor_name(backend), namespace=NAMESPACE)
         except ValueError:
-            _RAY_HANDLES[backend] = None
+            return None  # not set up (yet): asked again next time
     return _RAY_HANDLES[backend]
 
 
@@ -230,3 +230,35 @@ def acquire(backend: str, tokens: float = 0.0, max_wait_s: float = 3600.0) -> fl
         if time.monotonic() + wait > t_end:
             raise TimeoutError(f"rate limit of {backend}: no room within {max_wait_s:.0f} s")
         time.sleep(min(wait, 5.0))
+
+
+def estimate_tokens(req: Any) -> int:
+    """A request's tokens before it is sent, for the tokens-per-minute window: text characters / 4, 258 per
+    image or sampled frame (the providers' low-detail rate), plus the answer's ``max_output_tokens``."""
+    n = len(getattr(req, "system", "") or "") // 4
+    for p in getattr(req, "parts", []):
+        if hasattr(p, "text"):
+            n += len(p.text) // 4
+        elif hasattr(p, "n_frames"):
+            n += 258 * int(p.n_frames)
+        else:
+            n += 258
+    return n + int(getattr(req, "max_output_tokens", 0) or 0)
+
+
+#: backend kinds that are paid APIs and get a window
+API_KINDS = ("openai", "gemini", "sora", "veo")
+
+
+def limits_for_jobs(jobs: Any, table: str | None = None) -> dict[str, Limit]:
+    """The limits of the API backends the jobs' settings name (``director_backend``, ``producer_backend``)."""
+    out: dict[str, Limit] = {}
+    for job in jobs:
+        s = job.get("settings", {}) if isinstance(job, dict) else {}
+        for key in ("director_backend", "producer_backend", "judge_backend"):
+            spec = s.get(key)
+            if isinstance(spec, str) and spec.split(":", 1)[0] in API_KINDS and spec not in out:
+                lim = limit_for(spec, table)
+                if lim.rpm or lim.tpm:
+                    out[spec] = lim
+    return out

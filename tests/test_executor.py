@@ -212,3 +212,41 @@ def test_model_actors_load_once_and_serve_many(ray_session, tmp_path):
     assert out == list(range(6))
     infos = [ray.get(a.info.remote()) for a in pool.actors]
     assert sum(i["served"] for i in infos) == 6 and len({i["pid"] for i in infos}) == 2
+
+
+def _producer_job(job):
+    """A Ray task rendering through the named actors, as a user's job would (``actors.producer_for``)."""
+    from nextads_lib import actors
+    from nextads_lib.schemas import ProducerRequest
+
+    prod = actors.producer_for("compositor", cache_dir=job["out"] + ".unused_cache")
+    assert isinstance(prod, actors.ActorProducer)
+    req = ProducerRequest.model_validate(job["request"])
+    man = prod.render(req, job["out"])
+    return {"name": prod.name, "cached": prod.last_cached, "n_frames": man.n_frames}
+
+
+def test_a_producer_in_an_actor_renders_what_the_local_producer_renders(ray_session, tmp_path):
+    from nextads_lib import actors
+    from nextads_lib.producer import get_producer
+    from test_producer_compositor import _image, _storyboard, SIZES, FPS, PALETTE
+    from nextads_lib.schemas import ProducerRequest
+
+    ray = ray_session
+    assets = {k: _image(tmp_path / f"{k}.png", c) for k, c in
+              {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (30, 60, 200)}.items()}
+    w, h = SIZES["9:16"]
+    req = ProducerRequest(storyboard=_storyboard(), assets=assets, aspect_ratio="9:16", width=w, height=h, fps=FPS,
+                          seed=3, palette=PALETTE)
+    local = get_producer("compositor", cache_dir=tmp_path / "local_cache").render(req, tmp_path / "local.mp4")
+    pool = actors.actor_pool(actors.ProducerActor, 1, "compositor", str(tmp_path / "actor_cache"), num_gpus=0,
+                             names=actors.pool_name("compositor"))
+    f = ray.remote(num_cpus=1)(_producer_job)
+    job = {"request": req.model_dump(mode="json"), "out": str(tmp_path / "actor.mp4")}
+    first, again = ray.get(f.remote(job)), ray.get(f.remote({**job, "out": str(tmp_path / "again.mp4")}))
+    assert first == {"name": "compositor", "cached": False, "n_frames": local.n_frames}
+    assert again["cached"]  # the actor's Producer (and its cache) served the second request
+    a, b = media.read_frames(tmp_path / "local.mp4"), media.read_frames(tmp_path / "actor.mp4")
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    info = ray.get(pool.actors[0].info.remote())
+    assert info == {"pid": info["pid"], "served": 2, "renders": 1}  # loaded once, served both

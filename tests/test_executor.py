@@ -164,17 +164,13 @@ def kill_once(job):
 
 def test_a_killed_ray_worker_loses_no_finished_pair_and_leaves_no_partial_file(tmp_path, ray_session):
     paths = make_bench(tmp_path / "data")
-    settings_kw = dict(TINY)
     with executor.use("ray", max_retries=2):
-        from nextads_lib import runs
-
         original = pcg.run_user
         try:  # run_pcg hands pcg.run_user to runs.execute; swap in the killing worker for this run
             pcg.run_user = kill_once
-            s = pcg.run_pcg(paths, "generic", "offline", "compositor", workers=2, progress=False, **settings_kw)
+            s = pcg.run_pcg(paths, "generic", "offline", "compositor", workers=2, progress=False, **TINY)
         finally:
             pcg.run_user = original
-    assert runs  # imported for the reader: the worker goes through runs.execute
     marker = paths.root / "killed_u_coffee.txt"
     assert marker.is_file()  # the first attempt really died
     run_dir = paths.run_dir("pcg", s.run_name)

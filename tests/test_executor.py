@@ -146,6 +146,29 @@ def test_pcg_on_ray_equals_the_local_pool(tmp_path, ray_session):
         assert (ma.status, ma.artifacts) == (mb.status, mb.artifacts)
 
 
+def test_pci_on_ray_equals_the_local_pool(tmp_path, ray_session):
+    from nextads_lib import pci
+    from test_pci import TINY as PCI_TINY, make_pci_bench
+
+    local, on_ray = make_pci_bench(tmp_path / "local"), make_pci_bench(tmp_path / "ray")
+    s_local = pci.run_pci(local, "nextads", "offline", "compositor", workers=2, progress=False, **PCI_TINY)
+    with executor.use("ray"):
+        s_ray = pci.run_pci(on_ray, "nextads", "offline", "compositor", workers=2, progress=False, **PCI_TINY)
+    assert s_ray.failed == s_local.failed == 0 and s_ray.n_pairs == s_local.n_pairs > 0
+    da, db = local.run_dir("pci", s_local.run_name), on_ray.run_dir("pci", s_ray.run_name)
+    pairs = sorted(p.parent.name for p in da.glob("*/manifest.json"))
+    assert pairs == sorted(p.parent.name for p in db.glob("*/manifest.json"))
+    for pair in pairs:
+        pa, pb = (read_model(d / pair / "plan.json", Storyboard).model_dump(exclude={"starts_from_frame"})
+                  for d in (da, db))
+        assert pa == pb, pair  # the same plan (its frame path names each run's own directory)
+        ka, kb = ({k: read_json(d / pair / "decision.json")[k] for k in ("timestamp_s", "frame_index", "chosen_index")}
+                  for d in (da, db))
+        assert ka == kb, pair
+        fa, fb = _frames(da / pair / "integrated.mp4"), _frames(db / pair / "integrated.mp4")
+        assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).max() <= 2, pair
+
+
 def kill_once(job):
     """A worker that, on its first attempt for user ``u_coffee``, finishes the user's first pair, starts
     writing the second pair's plan and dies (os._exit: no cleanup, no result)."""

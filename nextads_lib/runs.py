@@ -26,7 +26,6 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -281,18 +280,10 @@ def execute(
             bar.update(len(res["manifests"]))
 
     if jobs:
-        n_workers = max(1, min(int(workers), len(jobs)))
-        stats["workers"] = n_workers
-        if n_workers == 1:
-            for job in jobs:
-                collect(worker(job))
-        else:
-            import multiprocessing as mp  # noqa: PLC0415
+        from .executor import current  # noqa: PLC0415  (local pool unless executor.use(...) chose Ray)
 
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=init_worker) as ex:
-                futs = [ex.submit(worker, job) for job in jobs]
-                for f in as_completed(futs):
-                    collect(f.result())
+        stats["workers"] = current().map_jobs(worker, jobs, collect, workers=workers, task=task,
+                                              final_artifact=final_artifact)
     if bar is not None:
         bar.close()
 

@@ -380,7 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("notebooks", nargs="+")
     sp.add_argument("--data-dir", default=None, help="the data dir they ran with (shown relative)")
     sp.add_argument("--out", default=None, help="a folder to write the cleaned copies into")
+    from .planner import add_plan_arguments, plan_command  # noqa: PLC0415
+
+    add_plan_arguments(sub.add_parser("plan", help="what a run will do and cost, before any paid or GPU call"))
     a = ap.parse_args(argv)
+    if a.cmd == "plan":
+        return plan_command(a)
     if a.cmd == "list":
         for s in steps_for(a.profile):
             print(f"{s.name:40s} {json.dumps(s.params, sort_keys=True)}")

@@ -1,0 +1,271 @@
+"""Executors (:mod:`nextads_lib.executor`): the PCG run on a local Ray instance of 2 CPUs gives the same plans
+and creatives as the local process pool; a Ray worker killed mid-pair loses no finished pair and leaves no
+partial file; rate-limit windows hold across threads, processes and Ray tasks; model actors load once."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nextads_lib import executor, media, pcg, ratelimit
+from nextads_lib.schemas import PairManifest, Storyboard
+from nextads_lib.store import atomic_path, read_json, read_model
+
+from test_pcg import TINY, make_bench  # noqa: E402  (the tiny PCG-Bench: 2 users x 2 products)
+
+TESTS_DIR = str(Path(__file__).resolve().parent)
+
+
+# ------------------------------------------------------------------------------------------ rate limits
+def windows_ok(grants: list[float], limit: int, period: float) -> bool:
+    """True when no ``period``-long window (open at its start) holds more than ``limit`` grant times."""
+    g = sorted(grants)
+    return all(sum(1 for t in g[i:] if t < g[i] + period) <= limit for i in range(len(g)))
+
+
+def test_windows_ok_detects_a_burst():  # the checker itself can fail
+    assert not windows_ok([0.0, 0.1, 0.2, 0.3], 3, 1.0)
+    assert windows_ok([0.0, 0.1, 0.2, 1.05], 3, 1.0)
+
+
+def test_sliding_window_on_a_fake_clock_never_passes_requests_or_tokens():
+    w = ratelimit.SlidingWindow(ratelimit.Limit(rpm=3, tpm=1000, period_s=60.0))
+    grants, t = [], 0.0
+    for tokens in [100, 100, 100, 100, 700, 50, 400, 400]:
+        while True:
+            ok, wait = w.try_acquire(t, tokens)
+            if ok:
+                grants.append((t, tokens))
+                break
+            assert wait > 0
+            t += wait
+    assert windows_ok([g for g, _ in grants], 3, 60.0)
+    for g0, _ in grants:  # tokens of any 60 s window
+        assert sum(tok for g, tok in grants if g0 <= g < g0 + 60.0) <= 1000
+    assert [g for g, _ in grants][:4] == [0.0, 0.0, 0.0, 60.0]  # the fourth request waited for the first to age out
+
+
+def test_local_window_server_threads_never_exceed_the_limit():
+    srv = ratelimit.WindowServer()
+    srv.configure("openai:gpt-4o", rpm=4, tpm=None, period_s=0.3)
+    ratelimit.set_local(srv)
+    grants: list[float] = []
+    lock = threading.Lock()
+
+    def caller():
+        for _ in range(4):
+            g = ratelimit.acquire("openai:gpt-4o", 10)
+            with lock:
+                grants.append(g)
+
+    try:
+        threads = [threading.Thread(target=caller) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        ratelimit.set_local(None)
+    assert len(grants) == 16 and srv.granted("openai:gpt-4o") == 16
+    assert windows_ok(grants, 4, 0.3)
+    assert ratelimit.acquire("openai:gpt-4o") is None  # no limiter set up: no wait, no grant
+
+
+def _proc_caller(proxy, n, out):
+    ratelimit.set_local(proxy)
+    out.extend([ratelimit.acquire("sora:sora-2") for _ in range(n)])
+
+
+def test_local_window_server_is_shared_by_spawned_processes():
+    import multiprocessing as mp
+
+    proxy = ratelimit.serve_local({"sora:sora-2": ratelimit.Limit(rpm=3, period_s=0.3)})
+    try:
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as m:
+            out = m.list()
+            procs = [ctx.Process(target=_proc_caller, args=(proxy, 4, out)) for _ in range(2)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(120)
+            grants = list(out)
+        assert len(grants) == 8 and proxy.granted("sora:sora-2") == 8
+        assert windows_ok(grants, 3, 0.3)
+    finally:
+        ratelimit.stop_local()
+
+
+def test_limits_come_from_the_table_or_the_documented_defaults(tmp_path):
+    table = tmp_path / "prices.yaml"
+    table.write_text("gpt-4o: {input: 2.5, output: 10, rpm: 7, tpm: 900}\n")
+    assert ratelimit.limit_for("openai:gpt-4o", str(table)) == ratelimit.Limit(rpm=7, tpm=900)
+    assert ratelimit.limit_for("sora:sora-2", str(table)).rpm == ratelimit.DEFAULT_LIMITS["sora-2"]["rpm"]
+    assert ratelimit.limit_for("offline", str(table)) == ratelimit.Limit()
+
+
+def test_unknown_executor_is_a_clear_error():
+    with pytest.raises(ValueError, match="executor 'dask'"):
+        executor.get_executor("dask")
+
+
+# ------------------------------------------------------------------------------------------------- Ray
+@pytest.fixture(scope="module")
+def ray_session():
+    pytest.importorskip("ray")
+    ray = executor.ray_init("", num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": TESTS_DIR}})
+    yield ray
+    executor.shutdown_ray()
+
+
+def _frames(p: Path) -> np.ndarray:
+    return media.read_frames(p)
+
+
+def test_pcg_on_ray_equals_the_local_pool(tmp_path, ray_session):
+    local = make_bench(tmp_path / "local")
+    on_ray = make_bench(tmp_path / "ray")
+    s_local = pcg.run_pcg(local, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    with executor.use("ray"):
+        s_ray = pcg.run_pcg(on_ray, "nextads", "offline", "compositor", workers=2, progress=False, **TINY)
+    assert s_ray.failed == 0 and s_ray.n_pairs == 4
+    assert (s_ray.done, s_ray.fallback) == (s_local.done, s_local.fallback)
+    assert read_json(on_ray.run_dir("pcg", s_ray.run_name) / "stats.json")["workers"] == 2
+    for pair in ("u_coffee__brewco-beans", "u_coffee__edge-razor", "u_gamer__brewco-beans", "u_gamer__edge-razor"):
+        a, b = local.run_dir("pcg", s_local.run_name) / pair, on_ray.run_dir("pcg", s_ray.run_name) / pair
+        pa, pb = read_model(a / "plan.json", Storyboard), read_model(b / "plan.json", Storyboard)
+        assert pa == pb, pair
+        fa, fb = _frames(a / "creative.mp4"), _frames(b / "creative.mp4")
+        assert fa.shape == fb.shape and fa.shape[0] == 20
+        assert np.abs(fa.astype(int) - fb.astype(int)).max() <= 2, pair  # same plan, same render settings
+        ma, mb = read_model(a / "manifest.json", PairManifest), read_model(b / "manifest.json", PairManifest)
+        assert (ma.status, ma.artifacts) == (mb.status, mb.artifacts)
+
+
+def test_pci_on_ray_equals_the_local_pool(tmp_path, ray_session):
+    from nextads_lib import pci
+    from test_pci import TINY as PCI_TINY, make_pci_bench
+
+    local, on_ray = make_pci_bench(tmp_path / "local"), make_pci_bench(tmp_path / "ray")
+    s_local = pci.run_pci(local, "nextads", "offline", "compositor", workers=2, progress=False, **PCI_TINY)
+    with executor.use("ray"):
+        s_ray = pci.run_pci(on_ray, "nextads", "offline", "compositor", workers=2, progress=False, **PCI_TINY)
+    assert s_ray.failed == s_local.failed == 0 and s_ray.n_pairs == s_local.n_pairs > 0
+    da, db = local.run_dir("pci", s_local.run_name), on_ray.run_dir("pci", s_ray.run_name)
+    pairs = sorted(p.parent.name for p in da.glob("*/manifest.json"))
+    assert pairs == sorted(p.parent.name for p in db.glob("*/manifest.json"))
+    for pair in pairs:
+        pa, pb = (read_model(d / pair / "plan.json", Storyboard).model_dump(exclude={"starts_from_frame"})
+                  for d in (da, db))
+        assert pa == pb, pair  # the same plan (its frame path names each run's own directory)
+        ka, kb = ({k: read_json(d / pair / "decision.json")[k] for k in ("timestamp_s", "frame_index", "chosen_index")}
+                  for d in (da, db))
+        assert ka == kb, pair
+        fa, fb = _frames(da / pair / "integrated.mp4"), _frames(db / pair / "integrated.mp4")
+        assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).max() <= 2, pair
+
+
+def kill_once(job):
+    """A worker that, on its first attempt for user ``u_coffee``, finishes the user's first pair, starts
+    writing the second pair's plan and dies (os._exit: no cleanup, no result)."""
+    marker = Path(job["data_root"]) / f"killed_{job['user_id']}.txt"
+    if job["user_id"] == "u_coffee" and not marker.exists():
+        first = {**job, "pairs": job["pairs"][:1]}
+        pcg.run_user(first)
+        done = Path(job["run_dir"]) / job["pairs"][0]["pair_id"] / "manifest.json"
+        marker.write_text(str(done.stat().st_mtime_ns))
+        second = Path(job["run_dir"]) / job["pairs"][1]["pair_id"]
+        with atomic_path(second / "plan.json") as tmp:
+            tmp.write_text('{"half": ')
+            os._exit(1)
+    return pcg.run_user(job)
+
+
+def test_a_killed_ray_worker_loses_no_finished_pair_and_leaves_no_partial_file(tmp_path, ray_session):
+    paths = make_bench(tmp_path / "data")
+    with executor.use("ray", max_retries=2):
+        original = pcg.run_user
+        try:  # run_pcg hands pcg.run_user to runs.execute; swap in the killing worker for this run
+            pcg.run_user = kill_once
+            s = pcg.run_pcg(paths, "generic", "offline", "compositor", workers=2, progress=False, **TINY)
+        finally:
+            pcg.run_user = original
+    marker = paths.root / "killed_u_coffee.txt"
+    assert marker.is_file()  # the first attempt really died
+    run_dir = paths.run_dir("pcg", s.run_name)
+    assert s.failed == 0 and s.done + s.fallback == 4
+    first = run_dir / "u_coffee__brewco-beans" / "manifest.json"
+    assert str(first.stat().st_mtime_ns) == marker.read_text()  # finished once, not redone by the retry
+    assert not [p for p in run_dir.rglob(".*") if ".tmp" in p.name]  # no partial file left
+    for pair in ("u_coffee__brewco-beans", "u_coffee__edge-razor", "u_gamer__brewco-beans", "u_gamer__edge-razor"):
+        read_model(run_dir / pair / "plan.json", Storyboard)
+        assert media.count_frames(run_dir / pair / "creative.mp4") == 20
+    stats = read_json(run_dir / "stats.json")
+    assert stats["pairs_reused_on_retry"] == 1 and stats["pairs_executed"] == 3
+
+
+def _ray_caller(n: int) -> list[float]:
+    return [ratelimit.acquire("veo:veo-3.0-generate-001") for _ in range(n)]
+
+
+def test_ray_window_is_shared_by_tasks(ray_session):
+    ray = ray_session
+    w = ratelimit.ray_window("veo:veo-3.0-generate-001", ratelimit.Limit(rpm=3, period_s=0.3))
+    f = ray.remote(num_cpus=1)(_ray_caller)
+    grants = [g for part in ray.get([f.remote(4), f.remote(4)]) for g in part]
+    assert len(grants) == 8 and ray.get(w.granted.remote()) == 8
+    assert windows_ok(grants, 3, 0.3)
+
+
+def test_model_actors_load_once_and_serve_many(ray_session, tmp_path):
+    from nextads_lib import actors
+
+    ray = ray_session
+    pool = actors.actor_pool(actors.ModelActor, 2, "operator:itemgetter", 0, num_gpus=0, num_cpus=0.5)
+    out = sorted(r for batch in actors.map_unordered(pool, "serve", [([[i, -i]],) for i in range(6)])
+                 for r in batch)
+    assert out == list(range(6))
+    infos = [ray.get(a.info.remote()) for a in pool.actors]
+    assert sum(i["served"] for i in infos) == 6 and len({i["pid"] for i in infos}) == 2
+
+
+def _producer_job(job):
+    """A Ray task rendering through the named actors, as a user's job would (``actors.producer_for``)."""
+    from nextads_lib import actors
+    from nextads_lib.schemas import ProducerRequest
+
+    prod = actors.producer_for("compositor", cache_dir=job["out"] + ".unused_cache")
+    assert isinstance(prod, actors.ActorProducer)
+    req = ProducerRequest.model_validate(job["request"])
+    man = prod.render(req, job["out"])
+    return {"name": prod.name, "cached": prod.last_cached, "n_frames": man.n_frames}
+
+
+def test_a_producer_in_an_actor_renders_what_the_local_producer_renders(ray_session, tmp_path):
+    from nextads_lib import actors
+    from nextads_lib.producer import get_producer
+    from test_producer_compositor import _image, _storyboard, SIZES, FPS, PALETTE
+    from nextads_lib.schemas import ProducerRequest
+
+    ray = ray_session
+    assets = {k: _image(tmp_path / f"{k}.png", c) for k, c in
+              {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (30, 60, 200)}.items()}
+    w, h = SIZES["9:16"]
+    req = ProducerRequest(storyboard=_storyboard(), assets=assets, aspect_ratio="9:16", width=w, height=h, fps=FPS,
+                          seed=3, palette=PALETTE)
+    local = get_producer("compositor", cache_dir=tmp_path / "local_cache").render(req, tmp_path / "local.mp4")
+    pool = actors.actor_pool(actors.ProducerActor, 1, "compositor", str(tmp_path / "actor_cache"), num_gpus=0,
+                             names=actors.pool_name("compositor"))
+    f = ray.remote(num_cpus=1)(_producer_job)
+    job = {"request": req.model_dump(mode="json"), "out": str(tmp_path / "actor.mp4")}
+    first, again = ray.get(f.remote(job)), ray.get(f.remote({**job, "out": str(tmp_path / "again.mp4")}))
+    assert first == {"name": "compositor", "cached": False, "n_frames": local.n_frames}
+    assert again["cached"]  # the actor's Producer (and its cache) served the second request
+    a, b = media.read_frames(tmp_path / "local.mp4"), media.read_frames(tmp_path / "actor.mp4")
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    info = ray.get(pool.actors[0].info.remote())
+    assert info == {"pid": info["pid"], "served": 2, "renders": 1}  # loaded once, served both

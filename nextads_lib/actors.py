@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -139,9 +140,12 @@ class ActorProducer:
 
 
 
-def pool_name(spec: str) -> str:
-    """The name prefix of the Producer actors serving ``spec`` (``producer-wan-models-...-<i>``)."""
-    return "producer-" + spec.replace(":", "-").replace("/", "-")
+def pool_name(spec: str, settings: dict[str, Any] | None = None) -> str:
+    """The name prefix of the Producer actors serving ``spec`` with ``settings`` (``producer-wan-models-...-<digest>``):
+    a job finds only actors whose Producer was built with its own settings (its protocol's switches)."""
+    from .store import content_key  # noqa: PLC0415
+
+    return "producer-" + spec.replace(":", "-").replace("/", "-") + "-" + content_key(settings or {})[:10]
 
 
 def producer_for(spec: str, cache_dir: Any = None, **settings: Any) -> Any:
@@ -150,22 +154,19 @@ def producer_for(spec: str, cache_dir: Any = None, **settings: Any) -> Any:
     ``get_producer(spec, cache_dir, **settings)`` in this process."""
     from .producer import get_producer  # noqa: PLC0415
 
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError:
-        ray = None
+    ray = sys.modules.get("ray")  # a process that never imported Ray is no Ray worker: don't pay its import
     if ray is not None and ray.is_initialized():
         from .executor import NAMESPACE  # noqa: PLC0415
 
         n = 0
         while True:
             try:
-                ray.get_actor(f"{pool_name(spec)}-{n}", namespace=NAMESPACE)
+                ray.get_actor(f"{pool_name(spec, settings)}-{n}", namespace=NAMESPACE)
             except ValueError:
                 break
             n += 1
         if n:
-            return ActorProducer(pool_name(spec), n)
+            return ActorProducer(pool_name(spec, settings), n)
     return get_producer(spec, cache_dir=cache_dir, **settings)
 
 

@@ -318,9 +318,12 @@ class RayExecutor:
             from . import actors  # noqa: PLC0415
             from .config import StudyPaths  # noqa: PLC0415
 
+            from .runs import producer_settings  # noqa: PLC0415
+
             cache = str(StudyPaths(Path(jobs[0]["data_root"])).cache)
-            actors.actor_pool(actors.ProducerActor, self.producer_actors, spec, cache, num_gpus=self.gpus_per_actor,
-                              names=actors.pool_name(spec))
+            settings = producer_settings(jobs[0]["settings"])  # the run's protocol switches, as a job would pass
+            actors.actor_pool(actors.ProducerActor, self.producer_actors, spec, cache, settings,
+                              num_gpus=self.gpus_per_actor, names=actors.pool_name(spec, settings))
         remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_job, max_retries=int(self.max_retries),
                                                retry_exceptions=True)
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1) // max(self.cpus_per_job, 1e-9)) or 1

@@ -18,6 +18,7 @@ Limits come from the price table (optional ``rpm`` / ``tpm`` columns of ``backen
 from __future__ import annotations
 
 import threading
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -192,11 +193,8 @@ _RAY_HANDLES: dict[str, Any] = {}
 
 
 def _ray_handle(backend: str) -> Any:
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError:
-        return None
-    if not ray.is_initialized():
+    ray = sys.modules.get("ray")  # a process that never imported Ray is no Ray worker: don't pay its import
+    if ray is None or not ray.is_initialized():
         return None
     if backend not in _RAY_HANDLES:
         from .executor import NAMESPACE  # noqa: PLC0415

@@ -170,7 +170,7 @@ def run_user_job(task: str, job: dict[str, Any], model_profile: Callable[..., An
     the user's first pair. Returns ``{"manifests": [...], "stats": {...}}``."""
     from . import director  # noqa: PLC0415  (registers the offline handlers)
     from .backends import get_backend  # noqa: PLC0415
-    from .producer import get_producer  # noqa: PLC0415
+    from .actors import producer_for  # noqa: PLC0415
     from .schemas import Product, UserHistory  # noqa: PLC0415
 
     s = job["settings"]
@@ -184,7 +184,7 @@ def run_user_job(task: str, job: dict[str, Any], model_profile: Callable[..., An
     stats = {"user_model_calls": 0, "renders": 0, "render_cache_hits": 0, "pairs_executed": len(pairs)}
     retrieval = system == "retrieval"
     backend = None if retrieval else get_backend(s["director_backend"], cache_dir=paths.cache)
-    producer = get_producer(RETRIEVAL_PRODUCER if retrieval else s["producer_backend"], cache_dir=paths.cache,
+    producer = producer_for(RETRIEVAL_PRODUCER if retrieval else s["producer_backend"], cache_dir=paths.cache,
                             **producer_settings(s))
     director_name = RETRIEVAL_DIRECTOR if retrieval else backend.name
 

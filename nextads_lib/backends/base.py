@@ -234,6 +234,10 @@ class ModelBackend:
             for attempt in Retrying(stop=stop_after_attempt(max_attempts), wait=wait,
                                     retry=retry_if_exception_type(TransientError), reraise=True):
                 with attempt:
+                    if self.kind != "offline":  # the cluster-wide window of this API (docs/scale_out.md)
+                        from ..ratelimit import acquire, estimate_tokens  # noqa: PLC0415
+
+                        acquire(self.name, estimate_tokens(req))
                     self.calls += 1
                     return self._call(req, repair)
         except TransientError as e:

@@ -371,7 +371,7 @@ def simulate_pair(sim: Any, user_id: str, pair_id: str, plan: Storyboard, produc
     return rows
 
 
-def run_evolution(paths: StudyPaths, task: str = "pcg", run: str = "nextads__offline__compositor", *,
+def run_evolution(paths: StudyPaths, task: str = "pcg", run: str = "nextads__offline__compositor__paper", *,
                   impressions: int = 5, limit_users: int = 0, simulator_backend: str = "offline",
                   seed: int = DEFAULT_SEED) -> Any:
     """Simulate K impressions of every pair of ``run`` (the first ``limit_users`` users of the benchmark) under

@@ -624,9 +624,10 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
     return rows
 
 
-def list_runs(paths: StudyPaths, task: str, systems: str | list[str] = "nextads") -> list[str]:
+def list_runs(paths: StudyPaths, task: str, systems: str | list[str] = "nextads", protocol: str = "") -> list[str]:
     """The runs of ``task`` (directories with a ``summary.json``) whose system is in ``systems`` (a comma list;
-    ``""`` or ``"all"`` = every system), sorted by name."""
+    ``""`` or ``"all"`` = every system) and, when ``protocol`` is given, whose protocol label is that one (a run
+    written before protocols counts as ``extended``), sorted by name."""
     from .schemas import RunSummary  # noqa: PLC0415
 
     want = [x.strip() for x in (systems.split(",") if isinstance(systems, str) else systems) if x.strip()]
@@ -637,7 +638,7 @@ def list_runs(paths: StudyPaths, task: str, systems: str | list[str] = "nextads"
             s = read_model(d, RunSummary)
         except Exception:  # noqa: BLE001 - a broken summary is not a run to verify
             continue
-        if not want or "all" in want or s.system in want:
+        if (not want or "all" in want or s.system in want) and (not protocol or (s.protocol or "extended") == protocol):
             out.append(d.parent.name)
     return out
 

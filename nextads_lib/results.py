@@ -477,13 +477,14 @@ def fallback_table(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci")) -> 
 
 
 # ------------------------------------------------------------------------------------------- case sheets
-def case_run(paths: StudyPaths, task: str, prefer: Sequence[str] = ("nextads",)) -> str | None:
-    """The run the case figures show: the first (by name) run of a preferred system, else the first run."""
+def case_run(paths: StudyPaths, task: str, prefer: Sequence[str] = ("nextads",), protocol: str = "paper") -> str | None:
+    """The run the case figures show: a run of the first preferred system, its ``protocol`` run first (the
+    directory name ends in the protocol label), else its first by name; else the first run."""
     runs = list_runs(paths, task)
     for sysname in prefer:
-        for r in runs:
-            if r.startswith(f"{sysname}__"):
-                return r
+        mine = [r for r in runs if r.startswith(f"{sysname}__")]
+        if mine:
+            return next((r for r in mine if r.endswith(f"__{protocol}")), mine[0])
     return runs[0] if runs else None
 
 

@@ -51,7 +51,7 @@ def synth_study(root: Path, n_users: int, n_products: int) -> StudyPaths:
     lib = products.build_library(DEFAULT_PRODUCTS_DIR, paths)
     prods = lib.products[:n_products]
     users = []
-    run = paths.run_dir("pcg", "nextads__offline__compositor")
+    run = paths.run_dir("pcg", "nextads__offline__compositor__paper")
     for u in range(n_users):
         g = rng(1, "bench_judge", u)
         colours = g.integers(0, 256, size=(4, 3))

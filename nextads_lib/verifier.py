@@ -300,7 +300,7 @@ def personal_in(tok: str, text: str, ocr: bool = False) -> bool:
         digits = re.findall(r"\d{3,}", tok)
         if digits and not re.fullmatch(r"[+\d\s().-]+", tok):
             t = T.normalise(text)
-            return any(re.search(rf"(?<![\w.,]){d}(?![\w.,]|\d)", t) for d in digits)
+            return any(re.search(rf"(?<![\w.,]){d}(?!\w|[.,]\d)", t) for d in digits)
         if digits:  # a phone number: its digits in any grouping
             d = re.sub(r"\D", "", tok)[-10:]  # the national number, with or without the country code
             return len(d) >= 7 and d in re.sub(r"\D", "", text)

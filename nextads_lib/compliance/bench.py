@@ -180,10 +180,21 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def clean_copy(ctx: dict[str, Any]) -> list[str]:
+    """Ad copy that is clean by construction: every shipped product's slogan, description and selling points
+    (each the product's own claims, none addressed to a protected group)."""
+    out = []
+    for p in ctx["library"].products:
+        out += [p.slogan, p.description, *p.selling_points]
+    return out
+
+
 def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | None = None) -> dict[str, Any]:
-    """MiniLM policy thresholds from the BUILD split only: per policy, the lowest threshold at which the
-    check (rules OR similarity >= threshold) keeps every clean build case of its check clean; the rules alone
-    are run with the policies off. Returns the calibration record (``calibration.json``)."""
+    """MiniLM policy thresholds from the BUILD split only. A policy's clean texts are every build case that is
+    not a positive of the policy's check (a privacy or brand case makes no health claim and targets no group)
+    and the library's own copy (:func:`clean_copy`); the threshold is the lowest that keeps all of them under
+    it (their highest similarity + 0.01), so the policy adds recall without a false positive on the build
+    data. The rules alone are run with the policies off to count what the policy recovers."""
     cases = [c for c in (load_cases() if cases is None else cases) if c["split"] == "build"]
     ctx = ctx or load_context()
     T.OVERRIDE = {"thresholds": {}}
@@ -191,24 +202,33 @@ def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | N
         rows = {r["id"]: r for r in evaluate(cases, splits=("build",), ctx=ctx)}
     finally:
         T.OVERRIDE = None
+    text_cases = [c for c in cases if c["where"] in ("plan", "frame") and c["check"] in ("safety", "privacy",
+                                                                                       "fairness", "copyright")]
+    texts = {c["id"]: (" ".join(u.text for u in case_units(c)) if c["where"] == "frame" else c["text"])
+             for c in text_cases}
+    copy = clean_copy(ctx)
     th: dict[str, float] = {}
     detail: dict[str, Any] = {}
     for check, policy in POLICY_OF.items():
-        cs = [c for c in cases if c["check"] == check]
-        texts = [" ".join(u.text for u in case_units(c)) if c["where"] == "frame" else c["text"] for c in cs]
-        sc = [s[0] for s in T.semantic_scores(policy, texts)]
-        neg_max = max([s for c, s in zip(cs, sc) if not c["label"] and not rows[c["id"]]["flagged"]], default=0.0)
+        ids = [c["id"] for c in text_cases]
+        sc = dict(zip(ids, (s[0] for s in T.semantic_scores(policy, [texts[i] for i in ids]))))
+        copy_sc = [s[0] for s in T.semantic_scores(policy, copy)]
+        clean = [sc[c["id"]] for c in text_cases if not (c["check"] == check and c["label"])
+                 and not (c["check"] == check and rows[c["id"]]["flagged"])]
+        neg_max = max(clean + copy_sc, default=0.0)
         t = round(float(neg_max) + 0.01, 3)
-        missed = [s for c, s in zip(cs, sc) if c["label"] and not rows[c["id"]]["flagged"]]
+        missed = [sc[c["id"]] for c in text_cases if c["check"] == check and c["label"] and not rows[c["id"]]["flagged"]]
         th[policy] = t
-        detail[policy] = {"check": check, "threshold": t, "max_clean_similarity": round(float(neg_max), 4),
-                          "rule_misses": len(missed), "recovered": int(sum(s >= t for s in missed))}
+        detail[policy] = {"check": check, "threshold": t, "clean_texts": len(clean) + len(copy_sc),
+                          "max_clean_similarity": round(float(neg_max), 4), "rule_misses": len(missed),
+                          "recovered": int(sum(s >= t for s in missed))}
     from ..embed import MODEL_NAME  # noqa: PLC0415
 
     return {"thresholds": th, "detail": detail, "split": "build", "model": MODEL_NAME,
             "cases_sha256": hashlib.sha256(cases_path().read_bytes()).hexdigest(),
-            "rule": "lowest threshold keeping every clean build case of the check clean (max clean similarity + 0.01)"}
+            "rule": "lowest threshold keeping every clean build text and the library's own copy under it "
+                    "(their highest similarity + 0.01)"}
 
 
-__all__ = ["CHECKS", "calibrate", "case_units", "cases_path", "evaluate", "load_cases", "load_context", "render_frame",
+__all__ = ["CHECKS", "calibrate", "case_units", "clean_copy", "cases_path", "evaluate", "load_cases", "load_context", "render_frame",
            "render_label_clip", "run_case", "scores"]

@@ -67,7 +67,7 @@ _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "“": '"'
 
 def normalise(text: str) -> str:
     """NFKC, accents removed, case folded, quotes/dashes unified, whitespace collapsed."""
-    t = unicodedata.normalize("NFKC", str(text)).translate(_QUOTES)
+    t = unicodedata.normalize("NFKC", str(text).translate(_QUOTES)).translate(_QUOTES)
     t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
     return re.sub(r"\s+", " ", t.casefold()).strip()
 
@@ -232,7 +232,11 @@ _TENS = r"(?:twenties|thirties|forties|fifties|sixties|seventies|eighties|20s|30
 AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     rf"\b(?:in|into) (?:your|their|his|her|our|my) (?:early |mid |mid-|late )?{_TENS}\b",
     rf"\b(?:early|mid|late)[ -]?{_TENS}\b",
-    rf"\b(?:over|under|past|above|turning|turned|aged?|ages|hitting) (?:the age of )?(?:\d{{2}}|forty|fifty|sixty|thirty|twenty)\b(?! (?:mm|cm|km|kg|g|ml|l|hours?|h|minutes?|min|days?|w|watts?|mah|m|%|percent|degrees|items?|pieces?|colou?rs|styles?|models?|flavou?rs|countries|cities|languages)\b)",
+    # "over 40" is an age when nothing is counted after it ("if you're over 40", "over 40s", "over 40 and
+    # fit"); "over 20 origins" counts origins; "aged 40" is always an age
+    r"\b(?:over|under|past|above|turning|turned|hitting) (?:the age of )?(?:\d{2}|forty|fifty|sixty|thirty|twenty)"
+    r"(?=\s*(?:$|[.,!?;:)]|years?\b|yrs?\b|and\b|or\b|\+|s\b|crowd\b|club\b))",
+    r"\b(?:aged?|ages) (?:\d{2}|forty|fifty|sixty|thirty|twenty)\b",
     r"\b\d{2} ?(?:-|to|–) ?\d{2} ?(?:year[- ]olds?|years? old|yo|yrs?(?: old)?|age group)\b",
     r"\b(?:ages|aged|age) \d{2} ?(?:-|to|–|and|\+) ?(?:\d{2}|up|over|older)?\b",
     r"\b\d{2}(?: ?\+| plus)? ?(?:year[- ]olds?|years? old|yo)\b",

@@ -614,6 +614,42 @@ def check_disclosure(plan: Storyboard | None, video: Path, *, n_frames: int = 8,
     return _check("disclosure", viol, **checked)
 
 
+def check_release(video: Path, plan: Storyboard | None = None, *, n_frames: int = 8, read_label: bool = True,
+                  min_label_s: float = 2.0) -> ComplianceCheck:
+    """The disclosure of a file about to be RELEASED: the visible label (:func:`check_disclosure`), a C2PA
+    manifest that ``c2pa-python`` reads back with a valid signature (``validation_state`` Valid or Trusted; the
+    study's certificate is untrusted, so Valid) and a ``c2pa.created`` action with the
+    ``trainedAlgorithmicMedia`` source type, and the MP4's ``AIGC`` metadata with ``Label`` "1". A missing or
+    broken manifest or missing AIGC tag is severe: the copy is not released."""
+    from .compliance.disclosure import read_disclosure  # noqa: PLC0415
+
+    base = check_disclosure(plan, video, n_frames=n_frames, read_label=read_label, min_label_s=min_label_s)
+    viol = list(base.violations)
+    ev = Evidence(field="file", frame_path=display_path(video))
+    try:
+        d = read_disclosure(video)
+    except Exception as e:  # noqa: BLE001
+        d = {"c2pa": {"present": False, "error": f"{type(e).__name__}: {e}"}, "aigc": None}
+    c = d["c2pa"]
+    if not c.get("present"):
+        viol.append(Violation(check="disclosure", rule="c2pa_missing", severity="severe",
+                              message=f"no C2PA manifest in the released file ({c.get('error', '')})", evidence=ev))
+    else:
+        if c.get("validation_state") not in ("Valid", "Trusted"):
+            viol.append(Violation(check="disclosure", rule="c2pa_invalid", severity="severe",
+                                  message=f"the C2PA manifest does not validate ({c.get('validation_state')}: "
+                                  f"{', '.join(c.get('status', []))})", evidence=ev))
+        if not c.get("ai_created"):
+            viol.append(Violation(check="disclosure", rule="c2pa_not_ai", severity="severe",
+                                  message="the C2PA manifest has no c2pa.created action with the "
+                                  "trainedAlgorithmicMedia source type", evidence=ev))
+    a = d["aigc"]
+    if not a or str(a.get("Label")) != "1":
+        viol.append(Violation(check="disclosure", rule="aigc_missing", severity="severe",
+                              message="no AIGC metadata with Label 1 in the MP4", evidence=ev))
+    return _check("disclosure", viol, **base.checked, c2pa=c, aigc=a or {})
+
+
 def text_rendered(frame: np.ndarray, layer: Any, min_contrast: float = THRESHOLDS["text_contrast"]) -> bool:
     """Are the letters of ``layer`` (a :class:`post.Layer` of white text on a translucent dark box) burned into
     ``frame``? The letter pixels must read at least ``min_contrast`` grey levels brighter than the box pixels
@@ -952,7 +988,8 @@ def verify_creative(
 
 __all__ = [
     "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
-    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "check_copyright", "check_disclosure",
+    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
+    "check_release", "frame_units", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
     "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

@@ -175,7 +175,7 @@ def test_claims_the_product_may_not_make(paths):
     sv = only(verify(paths, d), "safety")
     rules = {(v.rule, v.evidence.text) for v in sv}
     assert ("forbidden_claim", "cures tiredness") in rules  # "a cure for tiredness" ~ "cures tiredness"
-    assert ("unsupported_number", "50") in rules  # not in the facts ($14, 250 g)
+    assert ("unsupported_percentage", "50%") in rules  # a percentage the facts ($14, 250 g) do not state
     assert ("superlative", "strongest") not in rules
     assert all(v.evidence.slot == 1 and v.evidence.field == "narration" for v in sv)
     assert next(v for v in sv if v.rule == "forbidden_claim").severity == "severe"

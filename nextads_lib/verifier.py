@@ -79,6 +79,8 @@ THRESHOLDS: dict[str, float] = {
     "text_contrast": 40.0,  # grey levels letters must stand above their box for "text rendered"
     "ocr_frames_per_slot": 1,  # frames per slot whose text OCR reads (0: OCR off, the plan's text only)
     "min_label_s": 2.0,  # the label shows from the first frame for at least this long
+    "model_compliance": 1,  # with a model verifier backend: one prompt per check over frames + plan (0: off)
+    "model_frames": 4,  # frames sampled for the model-backed checks
 }
 
 # ------------------------------------------------------------------------------------------- lexicons
@@ -779,6 +781,39 @@ def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], 
     return out
 
 
+def model_compliance_enabled(backend_spec: str, th: dict[str, float]) -> bool:
+    from .compliance.model_checks import is_model_backend  # noqa: PLC0415
+
+    return bool(int(th.get("model_compliance", 0))) and is_model_backend(backend_spec)
+
+
+def add_model_findings(compliance: list[ComplianceCheck], backend: Any, plan: Storyboard, product: Product,
+                       video: Path, item: str, *, n_frames: int = 4) -> list[ComplianceCheck]:
+    """The model-backed checks (:mod:`nextads_lib.compliance.model_checks`: one prompt per check over
+    ``n_frames`` frames and the plan) added to the rules' checks of the same name; what each call did is in the
+    check's ``checked['model']``."""
+    from .compliance.model_checks import PROMPTS, model_compliance  # noqa: PLC0415
+    from .media import sample_indices  # noqa: PLC0415
+
+    try:
+        info = probe(video)
+        idx = sample_indices(info.n_frames, n_frames)
+        frames = [(i, i / (info.fps or 1.0), fr) for i, fr in zip(idx, read_frames(video, idx))]
+    except Exception as e:  # noqa: BLE001
+        return [c.model_copy(update={"checked": {**c.checked, "model": f"error: {e}"}}) if c.check in PROMPTS else c
+                for c in compliance]
+    viol, calls = model_compliance(backend, plan, product, frames, item=item, frame_path=display_path(video))
+    out = []
+    for c in compliance:
+        if c.check not in PROMPTS:
+            out.append(c)
+            continue
+        add = [v for v in viol if v.check == c.check]
+        out.append(c.model_copy(update={"passed": c.passed and not add, "violations": c.violations + add,
+                                        "checked": {**c.checked, "model": calls.get(c.check, "not asked")}}))
+    return out
+
+
 # ------------------------------------------------------------------------------------------- utility
 JudgeFn = Callable[..., Any]
 VQFn = Callable[..., Any]
@@ -970,6 +1005,9 @@ def verify_creative(
                          read_label=int(th.get("ocr_frames_per_slot", 0)) > 0, min_label_s=float(th["min_label_s"])),
         rendering,
     ]
+    if utility is not None and model_compliance_enabled(utility.judge_backend_name, th):
+        compliance = add_model_findings(compliance, utility.backend, plan, product, video, pair_id,
+                                        n_frames=int(th["model_frames"]))
     scores: list[UtilityScore] = []
     if utility is not None:
         scores = utility.score(creative_dir, video, task, product, history, cache=cache)
@@ -989,7 +1027,7 @@ def verify_creative(
 __all__ = [
     "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
     "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
-    "check_release", "frame_units", "in_label", "label_text_ok", "personal_in", "unplanned_text",
+    "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
     "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

@@ -182,3 +182,61 @@ def test_release_writes_c2pa_and_aigc_and_a_copy_without_them_is_rejected(tmp_pa
     disclosure.ensure_signing_cert(tmp_path / "c2pa")
     assert (tmp_path / "c2pa" / "chain.pem").read_bytes() == chain
     assert "UNTRUSTED" in (tmp_path / "c2pa" / "README.txt").read_text()
+
+
+# ------------------------------------------------------------------------------------- model-backed
+def _plan():
+    from nextads_lib.schemas import Slot, Storyboard
+
+    return Storyboard(product_id="morrow-coffee", backend="offline", personalized=False, hook="Wake up", duration_s=3.0,
+                      cta="Order now", slots=[
+                          Slot(index=0, start_s=0.0, end_s=1.5, role="hook", camera="static", composition="beans"),
+                          Slot(index=1, start_s=1.5, end_s=3.0, role="cta", camera="static", composition="bag")])
+
+
+def test_model_backed_checks_over_a_local_openai_wire_server(tmp_path):
+    pytest.importorskip("openai")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakeapi.model_routes import ModelServer, Reply
+
+    from nextads_lib.backends import get_backend
+    from nextads_lib.compliance import model_checks as M
+    from nextads_lib.config import DEFAULT_PRODUCTS_DIR
+    from nextads_lib.products import load_product
+
+    product = load_product(DEFAULT_PRODUCTS_DIR / "morrow-coffee")
+    video = _clip(tmp_path / "creative.mp4")
+    finding = {"violations": [{"rule": "other_brand_on_screen", "severity": "severe", "message": "a rival cup logo",
+                               "text": "green siren logo", "frame": 2, "slot": None}]}
+    server = ModelServer(default=Reply('{"violations": []}'))
+    try:
+        # the copyright (spurious conditioning) prompt is asked last: its answer names a frame
+        server.queue = [Reply('{"violations": []}')] * 3 + [Reply(json.dumps(finding))]
+        b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k",
+                        backoff_s=0.01)
+        checks = [V.check_safety(_plan(), product), V.check_copyright(_plan(), product, None, None)]
+        out = V.add_model_findings(checks, b, _plan(), product, video, "pair", n_frames=4)
+        assert len(server.log) == 4  # one prompt per check
+        sent = json.dumps(server.log[-1]["body"])
+        assert "SPURIOUS CONDITIONING" in sent and "image_url" in sent  # the frames went with the prompt
+        cv = [v for v in out[1].violations if v.rule.startswith("model_")]
+        assert len(cv) == 1 and cv[0].severity == "severe" and cv[0].rule == "model_other_brand_on_screen"
+        info = media.probe(video)
+        idx = media.sample_indices(info.n_frames, 4)
+        assert cv[0].evidence.frame_index == idx[2]
+        assert cv[0].evidence.start_s == pytest.approx(idx[2] / info.fps, abs=1e-3)
+        assert cv[0].evidence.slot == (0 if idx[2] / info.fps < 1.5 else 1)
+        assert not out[1].passed and out[0].checked["model"].startswith("ok")
+        # an answer that does not validate is retried and then recorded; the rules stand
+        server.queue = [Reply('{"violations": [{"rule": "x"}]}')] * 8
+        b2 = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c2", base_url=server.openai_url, api_key="k",
+                         backoff_s=0.01)
+        viol, calls = M.model_compliance(b2, _plan(), product, [(0, 0.0, media.read_frames(video, [0])[0])],
+                                         checks=["safety"])
+        assert viol == [] and calls["safety"].startswith("error")
+    finally:
+        server.close()
+    assert not V.model_compliance_enabled("offline", V.THRESHOLDS)
+    assert V.model_compliance_enabled("gemini:gemini-2.5-flash", V.THRESHOLDS)

@@ -110,7 +110,8 @@ DECEPTIVE_PATTERNS: tuple[str, ...] = (
 #: protected attributes (fairness), by category
 PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
     "age": ("old people", "elderly", "seniors", "boomer", "boomers", "millennial", "millennials", "gen z",
-            "young people", "teenager", "teenagers", "too old", "your age"),
+            "young people", "teenager", "teenagers", "too old", "your age", "senior", "pensioner", "retiree",
+            "teen", "adolescent", "middle aged", "older people", "older adults", "young adults", "zoomer"),
     "gender": ("women", "woman", "ladies", "girls", "girly", "manly", "men", "guys", "male", "female",
                "housewife", "housewives", "for her", "for him"),
     "race_ethnicity": ("black people", "white people", "asian", "asians", "latino", "latina", "hispanic",

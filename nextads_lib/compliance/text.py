@@ -242,7 +242,6 @@ AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\b\d{2}(?: ?\+| plus)? ?(?:year[- ]olds?|years? old|yo)\b",
     r"\b(?:twenty|thirty|forty|fifty|sixty|20|30|40|50|60)[ -]?somethings?\b",
     r"\b(?:gen(?:eration)? ?(?:z|x|y|alpha)|zoomers?|boomers?|millennials?|over[- ]?(?:40|50|60)s)\b",
-    r"\b(?:seniors?|elderly|pensioners?|retirees?|old(?:er)? (?:people|folks?|adults?|men|women)|young (?:people|adults?|men|women)|teen(?:ager)?s?|adolescents?|middle[- ]aged)\b",
     r"\b(?:at|for) your age\b|\b(?:too old|getting older|not getting any younger)\b",
 ))
 #: family and relationship status addressed in a text

@@ -763,17 +763,17 @@ def _covered(tok: str, allowed: str) -> bool:
 
 
 def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,
-                   min_covered: float = 0.7) -> list[Violation]:
+                   min_covered: float = 0.7, min_letters: int = 5) -> list[Violation]:
     """Text the frames show that the plan never had (a generative Producer's invented or garbled words): an OCR
     line of which fewer than ``min_covered`` of the words (3+ letters, look-alikes folded, each matched in
     the plan's letters with 75% of its letters in one run) occur in the plan's texts, the product's own text or
-    the label."""
+    the label. Lines of fewer than ``min_letters`` letters are not judged."""
     allowed = T.skeleton(" ".join([*plan_texts, product_text(product) if product else "", AI_LABEL]))
     out = []
     for u in frame_units_:
         toks = [T.fold(t) for t in T.tokens(u.text) if len(t) >= 3]
-        if not toks:
-            continue
+        if not toks or len(re.sub(r"[^a-z]", "", T.normalise(u.text))) < min_letters:
+            continue  # a fragment this short is OCR noise as often as text (a logo's edge, a texture)
         cov = sum(_covered(t, allowed) for t in toks) / len(toks)
         if cov < min_covered:
             out.append(Violation(check="rendering", rule="unplanned_text", severity="minor",

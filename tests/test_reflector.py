@@ -133,7 +133,8 @@ def test_relabel_touches_only_frames_without_the_label(paths, offline):
     mask = np.ones(out.shape[1:3], bool)
     mask[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
     assert np.abs(out.astype(np.float32) - src)[:, mask].mean() < TOL  # nothing outside the label changed
-    assert verify(paths, d / "verify" / "round_1").decision == "accept"
+    v1 = verify(paths, d / "verify" / "round_1")
+    assert v1.decision == "accept", v1.rationales
 
 
 def test_regenerate_slot_changes_only_that_slot(paths):

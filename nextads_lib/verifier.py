@@ -9,7 +9,13 @@ error, never a 0.
 
 **Compliance track** (may it be shown?), deterministic rules over the plan, the product record, the user's
 history, the grounding record and the decoded frames; every violation carries its evidence (slot, time range,
-field, the offending text, the frame index or asset id):
+field, the offending text, the frame index or asset id). Every text rule runs on the plan's texts AND on the
+lines OCR reads in one frame per slot of the rendered video (:func:`frame_units`, ``field="frame"`` with the
+frame index and time); matching is on normal forms, stems and notations, with patterns and calibrated MiniLM
+policies for what a list cannot hold (:mod:`nextads_lib.compliance.text`, ``docs/compliance.md``). With a model
+verifier backend, one prompt per check over frames and plan adds ``model_*`` findings
+(:mod:`nextads_lib.compliance.model_checks`, the visual spurious-conditioning check). A released copy is
+checked by :func:`check_release` (C2PA manifest, AIGC metadata, visible label):
 
 - ``safety``: unsafe-content words (:data:`UNSAFE_TERMS`); claims the product may not make: its
   ``forbidden_claims`` (normalised phrase, or all its content words in one text), numbers that are not in its
@@ -28,10 +34,12 @@ field, the offending text, the frame index or asset id):
   another product; no other brand's name or mark (the library's other brands and product names, and
   :data:`REAL_BRANDS`), the paper's "spurious conditioning" failure;
 - ``disclosure``: the "AI Created" label is found (:func:`nextads_lib.producer.post.label_present`) in every
-  sampled frame of the RENDERED creative (and of the integrated segment for PCI), not only in the plan.
+  sampled frame of the RENDERED creative (and of the integrated segment for PCI), every half second of the first
+  2 s included; its letters are >= 5% of the shorter side and its text, read by OCR, says "AI Created".
 
 A ``rendering`` check (execution quality, not compliance) verifies that each slot's on-screen text is burned
-in (:func:`text_rendered`), so the Reflector can tell "text not rendered" from a plan problem.
+in (:func:`text_rendered`), so the Reflector can tell "text not rendered" from a plan problem, and reports text
+the frames show that the plan never had (:func:`unplanned_text`).
 
 **Decision** (:func:`decide`, thresholds :data:`THRESHOLDS`): ``reject`` when any violation is severe or the
 utility score is below ``reject_utility``; otherwise ``revise`` when a minor violation remains or utility is

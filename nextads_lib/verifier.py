@@ -148,7 +148,6 @@ REAL_BRANDS: tuple[str, ...] = (
     "McDonald's", "KFC", "Burger King", "Tesla", "BMW", "Mercedes", "Toyota",
 )
 
-_WORD = r"(?<![A-Za-z0-9_@#]){}(?![A-Za-z0-9_])"
 
 
 # ---------------------------------------------------------------------------------------------- text units
@@ -167,13 +166,6 @@ def text_units(plan: Storyboard, *, composition: bool = True) -> list[TextUnit]:
     if plan.cta.strip() and slots:
         out.append(TextUnit("cta", plan.cta, slots[-1].index, slots[-1].start_s, slots[-1].end_s))
     return out
-
-
-def _norm(text: str) -> str:
-    t = text.lower().replace("’", "'")
-    t = re.sub(r"[-_/]+", " ", t)
-    t = re.sub(r"[^a-z0-9%#$'. ]+", " ", t)
-    return " " + re.sub(r"\s+", " ", t).strip() + " "
 
 
 def _find_phrase(phrase: str, text: str, ocr: bool = False) -> bool:

@@ -553,7 +553,7 @@ def _pair_key(settings: dict[str, Any], pair_dir: Path, product: Product, histor
 def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, product: Product,
                 history: UserHistory | None, library: ProductLibrary, utility: V.UtilityAdapter, reflector: Any,
                 max_rounds: int, cache_dir: Path | None, thresholds: dict[str, float] | None = None,
-                vq_cache: Any = None) -> list[dict[str, Any]]:
+                vq_cache: Any = None, cert_dir: Path | None = None) -> list[dict[str, Any]]:
     """Round 0 and up to ``max_rounds`` reflect-edit-verify rounds of one pair; returns its rows."""
     profile = None
     try:
@@ -612,16 +612,49 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
         ver, src = new, rdir
     rel = pair_dir / "released.json"
     if ver.decision == "accept":
-        label_ok = next((c.passed for c in ver.compliance if c.check == "disclosure"), False)
-        rel_video = "creative.mp4" if src == pair_dir else f"verify/{src.name}/creative.mp4"
-        write_json(rel, ReleaseRecord(pair_id=man.pair_id, round=ver.round, video_path=rel_video,
-                                      plan_path=str(Path(rel_video).with_name("plan.json").as_posix()),
-                                      label_verified=label_ok, decision=ver.decision,
-                                      verifier_backend=ver.verifier_backend))
-        rows[-1]["released"] = True
+        rows[-1]["released"] = release_creative(pair_dir, src, ver, man, cert_dir=cert_dir, thresholds=thresholds)
+        if not rows[-1]["released"]:
+            rows[-1]["error"] = "release: the released copy failed its disclosure check (see released_check.json)"
     elif rel.is_file():
         rel.unlink()
     return rows
+
+
+def release_creative(pair_dir: Path, src: Path, ver: Verification, man: PairManifest, *,
+                     cert_dir: Path | None = None, thresholds: dict[str, float] | None = None) -> bool:
+    """Release the accepted creative of ``src`` (the pair dir or a round dir): ``<pair_dir>/released.mp4`` is a
+    copy with the AIGC metadata and a signed C2PA manifest (:func:`nextads_lib.compliance.disclosure.release`),
+    checked by :func:`verifier.check_release` (visible label, C2PA read back, AIGC); ``released.json`` is
+    written only when that check passes, else ``released_check.json`` says why and nothing is released."""
+    from .compliance import disclosure  # noqa: PLC0415
+
+    th = {**V.THRESHOLDS, **(thresholds or {})}
+    rel, out = pair_dir / "released.json", pair_dir / "released.mp4"
+    rel_src = "creative.mp4" if src == pair_dir else f"verify/{src.name}/creative.mp4"
+    backends = {"director": man.director_backend, "producer": man.producer_backend, "verifier": ver.verifier_backend,
+                "system": man.system, "run": man.run_name}
+    cert_dir = Path(cert_dir) if cert_dir is not None else pair_dir.parents[3] / "interim" / "c2pa"
+    try:
+        info = disclosure.release(src / "creative.mp4", out, produce_id=f"{man.run_name}/{man.pair_id}/round_{ver.round}",
+                                  backends=backends, cert_dir=cert_dir)
+        chk = V.check_release(out, read_model(src / "plan.json", Storyboard), n_frames=int(th["label_frames"]),
+                              read_label=int(th.get("ocr_frames_per_slot", 0)) > 0, min_label_s=float(th["min_label_s"]))
+    except Exception as e:  # noqa: BLE001 - recorded; nothing is released
+        write_json(pair_dir / "released_check.json", {"error": f"{type(e).__name__}: {e}"})
+        rel.unlink(missing_ok=True)
+        return False
+    write_json(pair_dir / "released_check.json", chk)
+    if not chk.passed:
+        rel.unlink(missing_ok=True)
+        return False
+    label_ok = not any(v.rule.startswith("label") for v in chk.violations)
+    write_json(rel, ReleaseRecord(pair_id=man.pair_id, round=ver.round, video_path="released.mp4",
+                                  plan_path=str(Path(rel_src).with_name("plan.json").as_posix()),
+                                  label_verified=label_ok, decision=ver.decision, verifier_backend=ver.verifier_backend,
+                                  source_video=rel_src, c2pa_verified=True, aigc_verified=True,
+                                  c2pa_signer="NextAds Study signer (untrusted, study-local CA)", backends=backends,
+                                  sign_seconds=round(info["aigc_seconds"] + info["c2pa_seconds"], 4)))
+    return True
 
 
 def list_runs(paths: StudyPaths, task: str, systems: str | list[str] = "nextads", protocol: str = "") -> list[str]:
@@ -700,7 +733,7 @@ def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backe
         try:
             prow = verify_pair(pair_dir, man, task=task, run=run, product=product, history=history, library=library,
                                utility=utility, reflector=reflector, max_rounds=max_rounds, cache_dir=paths.cache,
-                               thresholds=thresholds, vq_cache=cache)
+                               thresholds=thresholds, vq_cache=cache, cert_dir=paths.interim / "c2pa")
             cache.put_json("verify_pair", key, {"rows": prow})
         except Exception as e:  # noqa: BLE001 - recorded against the pair, the run goes on
             prow = [_row(None, man, task, run, verifier_backend, reflector_backend, 0, error=f"{type(e).__name__}: {e}")]

@@ -489,6 +489,12 @@ class ReleaseRecord(Schema):
     label_verified: bool
     decision: VerifyDecision
     verifier_backend: str
+    source_video: str = Field(default="", description="the accepted creative the released copy was made from")
+    c2pa_verified: bool = Field(default=False, description="a C2PA manifest (AI-created) read back and valid")
+    aigc_verified: bool = Field(default=False, description="the MP4's AIGC metadata (Label 1) read back")
+    c2pa_signer: str = Field(default="", description="the signing certificate (the study's untrusted one)")
+    backends: dict[str, str] = Field(default_factory=dict, description="backends stated in the manifest")
+    sign_seconds: float | None = None
 
 
 class ImpressionFeedback(Schema):

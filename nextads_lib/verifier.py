@@ -9,7 +9,13 @@ error, never a 0.
 
 **Compliance track** (may it be shown?), deterministic rules over the plan, the product record, the user's
 history, the grounding record and the decoded frames; every violation carries its evidence (slot, time range,
-field, the offending text, the frame index or asset id):
+field, the offending text, the frame index or asset id). Every text rule runs on the plan's texts AND on the
+lines OCR reads in one frame per slot of the rendered video (:func:`frame_units`, ``field="frame"`` with the
+frame index and time); matching is on normal forms, stems and notations, with patterns and calibrated MiniLM
+policies for what a list cannot hold (:mod:`nextads_lib.compliance.text`, ``docs/compliance.md``). With a model
+verifier backend, one prompt per check over frames and plan adds ``model_*`` findings
+(:mod:`nextads_lib.compliance.model_checks`, the visual spurious-conditioning check). A released copy is
+checked by :func:`check_release` (C2PA manifest, AIGC metadata, visible label):
 
 - ``safety``: unsafe-content words (:data:`UNSAFE_TERMS`); claims the product may not make: its
   ``forbidden_claims`` (normalised phrase, or all its content words in one text), numbers that are not in its
@@ -28,10 +34,12 @@ field, the offending text, the frame index or asset id):
   another product; no other brand's name or mark (the library's other brands and product names, and
   :data:`REAL_BRANDS`), the paper's "spurious conditioning" failure;
 - ``disclosure``: the "AI Created" label is found (:func:`nextads_lib.producer.post.label_present`) in every
-  sampled frame of the RENDERED creative (and of the integrated segment for PCI), not only in the plan.
+  sampled frame of the RENDERED creative (and of the integrated segment for PCI), every half second of the first
+  2 s included; its letters are >= 5% of the shorter side and its text, read by OCR, says "AI Created".
 
 A ``rendering`` check (execution quality, not compliance) verifies that each slot's on-screen text is burned
-in (:func:`text_rendered`), so the Reflector can tell "text not rendered" from a plan problem.
+in (:func:`text_rendered`), so the Reflector can tell "text not rendered" from a plan problem, and reports text
+the frames show that the plan never had (:func:`unplanned_text`).
 
 **Decision** (:func:`decide`, thresholds :data:`THRESHOLDS`): ``reject`` when any violation is severe or the
 utility score is below ``reject_utility``; otherwise ``revise`` when a minor violation remains or utility is
@@ -42,6 +50,7 @@ says so in the rationales.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +72,12 @@ from .schemas import (
     Verification,
     Violation,
 )
+from .compliance import text as T
+from .compliance.text import TextUnit
 from .store import read_json, read_model
 
 #: bump when a check or the decision rule changes (part of the loop's cache keys)
-CODE_VERSION = "verifier-1"
+CODE_VERSION = "verifier-2"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start
 
 #: decision thresholds (utility scores are 0..1)
 THRESHOLDS: dict[str, float] = {
@@ -74,6 +85,10 @@ THRESHOLDS: dict[str, float] = {
     "accept_utility": 0.45,  # below (and not rejected): revise
     "label_frames": 8,  # frames sampled for the disclosure check (plus the first and the last)
     "text_contrast": 40.0,  # grey levels letters must stand above their box for "text rendered"
+    "ocr_frames_per_slot": 1,  # frames per slot whose text OCR reads (0: OCR off, the plan's text only)
+    "min_label_s": 2.0,  # the label shows from the first frame for at least this long
+    "model_compliance": 1,  # with a model verifier backend: one prompt per check over frames + plan (0: off)
+    "model_frames": 4,  # frames sampled for the model-backed checks
 }
 
 # ------------------------------------------------------------------------------------------- lexicons
@@ -103,7 +118,8 @@ DECEPTIVE_PATTERNS: tuple[str, ...] = (
 #: protected attributes (fairness), by category
 PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
     "age": ("old people", "elderly", "seniors", "boomer", "boomers", "millennial", "millennials", "gen z",
-            "young people", "teenager", "teenagers", "too old", "your age"),
+            "young people", "teenager", "teenagers", "too old", "your age", "senior", "pensioner", "retiree",
+            "teen", "adolescent", "middle aged", "older people", "older adults", "young adults", "zoomer"),
     "gender": ("women", "woman", "ladies", "girls", "girly", "manly", "men", "guys", "male", "female",
                "housewife", "housewives", "for her", "for him"),
     "race_ethnicity": ("black people", "white people", "asian", "asians", "latino", "latina", "hispanic",
@@ -132,25 +148,9 @@ REAL_BRANDS: tuple[str, ...] = (
     "McDonald's", "KFC", "Burger King", "Tesla", "BMW", "Mercedes", "Toyota",
 )
 
-_WORD = r"(?<![A-Za-z0-9_@#]){}(?![A-Za-z0-9_])"
 
 
 # ---------------------------------------------------------------------------------------------- text units
-@dataclass(frozen=True)
-class TextUnit:
-    """One piece of text of the plan that reaches the viewer (or describes the visuals), with its place."""
-
-    field: str
-    text: str
-    slot: int | None
-    start_s: float | None
-    end_s: float | None
-
-    def evidence(self, token: str) -> Evidence:
-        return Evidence(slot=self.slot, start_s=self.start_s, end_s=self.end_s, field=self.field, text=token,
-                        context=self.text)
-
-
 def text_units(plan: Storyboard, *, composition: bool = True) -> list[TextUnit]:
     """Every text of the plan with its slot and time range: each slot's narration (spoken and subtitled),
     on-screen text and visual description, the hook (slot 0) and the CTA (the last slot's end card)."""
@@ -168,19 +168,10 @@ def text_units(plan: Storyboard, *, composition: bool = True) -> list[TextUnit]:
     return out
 
 
-def _norm(text: str) -> str:
-    t = text.lower().replace("’", "'")
-    t = re.sub(r"[-_/]+", " ", t)
-    t = re.sub(r"[^a-z0-9%#$'. ]+", " ", t)
-    return " " + re.sub(r"\s+", " ", t).strip() + " "
-
-
-def _find_phrase(phrase: str, text: str) -> bool:
-    """``phrase`` in ``text`` as whole words, case-insensitive, hyphens and punctuation normalised."""
-    p = _norm(phrase).strip()
-    if not p:
-        return False
-    return re.search(r"(?<![a-z0-9])" + re.escape(p) + r"(?![a-z0-9])", _norm(text)) is not None
+def _find_phrase(phrase: str, text: str, ocr: bool = False) -> bool:
+    """``phrase`` in ``text`` as whole words compared by their stems (:func:`compliance.text.phrase_in`: case,
+    Unicode, punctuation and inflection normalised; OCR text also with its spaces lost)."""
+    return T.phrase_in(phrase, text, ocr=ocr)
 
 
 _STOP = {"the", "and", "for", "with", "your", "you", "that", "this", "from", "are", "its", "our", "not", "any",
@@ -188,14 +179,14 @@ _STOP = {"the", "and", "for", "with", "your", "you", "that", "this", "from", "ar
 
 
 def _content_stems(text: str) -> list[str]:
-    words = re.findall(r"[a-z0-9]+", _norm(text))
-    return [w[:4] for w in words if len(w) >= 3 and w not in _STOP]
+    words = T.tokens(text)
+    return [T.stem(w)[:4] for w in words if len(w) >= 3 and w not in _STOP]
 
 
-def claim_in(claim: str, text: str) -> bool:
-    """A forbidden claim is made when its phrase occurs, or (for claims of two or more content words) when
-    every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning formula")."""
-    if _find_phrase(claim, text):
+def claim_in(claim: str, text: str, ocr: bool = False) -> bool:
+    """A forbidden claim is made when its phrase occurs (any inflection), or (for claims of two or more content
+    words) when every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning")."""
+    if _find_phrase(claim, text, ocr):
         return True
     stems = _content_stems(claim)
     if len(stems) < 2:
@@ -220,46 +211,67 @@ def _check(name: str, violations: list[Violation], **checked: Any) -> Compliance
     return ComplianceCheck(check=name, passed=not violations, violations=violations, checked=checked)
 
 
-def check_safety(plan: Storyboard, product: Product) -> ComplianceCheck:
-    """Unsafe words, forbidden claims, unsupported numbers, absolute/health claims, superlatives, deceptive
-    urgency (see the module docstring)."""
+def _units(plan: Storyboard | None, frame_units: Sequence[TextUnit] = (), *, composition: bool = True
+           ) -> list[TextUnit]:
+    return (text_units(plan, composition=composition) if plan is not None else []) + list(frame_units)
+
+
+def _where(u: TextUnit) -> str:
+    return (f"frame {u.frame_index} ({u.start_s:.2f} s) of the rendered video" if u.ocr and u.start_s is not None
+            else f"the {u.field}")
+
+
+def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextUnit] = ()) -> ComplianceCheck:
+    """Unsafe words, forbidden claims, prices and percentages the product's facts do not state, other unsupported
+    numbers, absolute/health claims (lexicon and, calibrated, their paraphrases), superlatives, deceptive urgency;
+    over the plan's texts and the lines OCR read in the frames (``frame_units``)."""
     ptext = product_text(product)
-    allowed = numbers(ptext)
+    allowed = T.plain_numbers(ptext)
+    prices = T.money_values(ptext) | {v for k, x in product.facts.items() if re.search(r"price|cost", k, re.I)
+                                      for v in T.plain_numbers(x)}
+    percents = T.percent_values(ptext)
     viol: list[Violation] = []
-    units = text_units(plan, composition=False)
+    units = _units(plan, frame_units, composition=False)
+
+    def add(u: TextUnit, rule: str, sev: str, msg: str, tok: str) -> None:
+        viol.append(Violation(check="safety", rule=rule, severity=sev, message=f"{msg} in {_where(u)}",
+                              evidence=u.evidence(tok)))
+
     for u in units:
         for w in UNSAFE_TERMS:
-            if _find_phrase(w, u.text) and not _find_phrase(w, ptext):
-                viol.append(Violation(check="safety", rule="unsafe_content", severity="severe",
-                                      message=f"unsafe or sensitive term '{w}' in the {u.field}", evidence=u.evidence(w)))
+            if _find_phrase(w, u.text, u.ocr) and not _find_phrase(w, ptext):
+                add(u, "unsafe_content", "severe", f"unsafe or sensitive term '{w}'", w)
         for c in product.forbidden_claims:
-            if claim_in(c, u.text):
-                viol.append(Violation(check="safety", rule="forbidden_claim", severity="severe",
-                                      message=f"claim the product may not make: '{c}'", evidence=u.evidence(c)))
-        for n in sorted(numbers(u.text) - allowed):
-            viol.append(Violation(check="safety", rule="unsupported_number", severity="minor",
-                                  message=f"the number {n} is not in the product's facts", evidence=u.evidence(n)))
+            if claim_in(c, u.text, u.ocr):
+                add(u, "forbidden_claim", "severe", f"claim the product may not make: '{c}'", c)
+        for v in sorted(T.money_values(u.text) - prices):
+            add(u, "unsupported_price", "severe", f"the price {v:g} is not the product's", f"{v:g}")
+        for v in sorted(T.percent_values(u.text) - percents):
+            add(u, "unsupported_percentage", "severe", f"the percentage {v:g}% is not in the product's facts", f"{v:g}%")
+        for n in sorted(T.plain_numbers(u.text) - allowed - T.money_values(u.text) - T.percent_values(u.text)):
+            add(u, "unsupported_number", "minor", f"the number {n:g} is not in the product's facts", f"{n:g}")
         for c in ABSOLUTE_CLAIMS:
-            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
-                viol.append(Violation(check="safety", rule="unsupported_claim", severity="severe",
-                                      message=f"absolute or health claim '{c}' not backed by the product's facts",
-                                      evidence=u.evidence(c)))
+            if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
+                add(u, "unsupported_claim", "severe", f"absolute or health claim '{c}' not backed by the product's facts", c)
         for c in SUPERLATIVES:
-            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
-                viol.append(Violation(check="safety", rule="superlative", severity="minor",
-                                      message=f"superlative '{c}' not backed by the product's facts",
-                                      evidence=u.evidence(c)))
+            if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
+                add(u, "superlative", "minor", f"superlative '{c}' not backed by the product's facts", c)
         for c in DECEPTIVE_PATTERNS:
-            if _find_phrase(c, u.text) and not _find_phrase(c, ptext):
-                viol.append(Violation(check="safety", rule="deceptive_pattern", severity="minor",
-                                      message=f"deceptive urgency pattern '{c}'", evidence=u.evidence(c)))
-    return _check("safety", viol, texts=len(units), forbidden_claims=len(product.forbidden_claims),
-                  unsafe_terms=len(UNSAFE_TERMS))
+            if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
+                add(u, "deceptive_pattern", "minor", f"deceptive urgency pattern '{c}'", c)
+    sem_units = [u for u in units if u.field != "composition"]
+    for u, hit in zip(sem_units, T.semantic_hits("claims", [u.text for u in sem_units])):
+        if hit is not None and not any(x.evidence.context == u.text and x.rule in ("unsupported_claim", "forbidden_claim")
+                                       for x in viol):
+            add(u, "unsupported_claim", "severe", f"claim '{hit[1]}' reads as '{hit[2]}' (MiniLM similarity "
+                f"{hit[0]:.2f}), which the product's facts do not back", hit[1])
+    return _check("safety", viol, texts=len(units), frame_texts=len(frame_units),
+                  forbidden_claims=len(product.forbidden_claims), unsafe_terms=len(UNSAFE_TERMS))
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)")
-_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_.]{2,}")
+_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@\s?[A-Za-z0-9_.]{2,}")
 
 
 def personal_data(history: UserHistory) -> set[str]:
@@ -276,28 +288,61 @@ def personal_data(history: UserHistory) -> set[str]:
     return {t for t in toks if len(t) >= 3}
 
 
+def _is_identifier(tok: str) -> bool:
+    return bool(re.search(r"[0-9_@.]", tok)) or tok.startswith("#")
+
+
+def personal_in(tok: str, text: str, ocr: bool = False) -> bool:
+    """A personal token in ``text``: an identifier (id, @handle, e-mail, phone: anything with a digit, ``_``,
+    ``@``, ``.``) in any notation (:func:`compliance.text.notation_in`: "@maya_runs" ~ "Maya Runs", "u_8123" ~
+    "U-8123") or by its distinctive digits ("#8123", "member 8123"); a name as a capitalised word or run of words
+    (a lower-case "rose" is a flower, "Rose" a name)."""
+    if _is_identifier(tok):
+        if T.notation_in(tok, text, ocr=ocr):
+            return True
+        digits = re.findall(r"\d{3,}", tok)
+        if digits and not re.fullmatch(r"[+\d\s().-]+", tok):
+            t = T.normalise(text)
+            return any(re.search(rf"(?<![\w.,]){d}(?!\w|[.,]\d)", t) for d in digits)
+        if digits:  # a phone number: its digits in any grouping
+            d = re.sub(r"\D", "", tok)[-10:]  # the national number, with or without the country code
+            return len(d) >= 7 and d in re.sub(r"\D", "", text)
+        return False
+    for m in re.finditer(r"(?<![A-Za-z0-9])" + re.escape(T.normalise(tok)) + r"(?![A-Za-z0-9])",
+                         T.normalise(text)):
+        raw = unicodedata.normalize("NFKC", text)
+        if m.start() < len(raw) and raw[m.start()].isupper():
+            return True
+    return False
+
+
 def check_privacy(plan: Storyboard, product: Product, history: UserHistory | None,
-                  grounding: Grounding | None = None) -> ComplianceCheck:
-    """The user's personal data in any text (narration, on-screen text, hook, CTA, visual description), any
-    @handle / e-mail / phone number at all, and user visuals that do not come from this user's history."""
+                  grounding: Grounding | None = None, frame_units: Sequence[TextUnit] = ()) -> ComplianceCheck:
+    """The user's personal data in any text (plan fields and the lines read in the frames) in any notation, any
+    @handle / e-mail (also written "name at host dot com") at all, and user visuals that do not come from this
+    user's history."""
     viol: list[Violation] = []
-    plow = product_text(product).lower()
-    units = text_units(plan)
+    ptext = product_text(product)
+    plow = ptext.lower()
+    units = _units(plan, frame_units)
     tokens = personal_data(history) if history is not None else set()
     for u in units:
         found: set[str] = set()
         for t in sorted(tokens):
             if t.lower() in plow:
                 continue
-            if re.search(_WORD.format(re.escape(t)), u.text) or (t.startswith("@") and t in u.text):
+            if personal_in(t, u.text, u.ocr):
                 found.add(t)
         for pat in (_HANDLE, _EMAIL):
             for m in pat.findall(u.text):
-                if m.lower() not in plow:
+                if m.lower() not in plow and not any(personal_in(f, m) for f in found):
                     found.add(m)
+        for m in T.obfuscated_emails(u.text):
+            if not any(personal_in(f, m) for f in found):
+                found.add(m)
         for t in sorted(found):
             viol.append(Violation(check="privacy", rule="personal_data", severity="severe",
-                                  message=f"personal data of the user ('{t}') in the {u.field}", evidence=u.evidence(t)))
+                                  message=f"personal data of the user ('{t}') in {_where(u)}", evidence=u.evidence(t)))
     n_visuals = 0
     if grounding is not None:
         ids = {it.item_id for it in history.items} if history is not None else set()
@@ -310,32 +355,70 @@ def check_privacy(plan: Storyboard, product: Product, history: UserHistory | Non
                                       message=f"user visual '{s.asset_id}' comes from '{s.origin}', not from this "
                                       "user's own history", evidence=Evidence(field="asset", asset_id=s.asset_id,
                                                                               text=s.origin)))
-    return _check("privacy", viol, texts=len(units), personal_tokens=len(tokens), user_visuals=n_visuals)
+    return _check("privacy", viol, texts=len(units), frame_texts=len(frame_units), personal_tokens=len(tokens),
+                  user_visuals=n_visuals)
 
 
 _ADDRESS = re.compile(r"\b(you|your|you're|youre|for|as a|as an|because|all)\b", re.I)
 
 
-def check_fairness(plan: Storyboard, product: Product) -> ComplianceCheck:
-    """Wording about protected attributes (:data:`PROTECTED_TERMS`); addressed to the viewer (a "you", "your",
-    "for", "as a", "because" within three words before it) it is targeting: severe; otherwise minor."""
+def check_fairness(plan: Storyboard, product: Product, frame_units: Sequence[TextUnit] = ()) -> ComplianceCheck:
+    """Wording about protected attributes: the lexicon (:data:`PROTECTED_TERMS`, any inflection; addressed to the
+    viewer by a "you", "your", "for", "as a", "because" within three words before it it is targeting: severe;
+    otherwise minor), ages and age ranges (:data:`compliance.text.AGE_PATTERNS`) and family status
+    (:data:`compliance.text.FAMILY_PATTERNS`): targeting, severe; and, calibrated, paraphrased targeting
+    (MiniLM against :data:`compliance.text.POLICIES` ``targeting``): severe."""
     ptext = product_text(product)
     viol: list[Violation] = []
-    units = text_units(plan)
+    units = _units(plan, frame_units)
     for u in units:
         for cat, terms in PROTECTED_TERMS.items():
             for t in terms:
-                if not _find_phrase(t, u.text) or _find_phrase(t, ptext):
+                if not _find_phrase(t, u.text, u.ocr) or _find_phrase(t, ptext):
                     continue
-                m = re.search(r"(?<![a-z0-9])" + re.escape(_norm(t).strip()) + r"(?![a-z0-9])", _norm(u.text))
-                before = _norm(u.text)[: m.start()].split()[-3:] if m else []
-                targeted = any(_ADDRESS.fullmatch(w.strip(".'")) for w in before)
+                st = T.stems(t)
+                ws = T.tokens(u.text)
+                ss = [T.stem(w) for w in ws]
+                i = next((k for k in range(len(ss) - len(st) + 1) if ss[k : k + len(st)] == st), -1)
+                before = ws[max(0, i - 3) : i] if i >= 0 else []
+                targeted = any(_ADDRESS.fullmatch(w) for w in before) or (
+                    i >= 1 and " ".join(ws[max(0, i - 2) : i]) in ("as a", "as an"))
                 viol.append(Violation(
                     check="fairness", rule="protected_attribute_targeting" if targeted else "protected_attribute",
                     severity="severe" if targeted else "minor",
                     message=f"{'targets the viewer by' if targeted else 'mentions'} a protected attribute "
-                            f"({cat}: '{t}') in the {u.field}", evidence=u.evidence(t)))
-    return _check("fairness", viol, texts=len(units), categories=len(PROTECTED_TERMS))
+                            f"({cat}: '{t}') in {_where(u)}", evidence=u.evidence(t)))
+        for cat, pats in (("age", T.AGE_PATTERNS), ("family_status", T.FAMILY_PATTERNS)):
+            for h in T.pattern_hits(pats, u.text):
+                if T.pattern_hits(pats, ptext) and h in T.normalise(ptext):
+                    continue
+                viol.append(Violation(check="fairness", rule="protected_attribute_targeting", severity="severe",
+                                      message=f"addresses the viewer by {cat.replace('_', ' ')} ('{h}') in {_where(u)}",
+                                      evidence=u.evidence(h)))
+    sem_units = [u for u in units if u.field != "composition"]
+    for u, hit in zip(sem_units, T.semantic_hits("targeting", [u.text for u in sem_units])):
+        if hit is not None and not any(x.evidence.context == u.text for x in viol):
+            viol.append(Violation(check="fairness", rule="protected_attribute_targeting", severity="severe",
+                                  message=f"'{hit[1]}' reads as targeting '{hit[2]}' (MiniLM similarity {hit[0]:.2f}) "
+                                  f"in {_where(u)}", evidence=u.evidence(hit[1])))
+    return _check("fairness", viol, texts=len(units), frame_texts=len(frame_units), categories=len(PROTECTED_TERMS))
+
+
+#: brand names that are also common words: found only when written with a capital ("Apple", not "apple")
+AMBIGUOUS_BRANDS: frozenset[str] = frozenset({
+    "apple", "pixel", "puma", "amazon", "columbia", "coke", "canon", "shell", "dove", "columbia", "uber", "olay",
+    "the ordinary", "mercedes", "fanta", "pedigree", "dell", "sony", "zara",
+})
+
+
+def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
+    """Another brand's name in any notation ("Coca Cola", "COCA-COLA", "cocacola", "N1KE", "Nike's"); a brand that
+    is also a common word only when written with a capital."""
+    if T.normalise(brand) in AMBIGUOUS_BRANDS:
+        raw = unicodedata.normalize("NFKC", text)
+        return re.search(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
+                         raw) is not None
+    return T.notation_in(brand, text, ocr=ocr)
 
 
 def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
@@ -350,7 +433,7 @@ def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
     names += list(REAL_BRANDS)
     out = []
     for n in dict.fromkeys(names):
-        if n and not re.search(_WORD.format(re.escape(n)), own):
+        if n and not brand_in(n, own):
             out.append(n)
     return out
 
@@ -364,7 +447,8 @@ def _asset_license(product: Product, path: str) -> Any:
 
 
 def check_copyright(plan: Storyboard, product: Product, library: ProductLibrary | None,
-                    grounding: Grounding | None, history: UserHistory | None = None) -> ComplianceCheck:
+                    grounding: Grounding | None, history: UserHistory | None = None,
+                    frame_units: Sequence[TextUnit] = ()) -> ComplianceCheck:
     """Licence records of every grounding asset, slot assets that are recorded, no asset of another product,
     no other brand's name (see the module docstring). ``checked['licenses']`` lists each asset's record."""
     viol: list[Violation] = []
@@ -410,7 +494,7 @@ def check_copyright(plan: Storyboard, product: Product, library: ProductLibrary 
             else:  # pragma: no cover - the schema's Literal forbids other kinds
                 viol.append(Violation(check="copyright", rule="missing_license", severity="severe",
                                       message=f"asset '{s.asset_id}' of unknown kind '{s.kind}'", evidence=ev))
-    for sl in plan.slots:
+    for sl in plan.slots if plan is not None else []:
         for a in sl.assets:
             if grounding is not None and a not in known:
                 viol.append(Violation(check="copyright", rule="unrecorded_asset", severity="severe",
@@ -418,12 +502,12 @@ def check_copyright(plan: Storyboard, product: Product, library: ProductLibrary 
                                       evidence=Evidence(slot=sl.index, start_s=sl.start_s, end_s=sl.end_s,
                                                         field="assets", asset_id=a, text=a)))
     brands = other_brands(product, library)
-    units = text_units(plan)
+    units = _units(plan, frame_units)
     for u in units:
         for b in brands:
-            if re.search(_WORD.format(re.escape(b)), u.text):
+            if brand_in(b, u.text, u.ocr):
                 viol.append(Violation(check="copyright", rule="other_brand", severity="severe",
-                                      message=f"another brand's name or mark '{b}' in the {u.field}",
+                                      message=f"another brand's name or mark '{b}' in {_where(u)}",
                                       evidence=u.evidence(b)))
     return _check("copyright", viol, licenses=records, brands_checked=len(brands), texts=len(units))
 
@@ -442,14 +526,32 @@ def label_frames(n_total: int, n: int) -> list[int]:
     return sorted({0, max(0, n_total - 1), *sample_indices(n_total, n)})
 
 
-def check_disclosure(plan: Storyboard, video: Path, *, n_frames: int = 8, segment: tuple[Path, float, float] | None = None
-                     ) -> ComplianceCheck:
-    """The "AI Created" label in the plan AND in sampled frames of the rendered video (and, for PCI, of the
-    integrated video between its seams: ``segment=(integrated_path, seam_in_s, seam_out_s)``)."""
-    from .producer.post import label_present  # noqa: PLC0415
+def label_text_ok(text: str) -> bool:
+    """Does an OCR reading of the label say :data:`config.AI_LABEL`? Compared on the folded skeleton (case,
+    spaces and the I/l look-alike do not matter: "AlCreated" reads as "AI Created")."""
+    return T.skeleton(text) == T.skeleton(AI_LABEL)
+
+
+def _label_indices(n_total: int, fps: float, n: int, min_s: float) -> list[int]:
+    """Frames the disclosure check decodes: every half second of the first ``min_s`` seconds (the label must be
+    on screen from the first frame), ``n`` evenly spread, and the last."""
+    head = {min(n_total - 1, int(round(k * 0.5 * fps))) for k in range(int(min_s / 0.5) + 1)}
+    head.add(min(n_total - 1, max(0, int(np.ceil(min_s * fps)) - 1)))
+    return sorted(head | set(label_frames(n_total, n)))
+
+
+def check_disclosure(plan: Storyboard | None, video: Path, *, n_frames: int = 8,
+                     segment: tuple[Path, float, float] | None = None, read_label: bool = True,
+                     min_label_s: float = 2.0) -> ComplianceCheck:
+    """The "AI Created" label in the plan AND in the rendered video (and, for PCI, in the integrated video between
+    its seams: ``segment=(integrated_path, seam_in_s, seam_out_s)``): its pixels in sampled frames, every half
+    second of the first ``min_label_s`` seconds included (on screen from the first frame for at least 2 s); its
+    letters at least :data:`producer.post.LABEL_LETTER_SHARE` of the shorter side; and its TEXT, read by OCR
+    in its box of the first frame (``read_label``)."""
+    from .producer.post import LABEL_LETTER_SHARE, label_box, label_letter_height, label_present  # noqa: PLC0415
 
     viol: list[Violation] = []
-    if plan.disclosure != AI_LABEL:
+    if plan is not None and plan.disclosure != AI_LABEL:
         viol.append(Violation(check="disclosure", rule="label_not_planned", severity="minor",
                               message=f"the plan's disclosure is not '{AI_LABEL}'", evidence=Evidence(field="disclosure")))
     checked: dict[str, Any] = {}
@@ -463,7 +565,8 @@ def check_disclosure(plan: Storyboard, video: Path, *, n_frames: int = 8, segmen
             n_total = info.n_frames
             a = int(round(t0 * fps))
             b = n_total if t1 is None else min(n_total, int(round(t1 * fps)))
-            idx = [a + i for i in label_frames(max(1, b - a), n_frames)]
+            rel = _label_indices(max(1, b - a), fps, n_frames, min_label_s if name == "creative" else 0.0)
+            idx = [a + i for i in rel]
             frames = read_frames(path, idx)
         except MediaError as e:
             viol.append(Violation(check="disclosure", rule="undecodable", severity="severe",
@@ -475,12 +578,79 @@ def check_disclosure(plan: Storyboard, video: Path, *, n_frames: int = 8, segmen
         checked[f"{name}_missing"] = len(missing)
         for i in missing:
             t = i / fps - t0
-            viol.append(Violation(check="disclosure", rule="label_missing", severity="minor",
-                                  message=f"no '{AI_LABEL}' label in frame {i} of the {name} video",
-                                  evidence=Evidence(slot=_slot_of(plan, t), start_s=round(i / fps, 3),
-                                                    end_s=round((i + 1) / fps, 3), field="frame", frame_index=i,
-                                                    frame_path=display_path(path))))
+            early = name == "creative" and t < min_label_s
+            viol.append(Violation(check="disclosure", rule="label_not_from_start" if early else "label_missing",
+                                  severity="minor",
+                                  message=f"no '{AI_LABEL}' label in frame {i} ({i / fps:.2f} s) of the {name} video"
+                                  + (f": it must show from the first frame for {min_label_s:g} s" if early else ""),
+                                  evidence=Evidence(slot=_slot_of(plan, t) if plan is not None else None,
+                                                    start_s=round(i / fps, 3), end_s=round((i + 1) / fps, 3),
+                                                    field="frame", frame_index=i, frame_path=display_path(path))))
+        if name != "creative" or len(frames) == 0:
+            continue
+        first = frames[0]
+        h, w = first.shape[:2]
+        need = LABEL_LETTER_SHARE * min(w, h)
+        got = label_letter_height(first)
+        checked["label_letters_px"] = got
+        checked["label_letters_min_px"] = round(need, 1)
+        if idx[0] not in missing and got < 0.95 * need:
+            viol.append(Violation(check="disclosure", rule="label_too_small", severity="minor",
+                                  message=f"the label's letters are {got} px, under {LABEL_LETTER_SHARE:.0%} of the "
+                                  f"frame's shorter side ({need:.0f} px)",
+                                  evidence=Evidence(field="frame", frame_index=idx[0], frame_path=display_path(path))))
+        if read_label:
+            try:
+                from .compliance.ocr import read_line  # noqa: PLC0415
+
+                x0, y0, x1, y1 = label_box(w, h)
+                text, conf = read_line(first[y0:y1, x0:x1])
+            except Exception as e:  # noqa: BLE001 - no OCR: the pixel check stands alone, said in `checked`
+                checked["label_text_error"] = f"{type(e).__name__}: {e}"
+                continue
+            checked["label_text"] = text
+            if not label_text_ok(text):
+                viol.append(Violation(check="disclosure", rule="label_text", severity="minor",
+                                      message=f"the label in frame {idx[0]} reads '{text}', not '{AI_LABEL}'",
+                                      evidence=Evidence(field="frame", text=text, frame_index=idx[0],
+                                                        start_s=0.0, frame_path=display_path(path))))
     return _check("disclosure", viol, **checked)
+
+
+def check_release(video: Path, plan: Storyboard | None = None, *, n_frames: int = 8, read_label: bool = True,
+                  min_label_s: float = 2.0) -> ComplianceCheck:
+    """The disclosure of a file about to be RELEASED: the visible label (:func:`check_disclosure`), a C2PA
+    manifest that ``c2pa-python`` reads back with a valid signature (``validation_state`` Valid or Trusted; the
+    study's certificate is untrusted, so Valid) and a ``c2pa.created`` action with the
+    ``trainedAlgorithmicMedia`` source type, and the MP4's ``AIGC`` metadata with ``Label`` "1". A missing or
+    broken manifest or missing AIGC tag is severe: the copy is not released."""
+    from .compliance.disclosure import read_disclosure  # noqa: PLC0415
+
+    base = check_disclosure(plan, video, n_frames=n_frames, read_label=read_label, min_label_s=min_label_s)
+    viol = list(base.violations)
+    ev = Evidence(field="file", frame_path=display_path(video))
+    try:
+        d = read_disclosure(video)
+    except Exception as e:  # noqa: BLE001
+        d = {"c2pa": {"present": False, "error": f"{type(e).__name__}: {e}"}, "aigc": None}
+    c = d["c2pa"]
+    if not c.get("present"):
+        viol.append(Violation(check="disclosure", rule="c2pa_missing", severity="severe",
+                              message=f"no C2PA manifest in the released file ({c.get('error', '')})", evidence=ev))
+    else:
+        if c.get("validation_state") not in ("Valid", "Trusted"):
+            viol.append(Violation(check="disclosure", rule="c2pa_invalid", severity="severe",
+                                  message=f"the C2PA manifest does not validate ({c.get('validation_state')}: "
+                                  f"{', '.join(c.get('status', []))})", evidence=ev))
+        if not c.get("ai_created"):
+            viol.append(Violation(check="disclosure", rule="c2pa_not_ai", severity="severe",
+                                  message="the C2PA manifest has no c2pa.created action with the "
+                                  "trainedAlgorithmicMedia source type", evidence=ev))
+    a = d["aigc"]
+    if not a or str(a.get("Label")) != "1":
+        viol.append(Violation(check="disclosure", rule="aigc_missing", severity="severe",
+                              message="no AIGC metadata with Label 1 in the MP4", evidence=ev))
+    return _check("disclosure", viol, **base.checked, c2pa=c, aigc=a or {})
 
 
 def text_rendered(frame: np.ndarray, layer: Any, min_contrast: float = THRESHOLDS["text_contrast"]) -> bool:
@@ -528,6 +698,121 @@ def check_rendering(plan: Storyboard, video: Path) -> ComplianceCheck:
                                                     field="on_screen_text", text=sp.slot.on_screen_text,
                                                     frame_index=i, frame_path=display_path(video))))
     return _check("rendering", viol, slots_checked=n_checked)
+
+
+# ------------------------------------------------------------------------------------- frames (OCR)
+def ocr_indices(plan: Storyboard, fps: float, n_total: int, per_slot: int = 1) -> list[tuple[int, int]]:
+    """(slot index, frame index) pairs the OCR reads: ``per_slot`` frames evenly inside each slot."""
+    from .media import sample_indices  # noqa: PLC0415
+    from .producer import post  # noqa: PLC0415
+
+    out = []
+    for sp in post.slot_spans(plan, fps):
+        for k in sample_indices(sp.n, per_slot):
+            out.append((sp.slot.index, min(n_total - 1, sp.start + k)))
+    return out
+
+
+def frame_units(plan: Storyboard, video: Path, *, per_slot: int = 1, cache: Any = None
+                ) -> tuple[list[TextUnit], dict[str, Any]]:
+    """The text lines OCR reads in the rendered ``video`` (:mod:`nextads_lib.compliance.ocr`, one or more frames
+    per slot), as text units with their frame index and time; lines inside the label's box are left to the
+    disclosure check. Returns the units and what was read (engine, frames, seconds, or the error)."""
+    import time  # noqa: PLC0415
+
+    from .compliance import ocr  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    info_out: dict[str, Any] = {"engine": ocr.ENGINE_NAME}
+    try:
+        info = probe(video)
+        pairs = ocr_indices(plan, info.fps or 1.0, info.n_frames, per_slot)
+        lines = ocr.video_text(video, sorted({i for _, i in pairs}), cache=cache)
+    except Exception as e:  # noqa: BLE001 - no OCR is reported, the plan checks go on
+        info_out["error"] = f"{type(e).__name__}: {e}"
+        return [], info_out
+    units = []
+    fps = info.fps or 1.0
+    for slot, i in pairs:
+        for ln in lines.get(i, []):
+            if in_label(ln.box, info.width, info.height):
+                continue
+            units.append(TextUnit("frame", ln.text, slot, round(i / fps, 3), round((i + 1) / fps, 3), source="frames",
+                                  frame_index=i, frame_path=display_path(video)))
+    info_out.update(frames=len(pairs), lines=len(units), seconds=round(time.perf_counter() - t0, 3))
+    return units, info_out
+
+
+def in_label(box: tuple[int, int, int, int], width: int, height: int) -> bool:
+    """Is at least half of an OCR line's ``box`` inside the label's box (read by the disclosure check instead)?"""
+    from .producer.post import label_box  # noqa: PLC0415
+
+    lx0, ly0, lx1, ly1 = label_box(width, height)
+    x0, y0, x1, y1 = box
+    ix = max(0, min(x1, lx1) - max(x0, lx0)) * max(0, min(y1, ly1) - max(y0, ly0))
+    return ix >= 0.5 * max(1, (x1 - x0) * (y1 - y0))
+
+
+def _covered(tok: str, allowed: str) -> bool:
+    import difflib  # noqa: PLC0415
+
+    if tok in allowed:
+        return True
+    m = difflib.SequenceMatcher(None, tok, allowed, autojunk=False).find_longest_match(0, len(tok), 0, len(allowed))
+    return m.size >= 0.75 * len(tok)
+
+
+def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,
+                   min_covered: float = 0.7, min_letters: int = 5) -> list[Violation]:
+    """Text the frames show that the plan never had (a generative Producer's invented or garbled words): an OCR
+    line of which fewer than ``min_covered`` of the words (3+ letters, look-alikes folded, each matched in
+    the plan's letters with 75% of its letters in one run) occur in the plan's texts, the product's own text or
+    the label. Lines of fewer than ``min_letters`` letters are not judged."""
+    allowed = T.skeleton(" ".join([*plan_texts, product_text(product) if product else "", AI_LABEL]))
+    out = []
+    for u in frame_units_:
+        toks = [T.fold(t) for t in T.tokens(u.text) if len(t) >= 3]
+        if not toks or len(re.sub(r"[^a-z]", "", T.normalise(u.text))) < min_letters:
+            continue  # a fragment this short is OCR noise as often as text (a logo's edge, a texture)
+        cov = sum(_covered(t, allowed) for t in toks) / len(toks)
+        if cov < min_covered:
+            out.append(Violation(check="rendering", rule="unplanned_text", severity="minor",
+                                 message=f"frame {u.frame_index} ({u.start_s:.2f} s) shows text the plan never had: "
+                                 f"'{u.text}' ({cov:.0%} of its words planned)", evidence=u.evidence(u.text)))
+    return out
+
+
+def model_compliance_enabled(backend_spec: str, th: dict[str, float]) -> bool:
+    from .compliance.model_checks import is_model_backend  # noqa: PLC0415
+
+    return bool(int(th.get("model_compliance", 0))) and is_model_backend(backend_spec)
+
+
+def add_model_findings(compliance: list[ComplianceCheck], backend: Any, plan: Storyboard, product: Product,
+                       video: Path, item: str, *, n_frames: int = 4) -> list[ComplianceCheck]:
+    """The model-backed checks (:mod:`nextads_lib.compliance.model_checks`: one prompt per check over
+    ``n_frames`` frames and the plan) added to the rules' checks of the same name; what each call did is in the
+    check's ``checked['model']``."""
+    from .compliance.model_checks import PROMPTS, model_compliance  # noqa: PLC0415
+    from .media import sample_indices  # noqa: PLC0415
+
+    try:
+        info = probe(video)
+        idx = sample_indices(info.n_frames, n_frames)
+        frames = [(i, i / (info.fps or 1.0), fr) for i, fr in zip(idx, read_frames(video, idx))]
+    except Exception as e:  # noqa: BLE001
+        return [c.model_copy(update={"checked": {**c.checked, "model": f"error: {e}"}}) if c.check in PROMPTS else c
+                for c in compliance]
+    viol, calls = model_compliance(backend, plan, product, frames, item=item, frame_path=display_path(video))
+    out = []
+    for c in compliance:
+        if c.check not in PROMPTS:
+            out.append(c)
+            continue
+        add = [v for v in viol if v.check == c.check]
+        out.append(c.model_copy(update={"passed": c.passed and not add, "violations": c.violations + add,
+                                        "checked": {**c.checked, "model": calls.get(c.check, "not asked")}}))
+    return out
 
 
 # ------------------------------------------------------------------------------------------- utility
@@ -701,14 +986,29 @@ def verify_creative(
             grounding = read_model(gp, Grounding)
         except Exception:  # noqa: BLE001 - treated as no record
             grounding = None
+    units: list[TextUnit] = []
+    ocr_info: dict[str, Any] = {"enabled": False}
+    if int(th.get("ocr_frames_per_slot", 0)) > 0 and video.is_file():
+        units, ocr_info = frame_units(plan, video, per_slot=int(th["ocr_frames_per_slot"]), cache=cache)
+        ocr_info["enabled"] = True
+    rendering = check_rendering(plan, video)
+    planned = [u.text for u in text_units(plan, composition=False)]
+    extra = unplanned_text(planned, units, product)
+    if extra:
+        rendering = rendering.model_copy(update={"passed": False, "violations": rendering.violations + extra})
+    rendering.checked["ocr"] = ocr_info
     compliance = [
-        check_safety(plan, product),
-        check_privacy(plan, product, history, grounding),
-        check_fairness(plan, product),
-        check_copyright(plan, product, library, grounding, history),
-        check_disclosure(plan, video, n_frames=int(th["label_frames"]), segment=_segment(creative_dir, task)),
-        check_rendering(plan, video),
+        check_safety(plan, product, units),
+        check_privacy(plan, product, history, grounding, units),
+        check_fairness(plan, product, units),
+        check_copyright(plan, product, library, grounding, history, units),
+        check_disclosure(plan, video, n_frames=int(th["label_frames"]), segment=_segment(creative_dir, task),
+                         read_label=int(th.get("ocr_frames_per_slot", 0)) > 0, min_label_s=float(th["min_label_s"])),
+        rendering,
     ]
+    if utility is not None and model_compliance_enabled(utility.judge_backend_name, th):
+        compliance = add_model_findings(compliance, utility.backend, plan, product, video, pair_id,
+                                        n_frames=int(th["model_frames"]))
     scores: list[UtilityScore] = []
     if utility is not None:
         scores = utility.score(creative_dir, video, task, product, history, cache=cache)
@@ -727,7 +1027,8 @@ def verify_creative(
 
 __all__ = [
     "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
-    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "check_copyright", "check_disclosure",
+    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
+    "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
     "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

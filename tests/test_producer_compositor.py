@@ -109,7 +109,10 @@ def test_label_in_every_frame(renders, aspect):
     lay = post.label_layer(w, h)
     assert lay.box == label_box(w, h)
     x0, y0, x1, y1 = lay.box
-    assert 0 <= x0 < x1 <= w // 2 and 0 <= y0 < y1 <= h // 3
+    # letters >= 5% of the shorter side (GB 45438-2025) make "AI Created" about half a portrait frame wide
+    assert 0 <= x0 < x1 <= 0.6 * w and 0 <= y0 < y1 <= h // 3
+    rows = np.nonzero((burn_label(np.zeros((h, w, 3), np.uint8))[y0:y1, x0:x1].mean(axis=2) > 200).any(axis=1))[0]
+    assert rows[-1] - rows[0] + 1 >= 0.05 * min(w, h)
     for f in frames:
         assert label_present(f)
         assert lay.match(f) < 45  # the letters are white where the reference label has them

@@ -133,7 +133,8 @@ def test_relabel_touches_only_frames_without_the_label(paths, offline):
     mask = np.ones(out.shape[1:3], bool)
     mask[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
     assert np.abs(out.astype(np.float32) - src)[:, mask].mean() < TOL  # nothing outside the label changed
-    assert verify(paths, d / "verify" / "round_1").decision == "accept"
+    v1 = verify(paths, d / "verify" / "round_1")
+    assert v1.decision == "accept", v1.rationales
 
 
 def test_regenerate_slot_changes_only_that_slot(paths):
@@ -240,12 +241,20 @@ def test_loop_rounds_release_parquet_and_resume(paths):
     assert rows.iloc[1]["targets"] == "director" and rows.iloc[1]["frames_rerendered"] > 0
     assert (bad / "creative.mp4").read_bytes() == orig  # the original creative is never overwritten
     rel = read_model(bad / "released.json", ReleaseRecord)
-    assert rel.round == 1 and rel.video_path == "verify/round_1/creative.mp4" and rel.label_verified
+    assert rel.round == 1 and rel.source_video == "verify/round_1/creative.mp4" and rel.label_verified
+    # the released copy carries the machine-readable disclosure, read back from the file
+    from nextads_lib.compliance import disclosure
+
+    assert rel.video_path == "released.mp4" and rel.c2pa_verified and rel.aigc_verified
+    c2 = disclosure.read_c2pa(bad / "released.mp4")
+    assert c2["ai_created"] and c2["validation_state"] == "Valid" and c2["backends"]["producer"] == rel.backends["producer"]
+    assert disclosure.read_aigc(bad / "released.mp4")["Label"] == "1"
+    assert (paths.interim / "c2pa" / "chain.pem").is_file()
     rec = read_model(bad / "verify" / "round_1" / "round.json", RoundRecord)
     assert rec.decision_before == "reject" and rec.decision_after == "accept" and rec.violations_after == 0
     assert rec.utility_before is not None and rec.utility_after is not None
     clean = paths.run_dir("pcg", RUN) / PAIR
-    assert read_model(clean / "released.json", ReleaseRecord).video_path == "creative.mp4"
+    assert read_model(clean / "released.json", ReleaseRecord).source_video == "creative.mp4"
     assert not (clean / "verify" / "round_1").exists()
     on_disk = pd.read_parquet(paths.results / "verify_pcg.parquet")
     assert len(on_disk) == len(df)

@@ -125,8 +125,10 @@ def verify(paths, d: Path, utility=None):
                              utility=utility)
 
 
-def only(ver, check):
-    return [v for v in ver.violations if v.check == check]
+def only(ver, check, frames: bool = False):
+    """The violations of ``check``: those found in the plan's texts (``frames=False``) or in what OCR read in the
+    rendered frames (``frames=True``)."""
+    return [v for v in ver.violations if v.check == check and (v.evidence.field == "frame") == frames]
 
 
 # --------------------------------------------------------------------------------------------- clean
@@ -154,6 +156,11 @@ def test_leaked_handle_on_screen_is_a_privacy_violation_with_its_slot(paths):
     assert e.end_s == pytest.approx(2.333, abs=1e-3)
     assert ver.decision == "reject"
     assert not only(ver, "safety") and not only(ver, "copyright")
+    # the headline is burned in, so OCR reads the handle in the slot's frame too: the frame and time as evidence
+    fv = only(ver, "privacy", frames=True)
+    assert fv and all(v.evidence.slot == 0 and v.evidence.frame_index is not None and v.evidence.start_s < 2.4
+                      for v in fv)
+    assert any("beanqueen" in v.evidence.text for v in fv)
 
 
 def test_names_and_places_from_the_history_in_narration(paths):
@@ -168,7 +175,7 @@ def test_claims_the_product_may_not_make(paths):
     sv = only(verify(paths, d), "safety")
     rules = {(v.rule, v.evidence.text) for v in sv}
     assert ("forbidden_claim", "cures tiredness") in rules  # "a cure for tiredness" ~ "cures tiredness"
-    assert ("unsupported_number", "50") in rules  # not in the facts ($14, 250 g)
+    assert ("unsupported_percentage", "50%") in rules  # a percentage the facts ($14, 250 g) do not state
     assert ("superlative", "strongest") not in rules
     assert all(v.evidence.slot == 1 and v.evidence.field == "narration" for v in sv)
     assert next(v for v in sv if v.rule == "forbidden_claim").severity == "severe"
@@ -177,7 +184,8 @@ def test_claims_the_product_may_not_make(paths):
 def test_a_number_only_is_minor_and_revises(paths):
     d = plant(paths, "number", s1_on_screen_text="Now 3 bags for 30")
     ver = verify(paths, d, stub_utility(paths))
-    assert {(v.rule, v.evidence.text) for v in ver.violations} == {("unsupported_number", "3"), ("unsupported_number", "30")}
+    assert {(v.rule, v.evidence.text) for v in ver.violations if v.evidence.field != "frame"} == {
+        ("unsupported_number", "3"), ("unsupported_number", "30")}
     assert ver.decision == "revise"
 
 
@@ -222,10 +230,15 @@ def test_a_creative_without_the_label_is_caught_in_its_frames(paths):
     frames = media.read_frames(d / "creative.mp4")
     assert not any(post.label_present(f) for f in frames)  # the planted creative really has no label
     ver = verify(paths, d, stub_utility(paths))
-    dv = only(ver, "disclosure")
+    dv = only(ver, "disclosure", frames=True)
     n = len(frames)
-    assert {v.evidence.frame_index for v in dv} == set(V.label_frames(n, 8))
-    assert all(v.rule == "label_missing" and v.evidence.slot is not None for v in dv)
+    px = [v for v in dv if v.rule in ("label_missing", "label_not_from_start")]
+    fps = media.probe(d / "creative.mp4").fps
+    assert {v.evidence.frame_index for v in px} == set(V._label_indices(n, fps, 8, 2.0))
+    assert all(v.evidence.slot is not None for v in px)
+    # the first two seconds are named as such (the label must show from the first frame for 2 s)
+    assert {v.evidence.frame_index for v in px if v.rule == "label_not_from_start"} == {
+        i for i in V._label_indices(n, fps, 8, 2.0) if i / fps < 2.0}
     assert ver.decision == "revise"  # fixable by relabelling, not a rejection
     # and the plan alone would not have told: it still says "AI Created"
     assert read_model(d / "plan.json", Storyboard).disclosure == "AI Created"
@@ -245,7 +258,7 @@ def test_undecodable_video_is_a_named_violation(paths):
     (d / "creative.mp4").write_bytes(b"not a video")
     ver = verify(paths, d)
     assert ver.decision == "reject"
-    assert any(v.rule == "undecodable" for v in only(ver, "disclosure"))
+    assert any(v.rule == "undecodable" for v in only(ver, "disclosure", frames=True))
 
 
 # ---------------------------------------------------------------------------------------- decision

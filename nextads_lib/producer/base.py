@@ -31,7 +31,7 @@ from ..schemas import ProducerManifest, ProducerRequest, Slot
 from ..store import Cache, atomic_path, content_key, write_json
 
 #: bump when a change to the producers or the post step changes the pixels or the sound they write
-CODE_VERSION = 3  # 2: narration sped up at the same pitch (one synthesis per line); 3: protocol switches
+CODE_VERSION = 3  # 2: narration sped up at the same pitch (one synthesis per line); 3: protocol switches, label letters >= 5% of the shorter side
 
 
 class ProducerError(RuntimeError):

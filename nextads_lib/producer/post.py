@@ -222,24 +222,35 @@ def _base(w: int, h: int) -> int:
     return min(w, h)
 
 
-def _label_font_px(w: int, h: int) -> int:
-    return max(9, int(round(0.034 * _base(w, h))))
+#: the label's letters (their cap height) are at least this share of the frame's shorter side (GB 45438-2025's
+#: visible label for video: text height >= 5% of the shorter side); the font's cap height is ~0.73 em
+LABEL_LETTER_SHARE = 0.05
+LABEL_FONT_SHARE = 0.072  # font size / shorter side: cap height 0.0526 of the shorter side, a margin for H.264
 
 
-@lru_cache(maxsize=32)
-def label_layer(width: int, height: int) -> Layer:
-    """The "AI Created" label: white bold text on a dark translucent box in the top-left corner, its size
-    relative to the frame. One style for every Producer, so a verifier can find it (``label_present``)."""
-    px = _label_font_px(width, height)
+def _label_font_px(w: int, h: int, share: float = LABEL_FONT_SHARE) -> int:
+    return max(9, int(np.ceil(share * _base(w, h))))
+
+
+@lru_cache(maxsize=64)
+def _label_card(width: int, height: int, text: str, share: float) -> Layer:
+    px = _label_font_px(width, height, share)
     margin = max(2, int(round(0.025 * _base(width, height))))
-    layer = _text_card((width, height), [AI_LABEL], px, margin, box_rgb=LABEL_BOX_RGB, box_alpha=LABEL_ALPHA,
+    layer = _text_card((width, height), [text], px, margin, box_rgb=LABEL_BOX_RGB, box_alpha=LABEL_ALPHA,
                        left=margin, pad=max(2, px // 3))
     assert layer is not None
     return layer
 
 
+def label_layer(width: int, height: int) -> Layer:
+    """The "AI Created" label: white bold text on a dark translucent box in the top-left corner, its letters
+    :data:`LABEL_LETTER_SHARE` of the frame's shorter side or taller. One style for every Producer, so a verifier
+    can find it (``label_present``) and read it (``nextads_lib.compliance.ocr.read_line`` on ``label_box``)."""
+    return _label_card(int(width), int(height), AI_LABEL, LABEL_FONT_SHARE)
+
+
 def label_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of the "AI Created" label the post step burns into every frame."""
+    """(x0, y0, x1, y1) of the "AI Created" label the post step burns into every frame from the first."""
     return label_layer(int(width), int(height)).box
 
 
@@ -265,6 +276,16 @@ def label_present(frame: np.ndarray, tol: float = 40.0) -> bool:
     bright = float(np.median(reg[text]))
     dark = float(np.median(reg[box]))
     return bright >= 255 - tol - 40 and dark <= 255 * (1 - LABEL_ALPHA) + tol and bright - dark >= 100
+
+
+def label_letter_height(frame: np.ndarray) -> int:
+    """Height in pixels of the bright letters inside the label's box of ``frame`` (0 when none): rows whose
+    brightest pixel reads above 160 grey levels (the box lets at most 28% of the picture through)."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = label_box(w, h)
+    reg = frame[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
+    rows = np.nonzero((reg > 160).sum(axis=1) >= 2)[0]
+    return int(rows[-1] - rows[0] + 1) if rows.size else 0
 
 
 def _wrap(text: str, px: int, max_w: int, bold: bool, max_lines: int) -> list[str]:

@@ -1,0 +1,47 @@
+"""Precision and recall of each compliance check on the labelled set (tests/data/compliance/cases.jsonl), on
+the build split (two thirds: what the checks were written and calibrated on) and the held-out third.
+
+    python scripts/bench_compliance.py              # the table, both splits
+    python scripts/bench_compliance.py --calibrate  # MiniLM policy thresholds from the build split only
+    python scripts/bench_compliance.py --errors     # also list every case a check gets wrong
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from nextads_lib.compliance import bench
+from nextads_lib.compliance import text as T
+from nextads_lib.store import write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calibrate", action="store_true", help="write nextads_lib/compliance/calibration.json")
+    ap.add_argument("--errors", action="store_true", help="print the misclassified cases")
+    ap.add_argument("--split", default="build,heldout", help="comma list of splits to score")
+    args = ap.parse_args()
+    if args.calibrate:
+        cal = bench.calibrate()
+        write_json(T.CALIBRATION_PATH, cal)
+        T._calibration_file.cache_clear()
+        print("calibration (build split):", json.dumps(cal["detail"], indent=1))
+    t0 = time.perf_counter()
+    rows = bench.evaluate(splits=tuple(s.strip() for s in args.split.split(",")))
+    dt = time.perf_counter() - t0
+    print(f"{'split':8} {'check':11} {'n':>4} {'pos':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
+    for s in bench.scores(rows):
+        print(f"{s['split']:8} {s['check']:11} {s['n']:4d} {s['positives']:4d} {s['tp']:4d} {s['fp']:4d} {s['fn']:4d} "
+              f"{s['precision']:9.3f} {s['recall']:7.3f}")
+    print(f"{len(rows)} cases in {dt:.1f} s")
+    if args.errors:
+        for r in rows:
+            if r["label"] != r["flagged"]:
+                print(f"  {r['split']:7} {r['id']:15} label={r['label']} flagged={r['flagged']} {r['rules']} "
+                      f"{r['text']!r}" + (f" read={r['read']!r}" if r["read"] else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Compliance that holds up (issue 15): normal forms, stems, notations and patterns of the text checks; the
+labelled set and its calibration; OCR of real rendered frames; the label's size and start; the released
+file's C2PA manifest and AIGC metadata, read back from the file, and a copy without them rejected."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nextads_lib import media
+from nextads_lib import verifier as V
+from nextads_lib.compliance import bench, disclosure
+from nextads_lib.compliance import text as T
+from nextads_lib.producer import post
+
+DATA = Path(__file__).parent / "data" / "compliance"
+
+
+# ------------------------------------------------------------------------------------------- text
+def test_normal_form_folds_case_unicode_quotes_and_marks():
+    assert T.tokens("Women’s ＦＵＬＬ café™ line") == ["women", "full", "cafe", "line"]
+    assert T.skeleton("@Maya_Runs") == T.skeleton("maya runs") == T.skeleton("MAYA-RUNS")
+    assert T.skeleton("N1KE") == T.skeleton("Nike")
+
+
+@pytest.mark.parametrize("phrase,text,hit", [
+    ("single moms", "for every single mom out there", True),  # singular
+    ("guarantee", "Results GUARANTEED.", True),  # inflection + case
+    ("burns fat", "it burned fat", True),
+    ("women", "the woman's choice", True),  # irregular plural
+    ("hate", "whatever", False),  # whole words only
+    ("gun", "begun", False),
+])
+def test_phrases_match_any_inflection_of_their_words(phrase, text, hit):
+    assert T.phrase_in(phrase, text) is hit
+
+
+def test_ocr_text_that_lost_its_spaces_still_matches():
+    assert T.phrase_in("clinically proven", "Clinicallyproven energy", ocr=True)
+    assert V.brand_in("Nike", "Nikerunning club", ocr=True)
+    assert not V.brand_in("Dell", "Modelling clay", ocr=True)  # a brand inside a word is no brand
+
+
+@pytest.mark.parametrize("text,ages", [
+    ("Perfect if you're in your 30s.", {"in your 30s"}),
+    ("For 25-34 year olds", {"25-34 year olds"}),
+    ("Forty-somethings, rejoice", {"forty-somethings"}),
+    ("Over 20 origins tasted", set()),  # counting, not an age
+    ("A roast for every age", set()),
+])
+def test_age_patterns(text, ages):
+    assert set(T.pattern_hits(T.AGE_PATTERNS, text)) >= ages and (ages or not T.pattern_hits(T.AGE_PATTERNS, text))
+
+
+def test_prices_and_percentages_are_values():
+    assert T.money_values("Only $19.99, or 20 dollars, €5") == {19.99, 20.0, 5.0}
+    assert T.percent_values("save 30%, thirty-five percent, half price") == {30.0, 35.0, 50.0}
+    assert T.plain_numbers("10,000 mm") == {10000.0}
+
+
+def test_identifiers_in_other_notations():
+    assert V.personal_in("u_8123", "Made for user U-8123")
+    assert V.personal_in("u_8123", "Member #8123, this is yours.")
+    assert V.personal_in("@maya_runs", "Great run, Maya Runs!")
+    assert V.personal_in("+1 415 555 0199", "Text 415.555.0199 now")
+    assert V.personal_in("Rose", "Hi Rose!") and not V.personal_in("Rose", "a rose garden")
+    assert T.obfuscated_emails("maya.r at example dot com") == ["maya.r at example dot com"]
+
+
+# ------------------------------------------------------------------------------------- labelled set
+def test_labelled_set_covers_every_check_with_a_held_out_third():
+    cases = bench.load_cases(DATA / "cases.jsonl")
+    assert len(cases) >= 150 and len({c["id"] for c in cases}) == len(cases)
+    assert {c["check"] for c in cases} == set(bench.CHECKS)
+    held = sum(c["split"] == "heldout" for c in cases) / len(cases)
+    assert 0.25 <= held <= 0.42
+    for check in bench.CHECKS:  # positives and clean look-alikes in both splits
+        for split in ("build", "heldout"):
+            labels = {c["label"] for c in cases if c["check"] == check and c["split"] == split}
+            assert labels == {0, 1}, (check, split)
+    assert {c["where"] for c in cases} >= {"plan", "frame", "video"}
+    # the split is a fixed function of the id, not a choice made case by case
+    for c in cases:
+        assert c["split"] == ("heldout" if int(hashlib.sha1(c["id"].encode()).hexdigest(), 16) % 3 == 0 else "build")
+
+
+def test_calibration_is_of_this_set_and_build_only():
+    cal = json.loads(T.CALIBRATION_PATH.read_text())
+    assert cal["split"] == "build"
+    assert cal["cases_sha256"] == hashlib.sha256((DATA / "cases.jsonl").read_bytes()).hexdigest()
+    assert set(cal["thresholds"]) == set(T.POLICIES) and all(0 < v < 1 for v in cal["thresholds"].values())
+
+
+def test_a_few_cases_through_the_verifiers_code():
+    ctx = bench.load_context(DATA / "context.json")
+    cases = {c["id"]: c for c in bench.load_cases(DATA / "cases.jsonl")}
+    by_text = {c["text"]: c for c in cases.values()}
+    picks = ["Made for busy 25-34 year olds.", "A roast for every age and every morning.", "Save 30% today.",
+             "Only $16 for a 340 g bag.", "Shout-out to maya-runs.", "Forget cocacola, drink coffee.",
+             "An apple-crisp finish in every cup."]
+    for t in picks:
+        r = bench.run_case(by_text[t], ctx, Path("."))
+        assert r["flagged"] == by_text[t]["label"], r
+
+
+# --------------------------------------------------------------------------------------------- OCR
+def test_ocr_reads_a_rendered_frame_and_the_label():
+    pytest.importorskip("rapidocr_onnxruntime")
+    from nextads_lib.compliance import ocr
+
+    fr = bench.render_frame("t", ["Smoother than Starbucks", "Fresh roast every morning"])
+    lines = ocr.read_text(fr)
+    sk = T.skeleton(" ".join(ln.text for ln in lines))
+    assert T.skeleton("Smoother than Starbucks") in sk and T.skeleton("every morning") in sk
+    h, w = fr.shape[:2]
+    x0, y0, x1, y1 = post.label_box(w, h)
+    text, conf = ocr.read_line(fr[y0:y1, x0:x1])
+    assert V.label_text_ok(text), text
+    assert not V.label_text_ok("AI Crafted") and not V.label_text_ok("Sponsored")
+
+
+# ------------------------------------------------------------------------------------------- label
+@pytest.mark.parametrize("w,h", [(360, 640), (640, 360), (180, 320), (720, 1280)])
+def test_label_letters_are_five_percent_of_the_shorter_side(w, h):
+    fr = post.burn_label(np.zeros((h, w, 3), np.uint8))
+    x0, y0, x1, y1 = post.label_box(w, h)
+    rows = np.nonzero((fr[y0:y1, x0:x1].mean(axis=2) > 200).any(axis=1))[0]
+    assert rows[-1] - rows[0] + 1 >= 0.05 * min(w, h)
+
+
+def _clip(path: Path, label_from: float = 0.0, seconds: float = 3.0, fps: float = 5.0) -> Path:
+    bg = np.full((320, 180, 3), 90, np.uint8)
+    frames = [post.burn_label(bg) if k / fps >= label_from else bg.copy() for k in range(int(seconds * fps))]
+    media.write_video(path, frames, fps, audio=np.zeros(int(seconds * 22050), np.float32))
+    return path
+
+
+def test_a_label_that_starts_late_is_caught(tmp_path):
+    late = V.check_disclosure(None, _clip(tmp_path / "late.mp4", label_from=1.0), read_label=False)
+    assert {v.rule for v in late.violations} == {"label_not_from_start"}
+    assert all(v.evidence.start_s < 1.0 for v in late.violations)
+    ok = V.check_disclosure(None, _clip(tmp_path / "ok.mp4"), read_label=False)
+    assert ok.passed, ok.violations
+
+
+# ------------------------------------------------------------------------------------ C2PA + AIGC
+def test_release_writes_c2pa_and_aigc_and_a_copy_without_them_is_rejected(tmp_path):
+    pytest.importorskip("c2pa")
+    src = _clip(tmp_path / "creative.mp4")
+    out = tmp_path / "released.mp4"
+    info = disclosure.release(src, out, produce_id="run/pair/round_0",
+                              backends={"director": "offline", "producer": "compositor"}, cert_dir=tmp_path / "c2pa")
+    c = disclosure.read_c2pa(out)
+    assert c["present"] and c["ai_created"] and c["validation_state"] == "Valid"
+    assert "signingCredential.untrusted" in c["status"]  # the study's own CA, documented as untrusted
+    assert c["backends"] == {"director": "offline", "producer": "compositor"}
+    a = disclosure.read_aigc(out)
+    assert a["Label"] == "1" and a["ProduceID"] == "run/pair/round_0" and info["aigc"] == a
+    # the frames are the accepted creative's, bit for bit (a stream copy, nothing re-encoded)
+    assert np.array_equal(np.stack(media.read_frames(src)), np.stack(media.read_frames(out)))
+    assert media.probe(out).has_audio
+    chk = V.check_release(out, read_label=False)
+    assert chk.passed, chk.violations
+    # a copy without the manifest (the unreleased creative) is rejected, severe
+    bad = V.check_release(src, read_label=False)
+    assert {v.rule for v in bad.violations if v.severity == "severe"} == {"c2pa_missing", "aigc_missing"}
+    # a released file changed after signing no longer validates
+    tampered = tmp_path / "tampered.mp4"
+    shutil.copyfile(out, tampered)
+    b = bytearray(tampered.read_bytes())
+    i = b.rfind(b"mdat") + 64
+    b[i] ^= 0xFF
+    tampered.write_bytes(bytes(b))
+    assert disclosure.read_c2pa(tampered)["validation_state"] != "Valid"
+    # the signing credentials are made once and reused
+    chain = (tmp_path / "c2pa" / "chain.pem").read_bytes()
+    disclosure.ensure_signing_cert(tmp_path / "c2pa")
+    assert (tmp_path / "c2pa" / "chain.pem").read_bytes() == chain
+    assert "UNTRUSTED" in (tmp_path / "c2pa" / "README.txt").read_text()
+
+
+# ------------------------------------------------------------------------------------- model-backed
+def _plan():
+    from nextads_lib.schemas import Slot, Storyboard
+
+    return Storyboard(product_id="morrow-coffee", backend="offline", personalized=False, hook="Wake up", duration_s=3.0,
+                      cta="Order now", slots=[
+                          Slot(index=0, start_s=0.0, end_s=1.5, role="hook", camera="static", composition="beans"),
+                          Slot(index=1, start_s=1.5, end_s=3.0, role="cta", camera="static", composition="bag")])
+
+
+def test_model_backed_checks_over_a_local_openai_wire_server(tmp_path):
+    pytest.importorskip("openai")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakeapi.model_routes import ModelServer, Reply
+
+    from nextads_lib.backends import get_backend
+    from nextads_lib.compliance import model_checks as M
+    from nextads_lib.config import DEFAULT_PRODUCTS_DIR
+    from nextads_lib.products import load_product
+
+    product = load_product(DEFAULT_PRODUCTS_DIR / "morrow-coffee")
+    video = _clip(tmp_path / "creative.mp4")
+    finding = {"violations": [{"rule": "other_brand_on_screen", "severity": "severe", "message": "a rival cup logo",
+                               "text": "green siren logo", "frame": 2, "slot": None}]}
+    server = ModelServer(default=Reply('{"violations": []}'))
+    try:
+        # the copyright (spurious conditioning) prompt is asked last: its answer names a frame
+        server.queue = [Reply('{"violations": []}')] * 3 + [Reply(json.dumps(finding))]
+        b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", base_url=server.openai_url, api_key="k",
+                        backoff_s=0.01)
+        checks = [V.check_safety(_plan(), product), V.check_copyright(_plan(), product, None, None)]
+        out = V.add_model_findings(checks, b, _plan(), product, video, "pair", n_frames=4)
+        assert len(server.log) == 4  # one prompt per check
+        sent = json.dumps(server.log[-1]["body"])
+        assert "SPURIOUS CONDITIONING" in sent and "image_url" in sent  # the frames went with the prompt
+        cv = [v for v in out[1].violations if v.rule.startswith("model_")]
+        assert len(cv) == 1 and cv[0].severity == "severe" and cv[0].rule == "model_other_brand_on_screen"
+        info = media.probe(video)
+        idx = media.sample_indices(info.n_frames, 4)
+        assert cv[0].evidence.frame_index == idx[2]
+        assert cv[0].evidence.start_s == pytest.approx(idx[2] / info.fps, abs=1e-3)
+        assert cv[0].evidence.slot == (0 if idx[2] / info.fps < 1.5 else 1)
+        assert not out[1].passed and out[0].checked["model"].startswith("ok")
+        # an answer that does not validate is retried and then recorded; the rules stand
+        server.queue = [Reply('{"violations": [{"rule": "x"}]}')] * 8
+        b2 = get_backend("openai:gpt-4o", cache_dir=tmp_path / "c2", base_url=server.openai_url, api_key="k",
+                         backoff_s=0.01)
+        viol, calls = M.model_compliance(b2, _plan(), product, [(0, 0.0, media.read_frames(video, [0])[0])],
+                                         checks=["safety"])
+        assert viol == [] and calls["safety"].startswith("error")
+    finally:
+        server.close()
+    assert not V.model_compliance_enabled("offline", V.THRESHOLDS)
+    assert V.model_compliance_enabled("gemini:gemini-2.5-flash", V.THRESHOLDS)

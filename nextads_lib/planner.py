@@ -212,8 +212,11 @@ def _video_price(producer_backend: str) -> float:
 def plan_run(paths: StudyPaths, task: str = "pcg", system: str = "nextads", director_backend: str = "offline",
              producer_backend: str = "compositor", *, limit_users: int = 0, n_pairs: int = 0,
              duration_s: float | None = None, gpus: int = 1, api_concurrency: int = 4, cpu_workers: int = 2,
-             price_table: str | None = None, limits: dict[str, Any] | None = None) -> RunPlan:
-    """Estimate the run ``run_pcg`` / ``run_pci`` would do with these arguments (see the module docstring).
+             price_table: str | None = None, limits: dict[str, Any] | None = None,
+             protocol: Any = "paper") -> RunPlan:
+    """Estimate the run ``run_pcg`` / ``run_pci`` would do with these arguments (see the module docstring);
+    ``protocol`` (a name or :class:`~nextads_lib.protocol.Protocol`) names the run directory whose finished
+    pairs are not counted again.
     ``n_pairs`` > 0 scales the benchmark's per-pair averages to that many pairs (e.g. the paper's 500)
     instead of counting the benchmark on disk. ``limits``: backend -> :class:`~nextads_lib.ratelimit.Limit`
     (default: :func:`~nextads_lib.ratelimit.limit_for`)."""
@@ -228,7 +231,9 @@ def plan_run(paths: StudyPaths, task: str = "pcg", system: str = "nextads", dire
         director_backend, producer_backend = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER
     duration = float(duration_s if duration_s is not None else (12.0 if task == "pcg" else 8.0))
     final = "creative.mp4" if task == "pcg" else "integrated.mp4"
-    name = run_names(system, director_backend, producer_backend)
+    from .protocol import get_protocol  # noqa: PLC0415
+
+    name = run_names(system, director_backend, producer_backend, get_protocol(protocol))
     run_dir = paths.run_dir(task, name)
     pairs, users = _bench(paths, task)
     order, user_ids = runs.group_by_user(pairs, limit_users)
@@ -480,6 +485,7 @@ def add_plan_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--task", default="pcg", choices=("pcg", "pci"))
     ap.add_argument("--system", default="nextads", choices=("nextads", "generic", "retrieval"))
+    ap.add_argument("--protocol", default="paper", choices=("paper", "extended"))
     ap.add_argument("--director-backend", default="offline")
     ap.add_argument("--producer-backend", default="compositor")
     ap.add_argument("--limit-users", type=int, default=0)
@@ -497,7 +503,7 @@ def plan_command(a: argparse.Namespace) -> int:
     paths = StudyPaths.from_data_dir(a.data_dir)
     plan = plan_run(paths, a.task, a.system, a.director_backend, a.producer_backend, limit_users=a.limit_users,
                     n_pairs=a.pairs, duration_s=a.duration_s, gpus=a.gpus, api_concurrency=a.api_concurrency,
-                    cpu_workers=a.cpu_workers)
+                    cpu_workers=a.cpu_workers, protocol=a.protocol)
     print(plan.model_dump_json(indent=2) if a.json else format_plan(plan))
     try:
         for line in check_setup(plan.director_backend, plan.producer_backend):

@@ -157,8 +157,17 @@ def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
     return steps, [s.notebook for s in steps_for(profile) if s not in steps]
 
 
-def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False) -> list[Path]:
-    """Execute the profile's notebooks in order; returns the executed copies."""
+#: the notebooks that take the scale-out parameters (``executor``, ``ray_address``, ``max_cost_usd``)
+SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb")
+
+
+def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False, *,
+        executor: str = "local", ray_address: str = "", max_cost_usd: float = 0.0) -> list[Path]:
+    """Execute the profile's notebooks in order; returns the executed copies. ``executor="ray"`` (with
+    ``ray_address``: empty starts a local Ray, ``"auto"`` or ``ray://host:port`` joins a cluster) and
+    ``max_cost_usd`` (a budget per run notebook) go to the run notebooks (``SCALE_OUT_NOTEBOOKS``)."""
+    scale = {k: v for k, v in (("executor", executor), ("ray_address", ray_address), ("max_cost_usd", max_cost_usd))
+             if v and v != "local"}
     import papermill as pm  # noqa: PLC0415
     from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415
 
@@ -176,7 +185,7 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     lib = library_digest()
     t_all = time.time()
     for i, step in enumerate(steps, 1):
-        params = {"data_dir": data_dir, **step.params}
+        params = {"data_dir": data_dir, **step.params, **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {})}
         out = out_dir / f"{step.name}.ipynb"
         marker = out_dir / f".{step.name}.done"
         key = _marker_key(step, params, lib)
@@ -376,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             sp.add_argument("--only", nargs="*", help="run only the steps whose name starts with these")
             sp.add_argument("--force", action="store_true", help="re-execute finished steps too")
+            sp.add_argument("--executor", default="local", choices=("local", "ray"),
+                            help="where the run notebooks' users' jobs run (docs/scale_out.md)")
+            sp.add_argument("--ray-address", default="", help="empty: a local Ray; 'auto' or ray://host:port: a cluster")
+            sp.add_argument("--max-cost-usd", type=float, default=0.0, help="stop a run notebook before it passes this")
     sp = sub.add_parser("clean", help="clean executed notebooks for committing (in place, or into --out)")
     sp.add_argument("notebooks", nargs="+")
     sp.add_argument("--data-dir", default=None, help="the data dir they ran with (shown relative)")
@@ -412,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "references":
         write_references(a.profile, a.data_dir)
         return 0
-    run(a.profile, a.data_dir, a.only, a.force)
+    run(a.profile, a.data_dir, a.only, a.force, executor=a.executor, ray_address=a.ray_address,
+        max_cost_usd=a.max_cost_usd)
     return 0
 
 

@@ -96,9 +96,10 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
         "02_build_pci_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},
         "10_run_pcg": {"width": 180, "height": 320, "fps": 8, "duration_s": 10.0, "workers": 2},
         "11_run_pci": {"duration_s": 6.0, "workers": 2},
-        "12_verify_and_reflect": {"limit_pairs": 2, "max_rounds": 1},
+        "12_verify_and_reflect": {"limit_pairs": 2, "max_rounds": 1, "compliance_splits": "heldout"},
         "20_evaluate_judge": {"n_frames": 4},
         "40_creative_evolution": {"impressions": 3, "limit_users": 2},
+        "41_protocol_ablations": {"n_users": 2, "products_per_user": 2, "thresholds": "0.35", "n_boot": 200},
     },
 }
 

@@ -319,3 +319,57 @@ def test_bench_host_check_is_keyed_by_bytes_and_version(monkeypatch, tmp_path):
     bench.check_video(v, cache)
     assert len(probes) == 3
 
+
+
+# ------------------------------------------------------------------------------------------- director
+def test_director_profile_and_annotation_caches_follow_version_backend_and_inputs(monkeypatch, tmp_path):
+    """model_user, annotate_video and model_user_from_videos: a second call is served by the cache (no model
+    call); the Director's CODE_VERSION, the history and the video's bytes each force a new call."""
+    from nextads_lib import director  # noqa: PLC0415
+
+    from test_pci import make_clip, make_video_history  # noqa: PLC0415
+
+    root = tmp_path / "h"
+    root.mkdir()
+    shared = make_clip(root / "street.mp4", (60, 60, 70), moving=False)
+    hist = make_video_history(root, "u1", [("Latte art", "Latte art practice at the cafe, coffee and milk foam"),
+                                           ("Street walk", "A calm walk through the city at dusk")], (139, 94, 60),
+                              shared)
+    backend = get_backend("offline")  # no model cache: every call the Director makes is counted
+    cache = Cache(tmp_path / "cache")
+
+    def calls() -> int:
+        return len(backend.usage)
+
+    director.model_user(hist, backend, cache)
+    n = calls()
+    director.model_user(hist, backend, cache)
+    assert calls() == n, "model_user: cached"
+    director.model_user(hist.model_copy(update={"items": hist.items[:1]}), backend, cache)
+    assert calls() == n + 1, "model_user: another history"
+    item = hist.items[0]
+    director.annotate_video(item, backend, cache)
+    n = calls()
+    director.annotate_video(item, backend, cache)
+    assert calls() == n, "annotate_video: cached"
+    director.annotate_video(item, backend, cache, n_frames=4)
+    assert calls() == n + 1, "annotate_video: frame count"
+    director.model_user_from_videos(hist, backend, cache)
+    n = calls()
+    director.model_user_from_videos(hist, backend, cache)
+    assert calls() == n, "model_user_from_videos: cached"
+    make_clip(Path(item.video_path), (10, 200, 10), moving=True)  # the same file, other bytes
+    director.model_user_from_videos(hist, backend, cache)
+    assert calls() == n + 2, "a changed video: annotated again and the profile recomputed"
+    n = calls()
+    patch_version(monkeypatch, director.model_user)
+    patch_version(monkeypatch, director.annotate_video)
+    patch_version(monkeypatch, director.model_user_from_videos)
+    director.model_user(hist, backend, cache)
+    assert calls() == n + 1, "model_user: director CODE_VERSION"
+    director.annotate_video(item, backend, cache)
+    assert calls() == n + 2, "annotate_video: director CODE_VERSION"
+    n = calls()
+    director.model_user_from_videos(hist, backend, cache)
+    assert calls() == n + 2, "model_user_from_videos: director CODE_VERSION (the street video's annotation and " \
+        "the profile; the first video's annotation was redone above)"

@@ -1,0 +1,132 @@
+"""The benchmark's selection rule on users whose topic distributions are set by hand (the embedder is replaced
+by a one-hot tagger: an item titled ``coffee`` is all coffee), so every statistic has a value computed here:
+
+- the criterion (length, concentration, consistency, score) against the paper-section-4.2 formulas by hand;
+- "users passing the thresholds rank first": a user below a threshold with a HIGHER score than a passing
+  user still ranks below it (ranking by score alone would pick the other user);
+- ties by user id, the fill-up note, the products of a selected user, the pair ids and the stats table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextads_lib import bench
+from nextads_lib.config import DEFAULT_PRODUCTS_DIR, StudyPaths
+from nextads_lib.products import load_library
+from nextads_lib.schemas import HistoryItem, UserHistory
+from nextads_lib.topics import TOPIC_IDS
+
+K = len(TOPIC_IDS)  # 16
+
+
+def onehot(topic: str) -> np.ndarray:
+    v = np.zeros(K)
+    v[TOPIC_IDS.index(topic)] = 1.0
+    return v
+
+
+@pytest.fixture
+def one_hot_tagger(monkeypatch):
+    """Tag an item by its title (a topic id); product similarity all zero (no model is loaded)."""
+    monkeypatch.setattr(bench, "tag_items", lambda texts, cache=None: np.array([onehot(t) for t in texts]))
+    monkeypatch.setattr(bench, "topic_product_similarity",
+                        lambda products, cache=None: np.zeros((K, len(products))))
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library(DEFAULT_PRODUCTS_DIR)
+
+
+def user(uid: str, topics: list[str]) -> UserHistory:
+    return UserHistory(dataset="qilin", user_id=uid,
+                       items=[HistoryItem(item_id=f"{uid}_{i}", title=t) for i, t in enumerate(topics)])
+
+
+# the two users of the ranking rule, statistics by hand (K = 16, top-3, min_items 8):
+# "short_strong": 6 coffee items: length 6/8 = 0.75, concentration 1, consistency 1, score 0.75; fails min_items.
+SHORT_STRONG = ["coffee"] * 6
+# "passing_weak": 10 items; mean m = coffee .3, gaming .2, music .2, pets/travel/food .1 -> top3 = .7,
+# concentration (.7 - 3/16) / (1 - 3/16) = .5125 / .8125 = 0.630769; halves h1 = coffee .4, gaming/music/pets .2,
+# h2 = coffee/gaming/music/travel/food .2 -> sum min = .2 + .2 + .2 = 0.6; score 0.630769 * 0.6 = 0.378462.
+PASSING_WEAK = ["coffee", "coffee", "gaming", "music", "pets", "coffee", "gaming", "music", "travel", "food"]
+
+
+def test_criterion_matches_the_formulas_by_hand():
+    th = bench.Thresholds()
+    c = bench.user_criterion(np.array([onehot(t) for t in PASSING_WEAK]), th)
+    assert c["length"] == 1.0
+    assert c["concentration"] == pytest.approx(0.630769, abs=1e-6)
+    assert c["consistency"] == pytest.approx(0.6, abs=1e-6)
+    assert c["score"] == pytest.approx(0.378462, abs=1e-6)
+    assert c["passes"] is True and c["n_tagged"] == 10
+    assert c["top"] == ["coffee", "gaming", "music"]
+    s = bench.user_criterion(np.array([onehot(t) for t in SHORT_STRONG]), th)
+    assert (s["length"], s["concentration"], s["consistency"], s["score"], s["passes"]) == (0.75, 1.0, 1.0, 0.75,
+                                                                                            False)
+    # a uniform history: concentration 0; one item: no halves, consistency 0; no item: all zero
+    u = bench.user_criterion(np.full((8, K), 1 / K), th)
+    assert u["concentration"] == 0.0 and u["consistency"] == pytest.approx(1.0) and not u["passes"]
+    one = bench.user_criterion(np.array([onehot("pets")]), th)
+    assert one["consistency"] == 0.0 and one["length"] == 0.125 and one["score"] == 0.0
+    none = bench.user_criterion(np.zeros((0, K)), th)
+    assert none["score"] == 0.0 and not none["passes"] and none["n_tagged"] == 0
+
+
+def test_each_threshold_is_inclusive_and_each_can_fail_a_user():
+    d = np.array([onehot(t) for t in PASSING_WEAK])
+    assert bench.user_criterion(d, bench.Thresholds(min_items=10))["passes"]
+    assert not bench.user_criterion(d, bench.Thresholds(min_items=11))["passes"]
+    assert bench.user_criterion(d, bench.Thresholds(min_consistency=0.6))["passes"]
+    assert not bench.user_criterion(d, bench.Thresholds(min_consistency=0.61))["passes"]
+    assert bench.user_criterion(d, bench.Thresholds(min_concentration=0.63))["passes"]
+    assert not bench.user_criterion(d, bench.Thresholds(min_concentration=0.64))["passes"]
+    # min_items sets the length term: 10 items of 20 asked for -> 0.5
+    assert bench.user_criterion(d, bench.Thresholds(min_items=20))["length"] == 0.5
+
+
+def test_passing_users_rank_first_even_below_a_failing_users_score(tmp_path, library, one_hot_tagger):
+    users = [user("a_short_strong", SHORT_STRONG), user("b_passing_weak", PASSING_WEAK)]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", users, library, paths, n_users=1, products_per_user=2)
+    stats = {s.user_id: s for s in bench.read_user_stats(paths, "pcg")}
+    strong, weak = stats["a_short_strong"], stats["b_passing_weak"]
+    assert strong.score == pytest.approx(0.75) and weak.score == pytest.approx(0.378462, abs=1e-6)
+    assert strong.score > weak.score and weak.passes and not strong.passes
+    # the rule: passing first. By score alone "a_short_strong" would be rank 1 and selected.
+    assert (weak.rank, weak.selected, weak.status) == (1, True, "selected")
+    assert (strong.rank, strong.selected, strong.status) == (2, False, "not selected")
+    assert rep.n_users_passing == 1 and rep.n_users_selected == 1 and rep.n_users_available == 2
+    assert {p.user_id for p in bench.read_pairs(paths, "pcg")} == {"b_passing_weak"}
+    assert "selection cut: score >= 0.3785 (the last selected user's score)" in rep.notes
+
+
+def test_fill_up_takes_failing_users_by_score_then_id(tmp_path, library, one_hot_tagger):
+    users = [user("d_weak", ["coffee"] * 2),                    # length .25, score .25
+             user("c_short", ["pets"] * 4),                     # length .5, score .5
+             user("b_short_twin", ["music"] * 4),               # same score as c_short: the id breaks the tie
+             user("e_pass", PASSING_WEAK)]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", users, library, paths, n_users=3, products_per_user=1)
+    order = [(s.user_id, s.rank, s.selected) for s in bench.read_user_stats(paths, "pcg")]
+    assert order == [("e_pass", 1, True), ("b_short_twin", 2, True), ("c_short", 3, True), ("d_weak", 4, False)]
+    note = next(n for n in rep.notes if "pass the thresholds" in n)
+    assert note.startswith("only 1 of 4 users pass the thresholds") and "2 best-ranked users below them" in note
+    assert rep.n_users_selected == 3
+    pairs = bench.read_pairs(paths, "pcg")
+    assert [p.pair_id.split("__")[0] for p in pairs] == ["e_pass", "b_short_twin", "c_short"]
+    assert all(p.rank == 1 for p in pairs)
+
+
+def test_passing_users_are_ordered_by_score(tmp_path, library, one_hot_tagger):
+    users = [user("a_weak", PASSING_WEAK), user("z_steady", ["gaming"] * 10)]
+    paths = StudyPaths(tmp_path / "data")
+    bench.build_bench("pcg", users, library, paths, n_users=2, products_per_user=3)
+    stats = bench.read_user_stats(paths, "pcg")
+    assert [(s.user_id, s.rank, s.passes) for s in stats] == [("z_steady", 1, True), ("a_weak", 2, True)]
+    assert stats[0].top_topics.startswith("gaming:1.00")
+    pairs = bench.read_pairs(paths, "pcg")
+    assert [p.rank for p in pairs] == [1, 2, 3, 1, 2, 3]
+    assert len({p.pair_id for p in pairs}) == 6 and all(p.pair_id == f"{p.user_id}__{p.product_id}" for p in pairs)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from mutation_run import MODULES, WORK  # noqa: E402
+from mutation_run import MODULES, WORK, selected  # noqa: E402
 
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.txt"
 
@@ -53,7 +53,7 @@ def module_results(name: str) -> dict[str, str] | None:
     if not meta.is_file():
         return None
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    return {k: STATUS.get(v, "suspicious") for k, v in codes.items()}
+    return {k: STATUS.get(v, "suspicious") for k, v in codes.items() if selected(name, k)}
 
 
 def score(results: dict[str, str], equivalents: dict[str, str]) -> dict[str, float | int]:

@@ -34,7 +34,7 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     "backends_base": ("nextads_lib/backends/base.py", ["tests/test_backends.py"], []),
     "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backends.py"], []),
     "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backends.py"], []),
-    "store": ("nextads_lib/store.py", ["tests/test_core.py", "tests/test_store.py", "tests/test_cache_keys.py"], []),
+    "store": ("nextads_lib/store.py", ["tests/test_store.py", "tests/test_core.py"], []),
     "judge": ("nextads_lib/judge.py", ["tests/test_judge.py"], []),
     "verifier": ("nextads_lib/verifier.py", ["tests/test_verifier.py", "tests/test_verify_pci.py"], []),
     "host": ("nextads_lib/host.py", ["tests/test_host.py", "tests/test_splice.py"],
@@ -92,6 +92,7 @@ def prepare(name: str) -> Path:
         'also_copy = ["notebooks"]\n'
         "use_git_change_detection = false\n"
         'process_isolation = "fork"\n'
+        "timeout_multiplier = 5.0\n"
         "\n[tool.pytest.ini_options]\n"
         'testpaths = ["tests"]\n'
         'markers = ["slow: tests that take more than a few seconds"]\n',

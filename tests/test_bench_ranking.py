@@ -130,3 +130,109 @@ def test_passing_users_are_ordered_by_score(tmp_path, library, one_hot_tagger):
     pairs = bench.read_pairs(paths, "pcg")
     assert [p.rank for p in pairs] == [1, 2, 3, 1, 2, 3]
     assert len({p.pair_id for p in pairs}) == 6 and all(p.pair_id == f"{p.user_id}__{p.product_id}" for p in pairs)
+
+
+# --------------------------------------------------------------------------- the build's records (fast)
+def video(path, n: int = 8) -> str:
+    from nextads_lib.media import write_video  # noqa: PLC0415
+
+    frames = [np.full((96, 64, 3), (200, 80, 40), np.uint8) for _ in range(n)]
+    write_video(path, frames, fps=8)
+    return str(path)
+
+
+def pci_user(tmp_path, uid: str, topics: list[str], host: str | None) -> UserHistory:
+    h = user(uid, topics)
+    items = [*h.items, HistoryItem(item_id=f"{uid}_host", title="Host clip", video_path=host)]
+    return UserHistory(dataset="microlens", user_id=uid, items=items)
+
+
+def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, library, one_hot_tagger):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    users = [pci_user(tmp_path, "a_ok", ["coffee"] * 9, video(tmp_path / "a.mp4")),
+             pci_user(tmp_path, "b_corrupt", ["coffee"] * 9, str(bad)),
+             pci_user(tmp_path, "c_novideo", ["pets"] * 9, None),
+             UserHistory(dataset="microlens", user_id="d_only_host",
+                         items=[HistoryItem(item_id="h", title="Host", video_path=video(tmp_path / "d.mp4"))]),
+             UserHistory(dataset="microlens", user_id="e_empty", items=[]),
+             pci_user(tmp_path, "a_ok", ["music"] * 9, video(tmp_path / "a2.mp4"))]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pci", users, library, paths, n_users=3, products_per_user=2)
+    reasons = {(s["user"], s.get("item")): s["reason"] for s in rep.skipped}
+    assert reasons[("c_novideo", None)] == "host item c_novideo_host: no video_path"
+    assert reasons[("d_only_host", None)] == "only the host video h: no history besides it"
+    assert reasons[("e_empty", None)] == "empty history"
+    assert reasons[("a_ok", None)] == "duplicate user id: only its first history is used"
+    assert reasons[("b_corrupt", "b_corrupt_host")].startswith("host video ") and "undecodable" in reasons[
+        ("b_corrupt", "b_corrupt_host")]
+    assert all(s["level"] == "user" for s in rep.skipped)
+    # tagged and ranked: a_ok and b_corrupt (same score, a_ok first by id); b_corrupt skipped at the host check
+    assert rep.n_users_available == 1 and rep.n_users_passing == 1 and rep.n_users_selected == 1
+    assert "3 users asked for, only 1 usable: the benchmark is smaller" in rep.notes
+    assert ("history length of the available users (PCI: without the host): mean 9.0, median 9.0, min 9, max 9"
+            in rep.notes)
+    assert rep.thresholds == {"min_items": 8.0, "min_concentration": 0.5, "min_consistency": 0.4}
+    assert rep.task == "pci" and rep.source == "embedded sample"
+    pairs = bench.read_pairs(paths, "pci")
+    assert [p.pair_id.split("__")[0] for p in pairs] == ["a_ok", "a_ok"]
+    assert all(p.host_item_id == "a_ok_host" and p.host_title == "Host clip" and p.host_video.endswith("a.mp4")
+               for p in pairs)
+    hist = bench.read_users(paths, "pci")
+    assert [u.user_id for u in hist] == ["a_ok"] and len(hist[0].items) == 9  # the host is not history
+    stats = {s.user_id: s for s in bench.read_user_stats(paths, "pci")}
+    assert stats["a_ok"].n_items == 9 and stats["a_ok"].selected and stats["a_ok"].rank == 1
+    assert stats["b_corrupt"].status.startswith("skipped: host video") and stats["b_corrupt"].rank == 2
+    assert not stats["b_corrupt"].selected
+    for uid in ("c_novideo", "d_only_host", "e_empty"):
+        assert stats[uid].rank == 0 and stats[uid].status.startswith("skipped: ") and not stats[uid].passes
+
+
+def test_untaggable_items_and_missing_media_are_recorded(tmp_path, library, one_hot_tagger):
+    img = tmp_path / "img.png"
+    img.write_bytes(b"")
+    coffee = user("steady", ["coffee"] * 10)
+    items = [*coffee.items, HistoryItem(item_id="blank"),
+             HistoryItem(item_id="pics", title="coffee", image_paths=[str(img), str(tmp_path / "gone.png")])]
+    users = [UserHistory(dataset="qilin", user_id="steady", items=items),
+             UserHistory(dataset="qilin", user_id="blank", items=[HistoryItem(item_id=f"b{i}") for i in range(3)])]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", users, library, paths, n_users=1, products_per_user=1, source="unit test")
+    assert rep.source == "unit test"
+    user_rec = [s for s in rep.skipped if s["level"] == "user"]
+    assert user_rec == [{"level": "user", "user": "blank",
+                         "reason": "all 3 history items have no title or text (missing from the notes/titles table?)"}]
+    items_rec = [(s["item"], s["field"], s["reason"].split(" ")[-7:]) for s in rep.skipped if s["level"] == "item"]
+    assert [(i, f) for i, f, _ in items_rec] == [("pics", "image_paths"), ("pics", "image_paths")]
+    assert "empty (item kept, its text still counts)" in rep.skipped[-2]["reason"]
+    assert "not found (item kept, its text still counts)" in rep.skipped[-1]["reason"]
+    stats = {s.user_id: s for s in bench.read_user_stats(paths, "pcg")}
+    assert (stats["steady"].n_items, stats["steady"].n_tagged) == (12, 11)
+    assert stats["blank"].rank == 0 and stats["blank"].status.startswith("skipped: all 3")
+    assert [it.item_id for it in bench.read_users(paths, "pcg")[0].items][-2:] == ["blank", "pics"]
+
+
+def test_max_candidates_reads_only_the_first_users(tmp_path, library, one_hot_tagger):
+    users = [user(f"u{i}", ["coffee"] * 9) for i in range(4)]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", users, library, paths, n_users=4, products_per_user=1, max_candidates=2)
+    assert rep.n_users_available == 2
+    assert "max_candidates=2: only the first 2 users of the source were read" in rep.notes
+    assert [s.user_id for s in bench.read_user_stats(paths, "pcg")] == ["u0", "u1"]
+
+
+def test_bad_build_arguments_name_the_problem(tmp_path, library, one_hot_tagger):
+    paths = StudyPaths(tmp_path / "data")
+    with pytest.raises(bench.BenchError, match=r"task 'xyz' is not one of \['pcg', 'pci'\]"):
+        bench.build_bench("xyz", [], library, paths)  # type: ignore[arg-type]
+    with pytest.raises(bench.BenchError, match=r"n_users \(0\) and products_per_user \(1\) must be >= 1"):
+        bench.build_bench("pcg", [], library, paths, n_users=0, products_per_user=1)
+    with pytest.raises(bench.BenchError, match=r"n_users \(1\) and products_per_user \(0\) must be >= 1"):
+        bench.build_bench("pcg", [], library, paths, n_users=1, products_per_user=0)
+    n = len(library.products)
+    with pytest.raises(bench.BenchError, match=rf"the library has {n} valid products; {n + 1} per user asked for"):
+        bench.build_bench("pcg", [], library, paths, products_per_user=n + 1)
+    with pytest.raises(bench.BenchError, match=r"pcg: no usable user in embedded sample \(1 skipped: x: empty history\)"):
+        bench.build_bench("pcg", [UserHistory(dataset="qilin", user_id="x", items=[])], library, paths)
+    assert bench.build_bench("pcg", [user("ok", ["coffee"] * 8)], library, paths, n_users=1,
+                             products_per_user=n).n_users_selected == 1

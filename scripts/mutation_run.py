@@ -120,26 +120,26 @@ def _mutmut(name: str, wd: Path, max_children: int, mutants: list[str]) -> None:
 
 
 def run(name: str, max_children: int, fresh: bool = False) -> float:
-    """One module: new or changed mutants are tested, then the earlier survivors again (tests may have been
-    added since); ``fresh`` forgets every earlier verdict."""
+    """One module. With a function selection every selected mutant is tested (mutmut re-tests the mutants it is
+    given by name); otherwise new or changed mutants are tested, then the earlier survivors again (tests may
+    have been added since). ``fresh`` forgets every earlier verdict."""
     target = MODULES[name][0]
     if fresh:
         shutil.rmtree(WORK / name, ignore_errors=True)
     wd = prepare(name)
-    before = _not_killed(name, wd, target)
     funcs = MODULES[name][2]
     print(f"== {name}: {target} ({', '.join(funcs) if funcs else 'every function'}) against "
           f"{' '.join(MODULES[name][1])}", flush=True)
     t0 = time.monotonic()
-    if funcs and not before:  # first run: only the selected functions (mutmut re-tests named mutants)
+    if funcs:
         _mutmut(name, wd, max_children, mutant_globs(name))
     else:
+        before = _not_killed(name, wd, target)
         _mutmut(name, wd, max_children, [])
-    after = _not_killed(name, wd, target)
-    again = [m for m in before if m in after]
-    if again:
-        print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
-        _mutmut(name, wd, max_children, again)
+        again = [m for m in before if m in _not_killed(name, wd, target)]
+        if again:
+            print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
+            _mutmut(name, wd, max_children, again)
     dt = time.monotonic() - t0
     print(f"== {name}: done after {dt:.0f} s", flush=True)
     return dt

@@ -236,3 +236,75 @@ def test_bad_build_arguments_name_the_problem(tmp_path, library, one_hot_tagger)
         bench.build_bench("pcg", [UserHistory(dataset="qilin", user_id="x", items=[])], library, paths)
     assert bench.build_bench("pcg", [user("ok", ["coffee"] * 8)], library, paths, n_users=1,
                              products_per_user=n).n_users_selected == 1
+
+
+# ----------------------------------------------------------------------------- compatibility by hand
+def cos_column(**by_topic: float) -> np.ndarray:
+    col = np.zeros(K)
+    for t, v in by_topic.items():
+        col[TOPIC_IDS.index(t)] = v
+    return col
+
+
+def mean_of(**by_topic: float) -> np.ndarray:
+    return cos_column(**by_topic)
+
+
+def test_semantic_fit_and_item_text_by_hand():
+    assert bench.semantic_fit(np.array([-0.2, 0.05, 0.3, 0.55, 0.8])).tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+    assert float(bench.semantic_fit(0.175)) == pytest.approx(0.25)
+    assert bench.item_text(HistoryItem(item_id="i", title=" Latte  art ", text="at the\n cafe")) == "Latte art. at the cafe"
+    assert bench.item_text(HistoryItem(item_id="i", title="Only  title")) == "Only title"
+    assert bench.item_text(HistoryItem(item_id="i", text="only text")) == "only text"
+    assert bench.item_text(HistoryItem(item_id="i")) == ""
+    assert bench.item_text(HistoryItem(item_id="i", title="t", text="x " * 400)) == ("t. " + "x " * 200)[:300]
+    assert len(bench.item_text(HistoryItem(item_id="i", title="t", text="x " * 400))) == 300
+
+
+def test_compatibility_and_matched_topic_by_hand(library):
+    """User mass coffee .5, food .3, travel .2 (weights = mass); sem = clip((cos - .05) / .5, 0, 1);
+    compatibility = .6 * declared + .4 * semantic (see the module docstring), all worked out here."""
+    base = library.products[0]
+    coffee_p = base.model_copy(update={"id": "p_coffee", "topics": ["coffee"]})
+    food_p = base.model_copy(update={"id": "p_food", "topics": ["food"]})
+    travel_p = base.model_copy(update={"id": "p_travel", "topics": ["travel"]})
+    m = mean_of(coffee=0.5, food=0.3, travel=0.2, gaming=0.0)
+    # coffee product: declared .5; sem coffee 1, food .5, travel 0 -> semantic .65; .3 + .26 = .56
+    c1 = cos_column(coffee=0.55, food=0.30, travel=0.05, gaming=0.9)
+    assert bench.compatibility(m, coffee_p, c1) == (pytest.approx(0.56), "coffee")
+    # food product: declared .3; sem coffee 0, food .5, travel 1 -> semantic .35; .18 + .14 = .32;
+    # contributions coffee 0, food .3 * (.6 + .2) = .24, travel .2 * .4 = .08 -> food
+    c2 = cos_column(coffee=0.05, food=0.30, travel=0.8)
+    assert bench.compatibility(m, food_p, c2) == (pytest.approx(0.32), "food")
+    # travel product with its own topic fully similar: .6 * .2 + .4 * .2 = .2, matched travel
+    c3 = cos_column(travel=0.55)
+    assert bench.compatibility(m, travel_p, c3) == (pytest.approx(0.2), "travel")
+    # the mean need not sum to one: weights are normalised over the top three
+    assert bench.compatibility(m / 2, coffee_p, c1) == (pytest.approx(0.56), "coffee")
+    # a topic outside the user's top three counts for nothing, however similar
+    assert bench.compatibility(m, base.model_copy(update={"topics": ["gaming"]}), cos_column(gaming=1.0))[0] == 0.0
+    # no mass at all: the first three topic ids weigh a third each
+    first = sorted(TOPIC_IDS)[0]
+    zero_p = base.model_copy(update={"topics": [first]})
+    assert bench.compatibility(np.zeros(K), zero_p, np.zeros(K)) == (pytest.approx(0.2), first)
+    # matched-topic ties: the heavier topic first
+    tie = mean_of(food=0.4, coffee=0.6)
+    both = base.model_copy(update={"topics": ["coffee", "food"]})
+    score, topic = bench.compatibility(tie, both, cos_column())
+    assert score == pytest.approx(0.6) and topic == "coffee"
+    # integer input is read as numbers
+    assert bench.compatibility(np.array([0] * (K - 1) + [2]), base.model_copy(update={"topics": [TOPIC_IDS[-1]]}),
+                               np.zeros(K, int)) == (pytest.approx(0.6), TOPIC_IDS[-1])
+
+
+def test_rank_products_by_compatibility_then_id(library):
+    base = library.products[0]
+    ps = [base.model_copy(update={"id": pid, "topics": t}) for pid, t in
+          [("b", ["coffee"]), ("a", ["coffee"]), ("c", ["food"]), ("d", ["pets"])]]
+    m = mean_of(coffee=0.7, food=0.3)
+    cos = np.zeros((K, len(ps)))
+    got = bench.rank_products(m, ps, cos, 3)
+    assert [(p.id, s, t) for p, s, t in got] == [("a", pytest.approx(0.42), "coffee"),
+                                                 ("b", pytest.approx(0.42), "coffee"),
+                                                 ("c", pytest.approx(0.18), "food")]
+    assert len(bench.rank_products(m, ps, cos, 10)) == 4

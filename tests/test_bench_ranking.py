@@ -29,10 +29,23 @@ def onehot(topic: str) -> np.ndarray:
 
 @pytest.fixture
 def one_hot_tagger(monkeypatch):
-    """Tag an item by its title (a topic id); product similarity all zero (no model is loaded)."""
-    monkeypatch.setattr(bench, "tag_items", lambda texts, cache=None: np.array([onehot(t) for t in texts]))
-    monkeypatch.setattr(bench, "topic_product_similarity",
-                        lambda products, cache=None: np.zeros((K, len(products))))
+    """The embedder replaced: an item is tagged by its title (a topic id), every topic-product similarity is 0
+    (no model is loaded; bench's own caching runs). Returns the list of embedder calls."""
+    from nextads_lib import embed  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    def dist(texts, temperature):
+        calls.append("tags")
+        return np.array([onehot(t) for t in texts])
+
+    def sim(a, b):
+        calls.append("sim")
+        return np.zeros((len(a), len(b)))
+
+    monkeypatch.setattr(embed, "topic_distribution", dist)
+    monkeypatch.setattr(embed, "similarity", sim)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +163,14 @@ def pci_user(tmp_path, uid: str, topics: list[str], host: str | None) -> UserHis
 def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, library, one_hot_tagger):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
-    users = [pci_user(tmp_path, "a_ok", ["coffee"] * 9, video(tmp_path / "a.mp4")),
-             pci_user(tmp_path, "b_corrupt", ["coffee"] * 9, str(bad)),
-             pci_user(tmp_path, "c_novideo", ["pets"] * 9, None),
+    # every skip is followed by more users; the bad host ranks first (same score, its id sorts first)
+    users = [pci_user(tmp_path, "c_novideo", ["pets"] * 9, None),
              UserHistory(dataset="microlens", user_id="d_only_host",
                          items=[HistoryItem(item_id="h", title="Host", video_path=video(tmp_path / "d.mp4"))]),
              UserHistory(dataset="microlens", user_id="e_empty", items=[]),
-             pci_user(tmp_path, "a_ok", ["music"] * 9, video(tmp_path / "a2.mp4"))]
+             pci_user(tmp_path, "a_ok", ["coffee"] * 9, video(tmp_path / "a.mp4")),
+             pci_user(tmp_path, "a_ok", ["music"] * 9, video(tmp_path / "a2.mp4")),
+             pci_user(tmp_path, "a0_corrupt", ["coffee"] * 9, str(bad))]
     paths = StudyPaths(tmp_path / "data")
     rep = bench.build_bench("pci", users, library, paths, n_users=3, products_per_user=2)
     reasons = {(s["user"], s.get("item")): s["reason"] for s in rep.skipped}
@@ -164,10 +178,10 @@ def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, libr
     assert reasons[("d_only_host", None)] == "only the host video h: no history besides it"
     assert reasons[("e_empty", None)] == "empty history"
     assert reasons[("a_ok", None)] == "duplicate user id: only its first history is used"
-    assert reasons[("b_corrupt", "b_corrupt_host")].startswith("host video ") and "undecodable" in reasons[
-        ("b_corrupt", "b_corrupt_host")]
+    assert reasons[("a0_corrupt", "a0_corrupt_host")].startswith("host video ") and "undecodable" in reasons[
+        ("a0_corrupt", "a0_corrupt_host")]
     assert all(s["level"] == "user" for s in rep.skipped)
-    # tagged and ranked: a_ok and b_corrupt (same score, a_ok first by id); b_corrupt skipped at the host check
+    # tagged and ranked: a0_corrupt then a_ok (same score, by id); a0_corrupt is skipped at the host check
     assert rep.n_users_available == 1 and rep.n_users_passing == 1 and rep.n_users_selected == 1
     assert "3 users asked for, only 1 usable: the benchmark is smaller" in rep.notes
     assert ("history length of the available users (PCI: without the host): mean 9.0, median 9.0, min 9, max 9"
@@ -181,9 +195,9 @@ def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, libr
     hist = bench.read_users(paths, "pci")
     assert [u.user_id for u in hist] == ["a_ok"] and len(hist[0].items) == 9  # the host is not history
     stats = {s.user_id: s for s in bench.read_user_stats(paths, "pci")}
-    assert stats["a_ok"].n_items == 9 and stats["a_ok"].selected and stats["a_ok"].rank == 1
-    assert stats["b_corrupt"].status.startswith("skipped: host video") and stats["b_corrupt"].rank == 2
-    assert not stats["b_corrupt"].selected
+    assert stats["a_ok"].n_items == 9 and stats["a_ok"].selected
+    assert stats["a0_corrupt"].status.startswith("skipped: host video") and stats["a0_corrupt"].rank == 1
+    assert not stats["a0_corrupt"].selected and stats["a_ok"].rank == 2
     for uid in ("c_novideo", "d_only_host", "e_empty"):
         assert stats[uid].rank == 0 and stats[uid].status.startswith("skipped: ") and not stats[uid].passes
 
@@ -194,8 +208,8 @@ def test_untaggable_items_and_missing_media_are_recorded(tmp_path, library, one_
     coffee = user("steady", ["coffee"] * 10)
     items = [*coffee.items, HistoryItem(item_id="blank"),
              HistoryItem(item_id="pics", title="coffee", image_paths=[str(img), str(tmp_path / "gone.png")])]
-    users = [UserHistory(dataset="qilin", user_id="steady", items=items),
-             UserHistory(dataset="qilin", user_id="blank", items=[HistoryItem(item_id=f"b{i}") for i in range(3)])]
+    users = [UserHistory(dataset="qilin", user_id="blank", items=[HistoryItem(item_id=f"b{i}") for i in range(3)]),
+             UserHistory(dataset="qilin", user_id="steady", items=items)]
     paths = StudyPaths(tmp_path / "data")
     rep = bench.build_bench("pcg", users, library, paths, n_users=1, products_per_user=1, source="unit test")
     assert rep.source == "unit test"
@@ -308,3 +322,46 @@ def test_rank_products_by_compatibility_then_id(library):
                                                  ("b", pytest.approx(0.42), "coffee"),
                                                  ("c", pytest.approx(0.18), "food")]
     assert len(bench.rank_products(m, ps, cos, 10)) == 4
+
+
+def test_defaults_thresholds_object_progress_and_cache(tmp_path, library, one_hot_tagger, capsys):
+    users = [user(f"u{i:02d}", ["coffee"] * 8) for i in range(52)]
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", users, library, paths)  # defaults: 50 users, 5 products each, no progress bar
+    assert rep.n_users_selected == 50 and len(bench.read_pairs(paths, "pcg")) == 250
+    assert capsys.readouterr().err == ""
+    n_calls = len(one_hot_tagger)
+    # the same inputs again (a Thresholds object this time, with a progress bar): nothing is embedded again
+    rep2 = bench.build_bench("pcg", users[:3], library, paths, n_users=2, products_per_user=1,
+                             thresholds=bench.Thresholds(min_items=9), progress=True)
+    assert len(one_hot_tagger) == n_calls
+    assert "tagging users" in capsys.readouterr().err
+    assert rep2.n_users_passing == 0 and rep2.thresholds["min_items"] == 9.0
+    assert [s.user_id for s in bench.read_user_stats(paths, "pcg")] == ["u00", "u01", "u02"]
+
+
+def test_loader_records_merged_and_named_in_the_no_user_error(tmp_path, library, one_hot_tagger):
+    from nextads_lib.datasets import LoadReport  # noqa: PLC0415
+
+    lr = LoadReport()
+    lr.notes.append("qilin: 1 shard")
+    lr.skip("no clicked note of this user is in the notes table", user="ghost")
+    for i in range(bench.MAX_ITEM_RECORDS + 5):
+        lr.skip("clicked note is missing from the notes table", user="steady", item=f"n{i}")
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pcg", [user("steady", ["coffee"] * 9)], library, paths, n_users=1,
+                            products_per_user=1, loader_report=lr)
+    users = [s for s in rep.skipped if s["level"] == "user"]
+    items = [s for s in rep.skipped if s["level"] == "item"]
+    assert users == [{"level": "user", "user": "ghost",
+                      "reason": "loader: no clicked note of this user is in the notes table"}]
+    assert len(items) == bench.MAX_ITEM_RECORDS and items[0] == {
+        "level": "item", "user": "steady", "item": "n0", "reason": "loader: clicked note is missing from the notes table"}
+    assert rep.notes[0] == "loader: qilin: 1 shard"
+    assert "loader: 105 item-level records, the first 100 are listed in skipped" in rep.notes
+    lr2 = LoadReport()
+    lr2.skip("unreadable row", item="row7")
+    with pytest.raises(bench.BenchError, match=r"pcg: no usable user in embedded sample \(3 skipped: "
+                                               r"x: empty history; y: empty history; row7: loader: unreadable row\)"):
+        bench.build_bench("pcg", [UserHistory(dataset="qilin", user_id=u, items=[]) for u in ("x", "y")], library,
+                          paths, loader_report=lr2)

@@ -119,10 +119,11 @@ def _mutmut(name: str, wd: Path, max_children: int, mutants: list[str]) -> None:
         raise SystemExit(f"{name}: mutmut run failed (exit {rc}); see the output above")
 
 
-def run(name: str, max_children: int, fresh: bool = False) -> float:
+def run(name: str, max_children: int, fresh: bool = False, survivors: bool = False) -> float:
     """One module. With a function selection every selected mutant is tested (mutmut re-tests the mutants it is
     given by name); otherwise new or changed mutants are tested, then the earlier survivors again (tests may
-    have been added since). ``fresh`` forgets every earlier verdict."""
+    have been added since). ``fresh`` forgets every earlier verdict; ``survivors`` re-tests only the mutants
+    that no test caught last time (after adding tests)."""
     target = MODULES[name][0]
     if fresh:
         shutil.rmtree(WORK / name, ignore_errors=True)
@@ -131,7 +132,12 @@ def run(name: str, max_children: int, fresh: bool = False) -> float:
     print(f"== {name}: {target} ({', '.join(funcs) if funcs else 'every function'}) against "
           f"{' '.join(MODULES[name][1])}", flush=True)
     t0 = time.monotonic()
-    if funcs:
+    if survivors:
+        again = _not_killed(name, wd, target)
+        print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
+        if again:
+            _mutmut(name, wd, max_children, again)
+    elif funcs:
         _mutmut(name, wd, max_children, mutant_globs(name))
     else:
         before = _not_killed(name, wd, target)
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default: all)")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
     ap.add_argument("--fresh", action="store_true", help="forget earlier verdicts (rm build/mutation/<module>)")
+    ap.add_argument("--survivors", action="store_true", help="re-test only the mutants that survived last time")
     ap.add_argument("--list", action="store_true", help="print the module -> tests table and exit")
     a = ap.parse_args(argv)
     if a.list:
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"unknown module(s) {bad}; known: {' '.join(MODULES)}")
     total = 0.0
     for m in a.modules or list(MODULES):
-        total += run(m, a.max_children, a.fresh)
+        total += run(m, a.max_children, a.fresh, a.survivors)
     print(f"== all done in {total:.0f} s; scores: python scripts/mutation_report.py", flush=True)
 
 

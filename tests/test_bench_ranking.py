@@ -143,6 +143,25 @@ def test_passing_users_are_ordered_by_score(tmp_path, library, one_hot_tagger):
     pairs = bench.read_pairs(paths, "pcg")
     assert [p.rank for p in pairs] == [1, 2, 3, 1, 2, 3]
     assert len({p.pair_id for p in pairs}) == 6 and all(p.pair_id == f"{p.user_id}__{p.product_id}" for p in pairs)
+    # exactly as many pass as asked for, all selected: neither shortfall note
+    rep = bench.read_report(paths, "pcg")
+    assert not any("pass the thresholds" in n or "asked for" in n for n in rep.notes), rep.notes
+    assert (paths.cache / "bench_tags").is_dir() and (paths.cache / "bench_products").is_dir()
+
+
+def test_pci_hosts_below_the_cut_are_not_checked_and_paths_are_normalised(tmp_path, library, one_hot_tagger):
+    img = tmp_path / "img.png"
+    img.write_bytes(b"png")
+    ok = [pci_user(tmp_path, f"u{i}", ["coffee"] * 9, video(tmp_path / f"v{i}.mp4")) for i in range(4)]
+    odd = HistoryItem(item_id="odd", title="coffee", image_paths=[str(tmp_path / "sub" / ".." / "img.png")])
+    ok[0] = ok[0].model_copy(update={"items": [odd, *ok[0].items]})
+    paths = StudyPaths(tmp_path / "data")
+    rep = bench.build_bench("pci", ok, library, paths, n_users=2, products_per_user=1)
+    assert ("host videos were checked walking down the ranking; the 2 users below the last selected one were not "
+            "checked (counted as available)") in rep.notes
+    assert rep.n_users_available == 4 and (paths.cache / "bench_video").is_dir()
+    u0 = next(u for u in bench.read_users(paths, "pci") if u.user_id == "u0")
+    assert u0.items[0].image_paths == [img.as_posix()]  # written through display_path: '..' resolved
 
 
 # --------------------------------------------------------------------------- the build's records (fast)

@@ -56,8 +56,9 @@ def selected(name: str, mutant: str) -> bool:
     return not funcs or mutant.split(".")[-1].split("__mutmut_")[0] in {f"x_{f}" for f in funcs}
 
 
-#: mutmut exit codes that mean caught (killed, pytest internal error, type check, timeouts)
+#: mutmut exit codes that mean caught (killed, pytest internal error, type check) and that mean a timeout
 KILLED = {1, 3, 37, 36, 24, -24, 152, 255}
+TIMEOUT = {36, 24, -24, 152, 255}
 
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-W", "ignore::DeprecationWarning"]
 
@@ -92,7 +93,8 @@ def prepare(name: str) -> Path:
         'also_copy = ["notebooks"]\n'
         "use_git_change_detection = false\n"
         'process_isolation = "fork"\n'
-        "timeout_multiplier = 5.0\n"
+        "timeout_multiplier = 10.0\n"
+        "timeout_constant = 5.0\n"
         "\n[tool.pytest.ini_options]\n"
         'testpaths = ["tests"]\n'
         'markers = ["slow: tests that take more than a few seconds"]\n',
@@ -100,14 +102,15 @@ def prepare(name: str) -> Path:
     return wd
 
 
-def _not_killed(name: str, wd: Path, target: str) -> list[str]:
+def _not_killed(name: str, wd: Path, target: str, timeouts: bool = False) -> list[str]:
     """Selected mutants of an earlier run that no test caught (mutmut keeps such a verdict even when tests
-    were added)."""
+    were added); with ``timeouts`` also those stopped by the time limit (worth a second look)."""
     meta = wd / "mutants" / (target + ".meta")
     if not meta.is_file():
         return []
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    return sorted(k for k, v in codes.items() if v not in KILLED and selected(name, k))
+    caught = KILLED - TIMEOUT if timeouts else KILLED
+    return sorted(k for k, v in codes.items() if v not in caught and selected(name, k))
 
 
 def _mutmut(name: str, wd: Path, max_children: int, mutants: list[str]) -> None:
@@ -133,8 +136,8 @@ def run(name: str, max_children: int, fresh: bool = False, survivors: bool = Fal
           f"{' '.join(MODULES[name][1])}", flush=True)
     t0 = time.monotonic()
     if survivors:
-        again = _not_killed(name, wd, target)
-        print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
+        again = _not_killed(name, wd, target, timeouts=True)
+        print(f"== {name}: testing {len(again)} earlier survivors and timeouts again", flush=True)
         if again:
             _mutmut(name, wd, max_children, again)
     elif funcs:
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default: all)")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
     ap.add_argument("--fresh", action="store_true", help="forget earlier verdicts (rm build/mutation/<module>)")
-    ap.add_argument("--survivors", action="store_true", help="re-test only the mutants that survived last time")
+    ap.add_argument("--survivors", action="store_true", help="re-test only the mutants that survived or timed out last time")
     ap.add_argument("--list", action="store_true", help="print the module -> tests table and exit")
     a = ap.parse_args(argv)
     if a.list:

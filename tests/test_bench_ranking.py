@@ -86,9 +86,23 @@ def test_criterion_matches_the_formulas_by_hand():
     assert one["consistency"] == 0.0 and one["length"] == 0.125 and one["score"] == 0.0
     none = bench.user_criterion(np.zeros((0, K)), th)
     assert none["score"] == 0.0 and not none["passes"] and none["n_tagged"] == 0
+    assert none["concentration"] == 0.0 and none["consistency"] == 0.0
+    assert c["mean"][TOPIC_IDS.index("coffee")] == 0.3 and c["mean"][TOPIC_IDS.index("pets")] == 0.1
+    # two identical items already have two halves
+    two = bench.user_criterion(np.array([onehot("pets"), onehot("pets")]), th)
+    assert two["consistency"] == 1.0 and two["concentration"] == 1.0 and two["length"] == 0.25
+    # the documented clip to [0, 1] (rows that are not distributions)
+    big = bench.user_criterion(2 * np.array([onehot("pets")] * 8), th)
+    assert big["concentration"] == 1.0 and big["consistency"] == 1.0
+    assert bench.user_criterion(np.zeros((8, K)), th)["concentration"] == 0.0
 
 
 def test_each_threshold_is_inclusive_and_each_can_fail_a_user():
+    # exactly representable: items coffee, coffee | coffee, pets -> concentration 1.0, consistency 0.5
+    exact = np.array([onehot(t) for t in ["coffee", "coffee", "coffee", "pets"]])
+    th = bench.Thresholds(min_items=4, min_concentration=1.0, min_consistency=0.5)
+    c = bench.user_criterion(exact, th)
+    assert (c["concentration"], c["consistency"], c["passes"]) == (1.0, 0.5, True)
     d = np.array([onehot(t) for t in PASSING_WEAK])
     assert bench.user_criterion(d, bench.Thresholds(min_items=10))["passes"]
     assert not bench.user_criterion(d, bench.Thresholds(min_items=11))["passes"]
@@ -114,6 +128,7 @@ def test_passing_users_rank_first_even_below_a_failing_users_score(tmp_path, lib
     assert rep.n_users_passing == 1 and rep.n_users_selected == 1 and rep.n_users_available == 2
     assert {p.user_id for p in bench.read_pairs(paths, "pcg")} == {"b_passing_weak"}
     assert "selection cut: score >= 0.3785 (the last selected user's score)" in rep.notes
+    assert not any("host videos" in n for n in rep.notes)  # PCG has no hosts to leave unchecked
 
 
 def test_fill_up_takes_failing_users_by_score_then_id(tmp_path, library, one_hot_tagger):
@@ -156,8 +171,8 @@ def test_pci_hosts_below_the_cut_are_not_checked_and_paths_are_normalised(tmp_pa
     odd = HistoryItem(item_id="odd", title="coffee", image_paths=[str(tmp_path / "sub" / ".." / "img.png")])
     ok[0] = ok[0].model_copy(update={"items": [odd, *ok[0].items]})
     paths = StudyPaths(tmp_path / "data")
-    rep = bench.build_bench("pci", ok, library, paths, n_users=2, products_per_user=1)
-    assert ("host videos were checked walking down the ranking; the 2 users below the last selected one were not "
+    rep = bench.build_bench("pci", ok, library, paths, n_users=1, products_per_user=1)
+    assert ("host videos were checked walking down the ranking; the 3 users below the last selected one were not "
             "checked (counted as available)") in rep.notes
     assert rep.n_users_available == 4 and (paths.cache / "bench_video").is_dir()
     u0 = next(u for u in bench.read_users(paths, "pci") if u.user_id == "u0")
@@ -218,7 +233,12 @@ def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, libr
     assert stats["a0_corrupt"].status.startswith("skipped: host video") and stats["a0_corrupt"].rank == 1
     assert not stats["a0_corrupt"].selected and stats["a_ok"].rank == 2
     for uid in ("c_novideo", "d_only_host", "e_empty"):
-        assert stats[uid].rank == 0 and stats[uid].status.startswith("skipped: ") and not stats[uid].passes
+        s = stats[uid]
+        assert s.rank == 0 and s.status.startswith("skipped: ") and not s.passes and not s.selected
+        assert (s.n_items, s.n_tagged, s.length, s.concentration, s.consistency, s.score, s.top_topics) == (
+            0, 0, 0.0, 0.0, 0.0, 0.0, "")
+    # the duplicate is recorded in the report, not as a second row of the stats table
+    assert [r.user_id for r in bench.read_user_stats(paths, "pci")].count("a_ok") == 1
 
 
 def test_untaggable_items_and_missing_media_are_recorded(tmp_path, library, one_hot_tagger):
@@ -267,6 +287,11 @@ def test_bad_build_arguments_name_the_problem(tmp_path, library, one_hot_tagger)
         bench.build_bench("pcg", [], library, paths, products_per_user=n + 1)
     with pytest.raises(bench.BenchError, match=r"pcg: no usable user in embedded sample \(1 skipped: x: empty history\)"):
         bench.build_bench("pcg", [UserHistory(dataset="qilin", user_id="x", items=[])], library, paths)
+    with pytest.raises(bench.BenchError) as e:  # at most five named
+        bench.build_bench("pcg", [UserHistory(dataset="qilin", user_id=f"e{i}", items=[]) for i in range(6)],
+                          library, paths)
+    assert str(e.value).endswith("(6 skipped: e0: empty history; e1: empty history; e2: empty history; "
+                                 "e3: empty history; e4: empty history)")
     assert bench.build_bench("pcg", [user("ok", ["coffee"] * 8)], library, paths, n_users=1,
                              products_per_user=n).n_users_selected == 1
 
@@ -320,11 +345,16 @@ def test_compatibility_and_matched_topic_by_hand(library):
     first = sorted(TOPIC_IDS)[0]
     zero_p = base.model_copy(update={"topics": [first]})
     assert bench.compatibility(np.zeros(K), zero_p, np.zeros(K)) == (pytest.approx(0.2), first)
-    # matched-topic ties: the heavier topic first
-    tie = mean_of(food=0.4, coffee=0.6)
-    both = base.model_copy(update={"topics": ["coffee", "food"]})
-    score, topic = bench.compatibility(tie, both, cos_column())
-    assert score == pytest.approx(0.6) and topic == "coffee"
+    # matched-topic tie: pets .6 * (.6 + 0) = .36 and coffee .4 * (.6 + .4 * .75) = .36 -> the heavier, pets
+    tie = mean_of(pets=0.6, coffee=0.4)
+    both = base.model_copy(update={"topics": ["pets", "coffee"]})
+    assert bench.compatibility(tie, both, cos_column(coffee=0.425)) == (pytest.approx(0.72), "pets")
+    # the semantic term decides the matched topic when nothing is declared: coffee .5 * .4 * .5 = .1 < food
+    # .3 * .4 * 1 = .12; compatibility .4 * (.25 + .3) = .22
+    none_declared = base.model_copy(update={"topics": ["pets"]})
+    assert bench.compatibility(m, none_declared, cos_column(coffee=0.3, food=0.55)) == (pytest.approx(0.22), "food")
+    # rounded to 4 decimals: sem(.3123) = .5246, .4 * .5 * .5246 = .10492 -> .1049
+    assert bench.compatibility(m, none_declared, cos_column(coffee=0.3123))[0] == 0.1049
     # integer input is read as numbers
     assert bench.compatibility(np.array([0] * (K - 1) + [2]), base.model_copy(update={"topics": [TOPIC_IDS[-1]]}),
                                np.zeros(K, int)) == (pytest.approx(0.6), TOPIC_IDS[-1])

@@ -204,7 +204,8 @@ def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, libr
              UserHistory(dataset="microlens", user_id="e_empty", items=[]),
              pci_user(tmp_path, "a_ok", ["coffee"] * 9, video(tmp_path / "a.mp4")),
              pci_user(tmp_path, "a_ok", ["music"] * 9, video(tmp_path / "a2.mp4")),
-             pci_user(tmp_path, "a0_corrupt", ["coffee"] * 9, str(bad))]
+             pci_user(tmp_path, "a0_corrupt", ["coffee"] * 9, str(bad)),
+             UserHistory(dataset="microlens", user_id="e_empty", items=[])]
     paths = StudyPaths(tmp_path / "data")
     rep = bench.build_bench("pci", users, library, paths, n_users=3, products_per_user=2)
     reasons = {(s["user"], s.get("item")): s["reason"] for s in rep.skipped}
@@ -238,7 +239,9 @@ def test_pci_build_sets_the_host_aside_and_records_every_bad_user(tmp_path, libr
         assert (s.n_items, s.n_tagged, s.length, s.concentration, s.consistency, s.score, s.top_topics) == (
             0, 0, 0.0, 0.0, 0.0, 0.0, "")
     # the duplicate is recorded in the report, not as a second row of the stats table
-    assert [r.user_id for r in bench.read_user_stats(paths, "pci")].count("a_ok") == 1
+    ids = [r.user_id for r in bench.read_user_stats(paths, "pci")]
+    assert ids.count("a_ok") == 1 and ids.count("e_empty") == 1
+    assert stats["e_empty"].status == "skipped: empty history"
 
 
 def test_untaggable_items_and_missing_media_are_recorded(tmp_path, library, one_hot_tagger):

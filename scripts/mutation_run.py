@@ -3,11 +3,15 @@
 Each module runs in its own work directory ``build/mutation/<name>/`` (a fresh copy of ``nextads_lib/``,
 ``tests/`` and ``notebooks/`` plus a ``pyproject.toml`` whose ``[tool.mutmut]`` names that module and only the
 test files mapped to it in :data:`MODULES`), so every mutant runs the few tests that can catch it and the
-results of one module never mix with another's. mutmut keeps its verdicts in ``<work dir>/mutants/``: a rerun
-re-tests only the functions whose code or tests changed. ``scripts/mutation_report.py`` reads them.
+results of one module never mix with another's. A module with a function selection (``MODULES``' third column)
+has only those functions mutated and all of their mutants tested on every run; a module without one keeps
+mutmut's verdicts in ``<work dir>/mutants/`` (new or changed mutants are tested, then the earlier survivors).
+mutmut stops a mutant past 10x (+5 s) its tests' clean CPU time and counts it caught ("timeout"): an
+infinite loop. ``scripts/mutation_report.py`` reads the verdicts.
 
     python scripts/mutation_run.py                 # every module
     python scripts/mutation_run.py store bench     # some of them
+    python scripts/mutation_run.py bench --survivors   # after adding tests: re-test what survived
     python scripts/mutation_run.py --list          # the module -> tests table
 
 Needs the ``dev`` extra (``pip install -e .[dev]``). Not part of ``make test``.
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default: all)")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
     ap.add_argument("--fresh", action="store_true", help="forget earlier verdicts (rm build/mutation/<module>)")
-    ap.add_argument("--survivors", action="store_true", help="re-test only the mutants that survived or timed out last time")
+    ap.add_argument("--survivors", action="store_true",
+                    help="re-test only the mutants that survived or timed out last time")
     ap.add_argument("--list", action="store_true", help="print the module -> tests table and exit")
     a = ap.parse_args(argv)
     if a.list:

@@ -101,11 +101,11 @@ def test_a_smaller_segment_of_the_same_aspect_is_resized_to_the_host(host, tmp_p
     assert integ.segment_fit == "resize" and (integ.width, integ.height) == (W, H_)
     fr = media.read_frames(out, [K + 5])[0].astype(int)
     assert fr.shape == (H_, W, 3)
-    # the split stays at the middle of the host's width; no black bars
-    left, right = fr[:, 4: W // 2 - 4], fr[:, W // 2 + 4: W - 4]
+    # the split stays at the middle of the host's width; no black bars (rows below the label's box)
+    left, right = fr[24:, 4: W // 2 - 4], fr[24:, W // 2 + 4: W - 4]
     assert left[..., 1].mean() > 170 and left[..., 2].mean() < 30
     assert right[..., 2].mean() > 170 and right[..., 1].mean() < 30
-    assert fr[:4].mean() > 60 and fr[-4:].mean() > 60
+    assert fr[24:28].mean() > 60 and fr[-4:].mean() > 60
 
 
 def test_a_segment_of_another_aspect_is_letterboxed_and_retimed(host, tmp_path):
@@ -116,6 +116,23 @@ def test_a_segment_of_another_aspect_is_letterboxed_and_retimed(host, tmp_path):
     assert integ.segment_fit == "letterbox"
     assert media.count_frames(out) == HOST_N + 10  # 1 s at the host's 10 fps
     fr = media.read_frames(out, [K + 3])[0].astype(int)
-    # 96x96 scaled by 64/96 -> 64x64, centred in 64x96: black rows 0..15 and 80..95
-    assert fr[:14].mean() < 10 and fr[82:].mean() < 10
+    # 96x96 scaled by 64/96 -> 64x64, centred in 64x96: black rows 0..15 (under the label's box) and 80..95
+    assert fr[0:2].mean() < 10 and fr[82:].mean() < 10
     assert fr[20:76, 4:28, 1].mean() > 170 and fr[20:76, 36:60, 2].mean() > 170
+
+
+@pytest.mark.parametrize("size", [(W // 2, H_ // 2), (96, 96)], ids=["resized", "letterboxed"])
+def test_the_label_survives_a_segment_of_another_size(host, tmp_path, size):
+    """A Producer clip carries the label at its own size; in the integrated video every segment frame must
+    carry it at the host's size (where the disclosure check and the Reflector's relabel look)."""
+    from nextads_lib.producer.post import burn_label, label_present  # noqa: PLC0415
+
+    host_path, an = host
+    w, h = size
+    seg = tmp_path / "seg.mp4"
+    media.write_video(seg, [burn_label(np.full((h, w, 3), (40, 120, 60), np.uint8)) for _ in range(10)], HOST_FPS)
+    out = tmp_path / "out.mp4"
+    integ = H.splice(host_path, seg, K, out, analysis=an)
+    assert integ.segment_fit in ("resize", "letterbox")
+    frames = media.read_frames(out, list(range(K + 1, K + 11)))
+    assert all(label_present(f) for f in frames)

@@ -9,7 +9,7 @@ EXTRAS ?= api,wan,notebook,test
 PROFILE ?= embedded
 DATA_DIR ?= data
 
-.PHONY: setup study smoke test unit nbval notebooks clean-cache
+.PHONY: setup study smoke test unit nbval notebooks clean-cache mutation
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,15 @@ notebooks: setup
 test: setup
 	$(PY) -m pytest tests -q
 	$(PY) -m nextads_lib.study nbval --profile smoke --data-dir build/nbval
+
+# Mutation testing of the modules whose bugs cost results (needs the dev extra; not part of `make test`).
+# One mutmut run per module against its own tests (scripts/mutation_run.py --list), then the score per module
+# and the surviving mutants; fails below 80% on a module. MUTATE="store bench" runs some modules only.
+MUTATE ?=
+mutation: setup
+	$(PY) -c "import mutmut" 2>/dev/null || $(PIP) install -q -e ".[dev]"
+	$(PY) scripts/mutation_run.py $(MUTATE)
+	$(PY) scripts/mutation_report.py $(MUTATE)
 
 clean-cache:
 	rm -rf $(DATA_DIR)/interim build

@@ -382,7 +382,11 @@ def splice(host_path: str | os.PathLike[str], segment_path: str | os.PathLike[st
         if fit == "error":
             raise HostError(item, "segment", f"the Producer's clip is {sw}x{sh}, the host is {W}x{H}")
         fit_mode = "resize" if abs(sw / sh - W / H) <= 0.01 * (W / H) else "letterbox"
-        seg = [fit_frame(f, W, H, fit_mode) for f in seg]
+        from .producer.post import burn_label  # noqa: PLC0415
+
+        # the Producer burned the label at the segment's size; scaled, it is no longer the label the disclosure
+        # check reads (nor one the Reflector's relabel can restore), so it is burned again at the host's size
+        seg = [burn_label(fit_frame(f, W, H, fit_mode)) for f in seg]
     seg_fps = float(sinfo.fps) or fps
     if abs(seg_fps - fps) > 0.01:
         n_out = max(1, int(round(len(seg) / seg_fps * fps)))

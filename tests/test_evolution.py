@@ -142,13 +142,15 @@ def test_run_writes_rows_plans_and_resumes(paths):
 
 
 def test_users_without_ground_truth_are_recorded(paths, tmp_path):
-    write_jsonl(paths.ground_truth("qilin"), GT[:1])
+    write_jsonl(paths.ground_truth("qilin"), GT[1:])  # the run's only user, u_coffee, loses its ground truth
     try:
         df = E.run_evolution(paths, "pcg", RUN, impressions=2, seed=5)
     finally:
         write_jsonl(paths.ground_truth("qilin"), GT)
     errs = df[df["error"].notna()]
-    assert set(errs["error"]) <= {"no ground truth for this user"}
+    # one error row per pair of u_coffee (its two products), nothing simulated for it
+    assert sorted(errs["pair_id"]) == ["u_coffee__brewco-beans", "u_coffee__edge-razor"] and len(df) == 2
+    assert set(errs["error"]) == {"no ground truth for this user"} and set(errs["policy"]) == {"-"}
 
 
 def test_model_backed_simulator_on_the_local_openai_server(paths, chat_server):  # noqa: F811

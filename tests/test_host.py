@@ -169,7 +169,8 @@ def test_host_without_audio_and_a_segment_of_the_wrong_size(tmp_path):
     integ = H.splice(mute, seg, 20, out, analysis=an)
     assert integ.segment_fit == "letterbox" and "no audio" in integ.audio
     fr = media.read_frames(out, [21])[0]
-    assert fr.shape == (160, 96, 3) and fr[:20].mean() < 10  # black bars above the letterboxed segment
+    assert fr.shape == (160, 96, 3) and fr[:20, 64:].mean() < 10  # black bars above the letterboxed segment
+    assert label_present(fr)  # the label burned again at the host's size
     ia = media.read_audio(out, RATE)
     e = envelope(ia)
     assert e[: int(20 * 21 / FPS) - 2].max() < 0.005  # silence where the host plays

@@ -1,0 +1,184 @@
+"""Mutation testing of the modules whose bugs cost results, one ``mutmut`` run per module (``make mutation``).
+
+Each module runs in its own work directory ``build/mutation/<name>/`` (a fresh copy of ``nextads_lib/``,
+``tests/`` and ``notebooks/`` plus a ``pyproject.toml`` whose ``[tool.mutmut]`` names that module and only the
+test files mapped to it in :data:`MODULES`), so every mutant runs the few tests that can catch it and the
+results of one module never mix with another's. A module with a function selection (``MODULES``' third column)
+has only those functions mutated and all of their mutants tested on every run; a module without one keeps
+mutmut's verdicts in ``<work dir>/mutants/`` (new or changed mutants are tested, then the earlier survivors).
+mutmut stops a mutant past 10x (+5 s) its tests' clean CPU time and counts it caught ("timeout"): an
+infinite loop. ``scripts/mutation_report.py`` reads the verdicts.
+
+    python scripts/mutation_run.py                 # every module
+    python scripts/mutation_run.py store bench     # some of them
+    python scripts/mutation_run.py bench --survivors   # after adding tests: re-test what survived
+    python scripts/mutation_run.py --list          # the module -> tests table
+
+Needs the ``dev`` extra (``pip install -e .[dev]``). Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "mutation"
+
+#: module name -> (the file mutated, the test files run against its mutants, the functions mutated: empty = all).
+#: The functions are the code whose bugs cost results (for bench: the selection, not the figures); tests are the
+#: fast ones that exercise them, so the whole table runs within 40 minutes on a 2-core machine.
+MODULES: dict[str, tuple[str, list[str], list[str]]] = {
+    "backends_base": ("nextads_lib/backends/base.py", ["tests/test_backends.py"], []),
+    "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backends.py"], []),
+    "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backends.py"], []),
+    "store": ("nextads_lib/store.py", ["tests/test_store.py", "tests/test_core.py"], []),
+    "judge": ("nextads_lib/judge.py", ["tests/test_judge.py"], []),
+    "verifier": ("nextads_lib/verifier.py", ["tests/test_verifier.py", "tests/test_verify_pci.py"], []),
+    "host": ("nextads_lib/host.py", ["tests/test_host.py", "tests/test_splice.py"],
+             ["fit_frame", "splice", "valid_range", "find_candidates", "seam_changes"]),
+    "bench": ("nextads_lib/bench.py", ["tests/test_bench_ranking.py"],
+              ["item_text", "user_criterion", "semantic_fit", "compatibility", "rank_products", "build_bench"]),
+}
+
+
+def mutant_globs(name: str) -> list[str]:
+    """mutmut name patterns of the module's selected functions (empty: every mutant of the file)."""
+    target, _, funcs = MODULES[name]
+    mod = target[:-3].replace("/", ".")
+    return [f"{mod}.x_{f}__mutmut_*" for f in funcs]
+
+
+def selected(name: str, mutant: str) -> bool:
+    funcs = MODULES[name][2]
+    return not funcs or mutant.split(".")[-1].split("__mutmut_")[0] in {f"x_{f}" for f in funcs}
+
+
+#: mutmut exit codes that mean caught (killed, pytest internal error, type check) and that mean a timeout
+KILLED = {1, 3, 37, 36, 24, -24, 152, 255}
+TIMEOUT = {36, 24, -24, 152, 255}
+
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-W", "ignore::DeprecationWarning"]
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+
+
+def _toml_list(xs: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
+
+
+def prepare(name: str) -> Path:
+    """The work directory of ``name``, with fresh sources and tests and its own mutmut configuration."""
+    target, tests, _ = MODULES[name]
+    tests = [t for t in tests if (ROOT / t).is_file()]
+    if not tests:
+        raise SystemExit(f"{name}: none of its test files exists ({MODULES[name][1]})")
+    wd = WORK / name
+    wd.mkdir(parents=True, exist_ok=True)
+    for d in ("nextads_lib", "tests", "notebooks"):
+        _copy_tree(ROOT / d, wd / d)
+    (wd / "pyproject.toml").write_text(
+        "# written by scripts/mutation_run.py: one module and its tests\n"
+        "[tool.mutmut]\n"
+        'source_paths = ["nextads_lib"]\n'
+        f"only_mutate = {_toml_list([target])}\n"
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}\n"
+        'also_copy = ["notebooks"]\n'
+        "use_git_change_detection = false\n"
+        'process_isolation = "fork"\n'
+        "timeout_multiplier = 10.0\n"
+        "timeout_constant = 5.0\n"
+        "\n[tool.pytest.ini_options]\n"
+        'testpaths = ["tests"]\n'
+        'markers = ["slow: tests that take more than a few seconds"]\n',
+        encoding="utf-8")
+    return wd
+
+
+def _not_killed(name: str, wd: Path, target: str, timeouts: bool = False) -> list[str]:
+    """Selected mutants of an earlier run that no test caught (mutmut keeps such a verdict even when tests
+    were added); with ``timeouts`` also those stopped by the time limit (worth a second look)."""
+    meta = wd / "mutants" / (target + ".meta")
+    if not meta.is_file():
+        return []
+    codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    caught = KILLED - TIMEOUT if timeouts else KILLED
+    return sorted(k for k, v in codes.items() if v not in caught and selected(name, k))
+
+
+def _mutmut(name: str, wd: Path, max_children: int, mutants: list[str]) -> None:
+    exe = Path(sys.executable).with_name("mutmut")
+    cmd = [str(exe) if exe.is_file() else "mutmut", "run", "--max-children", str(max_children), *mutants]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NEXTADS_ROOT")}
+    rc = subprocess.call(cmd, cwd=wd, env=env)
+    if rc != 0:
+        raise SystemExit(f"{name}: mutmut run failed (exit {rc}); see the output above")
+
+
+def run(name: str, max_children: int, fresh: bool = False, survivors: bool = False) -> float:
+    """One module. With a function selection every selected mutant is tested (mutmut re-tests the mutants it is
+    given by name); otherwise new or changed mutants are tested, then the earlier survivors again (tests may
+    have been added since). ``fresh`` forgets every earlier verdict; ``survivors`` re-tests only the mutants
+    that no test caught last time (after adding tests)."""
+    target = MODULES[name][0]
+    if fresh:
+        shutil.rmtree(WORK / name, ignore_errors=True)
+    wd = prepare(name)
+    funcs = MODULES[name][2]
+    print(f"== {name}: {target} ({', '.join(funcs) if funcs else 'every function'}) against "
+          f"{' '.join(MODULES[name][1])}", flush=True)
+    t0 = time.monotonic()
+    if survivors:
+        again = _not_killed(name, wd, target, timeouts=True)
+        print(f"== {name}: testing {len(again)} earlier survivors and timeouts again", flush=True)
+        if again:
+            _mutmut(name, wd, max_children, again)
+    elif funcs:
+        _mutmut(name, wd, max_children, mutant_globs(name))
+    else:
+        before = _not_killed(name, wd, target)
+        _mutmut(name, wd, max_children, [])
+        again = [m for m in before if m in _not_killed(name, wd, target)]
+        if again:
+            print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
+            _mutmut(name, wd, max_children, again)
+    dt = time.monotonic() - t0
+    print(f"== {name}: done after {dt:.0f} s", flush=True)
+    return dt
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default: all)")
+    ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
+    ap.add_argument("--fresh", action="store_true", help="forget earlier verdicts (rm build/mutation/<module>)")
+    ap.add_argument("--survivors", action="store_true",
+                    help="re-test only the mutants that survived or timed out last time")
+    ap.add_argument("--list", action="store_true", help="print the module -> tests table and exit")
+    a = ap.parse_args(argv)
+    if a.list:
+        for k, (f, ts, fs) in MODULES.items():
+            print(f"{k:16s} {f:42s} {' '.join(ts)}" + (f"  [{', '.join(fs)}]" if fs else ""))
+        return
+    bad = [m for m in a.modules if m not in MODULES]
+    if bad:
+        raise SystemExit(f"unknown module(s) {bad}; known: {' '.join(MODULES)}")
+    total = 0.0
+    for m in a.modules or list(MODULES):
+        total += run(m, a.max_children, a.fresh, a.survivors)
+    print(f"== all done in {total:.0f} s; scores: python scripts/mutation_report.py", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -99,6 +99,8 @@ class GroundTruth(Schema):
     dataset: Dataset
     user_id: str
     topics: dict[str, float] = Field(description="topic id -> weight, summing to 1")
+    interests: dict[str, float] = Field(default_factory=dict, description="the sample's fine-grained interest "
+                                        "(e.g. 'Winter Outfits') -> weight; each falls under one of the topics")
     tone: str
     narrative: str
     palette: str

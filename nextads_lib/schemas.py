@@ -146,6 +146,8 @@ class BuildReport(Schema):
 class TopicPreference(Schema):
     topic: str
     weight: float = Field(ge=0, le=1)
+    label: str = Field("", description="the interest in the history's own words (e.g. 'wool coat, winter "
+                       "outfits'); ``topic`` is the taxonomy topic it maps to")
     evidence: list[str] = Field(default_factory=list, description="history item ids that support it")
 
 

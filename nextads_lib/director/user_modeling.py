@@ -34,7 +34,7 @@ from ..schemas import (
     VisualStyle,
 )
 from ..store import Cache, content_key, file_digest
-from ..topics import LIGHTINGS, NARRATIVES, CameraMove, PALETTES, TONES, TOPIC_IDS, TOPICS, topic_name
+from ..topics import LIGHTINGS, NARRATIVES, CameraMove, PALETTES, TONES, TOPIC_IDS, topic_name
 from .common import (
     CODE_VERSION,
     DirectorError,
@@ -60,7 +60,8 @@ class ProfileAnswer(Schema):
 PROFILE_SYSTEM = (
     "You are the Director of a personalized video-advertising system. From a user's interaction history "
     "(titles, texts and images of the items they engaged with) infer a structured profile: topical interests "
-    "with weights summing to 1 and the ids of the items that support each; the preferred presentation style "
+    "with weights summing to 1, each with a short label in the history's own words and the ids of the items "
+    "that support it; the preferred presentation style "
     f"(tone, one of {list(TONES)}; narrative structure, one of {list(NARRATIVES)}; information density low/"
     "medium/high); and visual preferences aggregated over the images (dominant colours as hex, a palette name "
     f"from {list(PALETTES)}, lighting from {list(LIGHTINGS)}, motion static/slow/dynamic, preferred visual "
@@ -233,13 +234,97 @@ def _density(texts: Sequence[str]) -> str:
     return "low" if m < 18 else "medium" if m < 40 else "high"
 
 
+#: words that never start or end an interest's name (English function words; no topic words)
+STOPWORDS = frozenset("""a an and the of to in on at for with by from as is are was were be been it its it's this
+that these those i me my we our you your he she they them his her their or but so if then than too very just not
+no nor only also about into over under after before up down out off again all any both each few more most other
+some such own same can will would should could do does did done have has had having am what which who whom how
+why when where there here one two three s t don lol ok oh im got get gets really still even much many""".split())
+#: items' texts closer than this cosine distance (average linkage) form one interest
+INTEREST_DISTANCE = 0.6
+#: an interest needs at least this share of the history (and 2 items); at most MAX_INTERESTS are kept
+MIN_INTEREST_SHARE, MAX_INTERESTS = 0.12, 3
+
+
+def _phrases(text: str) -> set[str]:
+    """The 1- to 3-word phrases of ``text`` that neither start nor end on a function word (lower case)."""
+    toks = re.findall(r"[a-z][a-z0-9'-]*", text.lower())
+    out = set()
+    for n in (1, 2, 3):
+        for i in range(len(toks) - n + 1):
+            g = toks[i:i + n]
+            if g[0] in STOPWORDS or g[-1] in STOPWORDS or (n == 1 and len(g[0]) < 3):
+                continue
+            out.add(" ".join(g))
+    return out
+
+
+def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTANCE,
+                      max_interests: int = MAX_INTERESTS) -> list[tuple[str, list[int], np.ndarray]]:
+    """The history's interests, read from its texts: (name, item indices, unit centroid), largest first.
+
+    Each text is embedded (MiniLM, :func:`nextads_lib.embed.embed`); average-linkage clustering on cosine
+    distance, cut at ``distance``, groups the items; a cluster of at least ``MIN_INTEREST_SHARE`` of the
+    history (and 2 items) is an interest, the rest is noise. Its name is made of the history's own words:
+    the three phrases (:func:`_phrases`) whose share of the cluster's items most exceeds their share of the
+    other items (a phrase inside a better one is skipped), joined by commas."""
+    n = len(texts)
+    if n == 0:
+        return []
+    emb = embed.embed(texts)
+    if n == 1:
+        labels = np.ones(1, int)
+    else:
+        from scipy.cluster.hierarchy import fcluster, linkage  # noqa: PLC0415
+
+        labels = fcluster(linkage(emb.astype(np.float64), "average", metric="cosine"), distance, "distance")
+    sizes = Counter(int(x) for x in labels)
+    ranked = sorted(sizes, key=lambda c: (-sizes[c], min(i for i in range(n) if labels[i] == c)))
+    keep = [c for c in ranked if sizes[c] >= max(2, MIN_INTEREST_SHARE * n)][:max_interests] or ranked[:1]
+    phr = [_phrases(t) for t in texts]
+    out = []
+    for c in keep:
+        idx = [i for i in range(n) if labels[i] == c]
+        rest = [i for i in range(n) if labels[i] != c]
+        df_in = Counter(p for i in idx for p in phr[i])
+        df_out = Counter(p for i in rest for p in phr[i])
+        score = {p: k / len(idx) - (df_out[p] / len(rest) if rest else 0.0) + 0.02 * len(p.split())
+                 for p, k in df_in.items() if k >= min(2, len(idx))}
+        chosen: list[str] = []
+        for p in sorted(score, key=lambda q: (-score[q], q)):
+            if any(p in q or q in p for q in chosen):
+                continue
+            chosen.append(p)
+            if len(chosen) == 3:
+                break
+        cen = emb[idx].mean(axis=0)
+        out.append((", ".join(chosen) or texts[idx[0]][:40], idx, cen / max(float(np.linalg.norm(cen)), _EPS)))
+    return out
+
+
+def interest_preferences(texts: Sequence[str], ids: Sequence[str]) -> list[TopicPreference]:
+    """:func:`interest_clusters` as profile topics: each interest's weight is its share of the clustered
+    items, its evidence the items nearest its centroid (at most 5), its ``label`` its name and its ``topic``
+    the taxonomy topic whose text (:func:`nextads_lib.topics.topic_text`) is most similar to its centroid, so
+    matching can compare it with the topics the product library declares."""
+    clusters = interest_clusters(texts)
+    total = float(sum(len(idx) for _, idx, _ in clusters)) or 1.0
+    tsim = np.stack([c for _, _, c in clusters]) @ embed.topic_matrix().T
+    emb = embed.embed(texts)
+    out = []
+    for (label, idx, cen), row in zip(clusters, tsim):
+        near = sorted(idx, key=lambda i: (-float(emb[i] @ cen), i))[:5]
+        out.append(TopicPreference(topic=TOPIC_IDS[int(np.argmax(row))], label=label,
+                                   weight=round(len(idx) / total, 4), evidence=[ids[i] for i in near]))
+    return out
+
+
 @register_offline("director.user_profile")
 def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
     """Offline user modeling, transparent heuristics over the request's context:
 
-    - topics: :func:`nextads_lib.embed.topic_distribution` of every item text (a per-text softmax over the
-      16-topic taxonomy), averaged over the history; the top topics (at most 3, each >= 0.08 of the mass,
-      at least one) with weights renormalised to 1; evidence = items whose most likely topic it is.
+    - interests: :func:`interest_preferences` of the item texts (MiniLM embeddings, clustering, names from
+      the history's own words, each mapped to the taxonomy topic nearest its centroid).
     - tone / narrative: MiniLM cosine of each item text to the descriptions in :data:`TONE_TEXTS` /
       :data:`NARRATIVE_TEXTS`, averaged over items, the highest wins.
     - information density: words and numerals per item (:func:`_density`).
@@ -248,22 +333,12 @@ def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
     - motion: frame differences of the history videos when there are any (< 0.02 static, < 0.06 slow, else
       dynamic); without video it is read from the tone (energetic/humorous -> dynamic, calm/luxurious/
       emotional -> slow, else static) and the summary says so.
-    - elements: the top topics' keywords that occur in the history texts, most frequent first.
+    - elements: the interests' name phrases, largest interest first.
     """
     ctx = req.context
     items = ctx["items"]
-    ids = [x["item_id"] for x in items]
     texts = [x["text"] for x in items]
-    dist = embed.topic_distribution(texts)
-    agg = dist.mean(axis=0)
-    order = [int(i) for i in np.argsort(-agg, kind="stable")]
-    chosen = [i for i in order[:3] if agg[i] >= 0.08] or order[:1]
-    total = float(sum(agg[i] for i in chosen))
-    arg = dist.argmax(axis=1)
-    topics = []
-    for i in chosen:
-        ev = [ids[j] for j in np.argsort(-dist[:, i], kind="stable") if arg[j] == i][:5]
-        topics.append(TopicPreference(topic=TOPIC_IDS[i], weight=round(float(agg[i]) / total, 4), evidence=ev))
+    topics = interest_preferences(texts, [x["item_id"] for x in items])
 
     tone_sim = embed.similarity(texts, [TONE_TEXTS[t] for t in TONES]).mean(axis=0)
     tone = TONES[int(np.argmax(tone_sim))]
@@ -289,17 +364,10 @@ def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
         motion = ("dynamic" if tone in ("energetic", "humorous")
                   else "slow" if tone in ("calm", "luxurious", "emotional") else "static")
         motion_src = "no video in the history: read from the tone"
-    counts: Counter[str] = Counter()
-    low = " ".join(texts).lower()
-    for t in topics:
-        for kw in TOPICS.get(t.topic, ("", "", ()))[2]:
-            n = len(re.findall(rf"\b{re.escape(kw)}", low))
-            if n:
-                counts[kw] += n
-    elements = [kw for kw, _ in counts.most_common(5)]
+    elements = list(dict.fromkeys(p for t in topics for p in t.label.split(", ") if p))[:5]
     visual = VisualStyle(palette=palette, palette_name=palette_name, lighting=lighting, motion=motion,
                          elements=elements, evidence=[x["item_id"] for x in ctx.get("images", [])])
-    names = ", ".join(f"{topic_name(t.topic)} ({t.weight:.2f})" for t in topics)
+    names = "; ".join(f"{t.label} ({topic_name(t.topic)}, {t.weight:.2f})" for t in topics)
     summary = (f"Interests: {names}. Prefers a {tone} tone, {narrative} structure, {density} information "
                f"density; {palette_name or 'no'} palette, {lighting or 'unknown'} lighting, {motion} motion "
                f"({motion_src}). Offline heuristics over {len(items)} items and {len(pix)} images.")
@@ -456,26 +524,17 @@ def _vote(values: Sequence[str], order: Sequence[str] = ()) -> str:
 def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     """Offline aggregation of the video annotations and covers into a profile:
 
-    - topics: the mean of the annotations' topic scores; the top topics (at most 3, each >= 0.08 of the
-      mass, at least one) renormalised to 1; evidence = the items annotated with that topic;
+    - interests: :func:`interest_preferences` of the history's texts (the annotations' per-video topics are
+      too coarse to tell interests apart);
     - tone, narrative, density, visual tone (lighting), motion: majority vote over the annotations;
     - palette: k-means colours of the covers (:func:`dominant_colours`) -> :func:`nearest_palette`; without
       readable covers, the annotations' palette names vote;
-    - elements: the top topics' keywords found in the texts, most frequent first.
+    - elements: the interests' name phrases, largest interest first.
     """
     ctx = req.context
     anns = ctx["annotations"]
     texts = [x["text"] for x in ctx["items"]]
-    agg: Counter[str] = Counter()
-    for a in anns:
-        tot = sum(a["topic_scores"].values()) or 1.0
-        for t, v in (a["topic_scores"] or {a["topic"]: 1.0}).items():
-            agg[t] += v / tot / len(anns)
-    ranked = sorted(agg, key=lambda t: (-round(agg[t], 6), t))
-    chosen = [t for t in ranked[:3] if agg[t] >= 0.08] or ranked[:1]
-    total = sum(agg[t] for t in chosen) or 1.0
-    topics = [TopicPreference(topic=t, weight=round(agg[t] / total, 4),
-                              evidence=[a["item_id"] for a in anns if a["topic"] == t][:5]) for t in chosen]
+    topics = interest_preferences(texts, [x["item_id"] for x in ctx["items"]])
     tone = _vote([a["tone"] for a in anns], TONES)
     narrative = _vote([a["narrative"] for a in anns], NARRATIVES)
     density = _vote([a["information_density"] for a in anns], ("low", "medium", "high")) or "medium"
@@ -489,18 +548,11 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     else:
         palette_name = _vote([a["palette_name"] for a in anns], tuple(PALETTES))
         palette = list(dict.fromkeys(h for a in anns for h in a["palette"]))[:5]
-    counts: Counter[str] = Counter()
-    low = " ".join(texts).lower()
-    for t in topics:
-        for kw in TOPICS.get(t.topic, ("", "", ()))[2]:
-            n = len(re.findall(rf"\b{re.escape(kw)}", low))
-            if n:
-                counts[kw] += n
     cams = Counter(a["camera"] for a in anns)
     visual = VisualStyle(palette=palette, palette_name=palette_name, lighting=lighting, motion=motion,
-                         elements=[kw for kw, _ in counts.most_common(5)],
+                         elements=list(dict.fromkeys(p for t in topics for p in t.label.split(", ") if p))[:5],
                          evidence=[x["item_id"] for x in ctx.get("images", [])])
-    names = ", ".join(f"{topic_name(t.topic)} ({t.weight:.2f})" for t in topics)
+    names = "; ".join(f"{t.label} ({topic_name(t.topic)}, {t.weight:.2f})" for t in topics)
     summary = (f"Interests: {names}. Prefers a {tone} tone, {narrative} structure, {density} information density; "
                f"{palette_name or 'no'} palette, {lighting or 'unknown'} visual tone, {motion} motion, camera mostly "
                f"{cams.most_common(1)[0][0] if cams else 'static'}. Offline aggregation of {len(anns)} video "

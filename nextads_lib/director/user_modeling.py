@@ -241,7 +241,10 @@ no nor only also about into over under after before up down out off again all an
 some such own same can will would should could do does did done have has had having am what which who whom how
 why when where there here one two three s t don lol ok oh im got get gets really still even much many""".split())
 #: items' texts closer than this cosine distance (average linkage) form one interest
-INTEREST_DISTANCE = 0.6
+INTEREST_DISTANCE = 0.7
+#: naming: the phrases most specific to the interest (share of its items minus share of the others) are
+#: re-ranked by NAME_FIT x their cosine with the interest's centroid; the best 3 make the name
+NAME_CANDIDATES, NAME_FIT = 30, 0.5
 #: an interest needs at least this share of the history (and 2 items); at most MAX_INTERESTS are kept
 MIN_INTEREST_SHARE, MAX_INTERESTS = 0.12, 3
 
@@ -266,8 +269,9 @@ def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTAN
     Each text is embedded (MiniLM, :func:`nextads_lib.embed.embed`); average-linkage clustering on cosine
     distance, cut at ``distance``, groups the items; a cluster of at least ``MIN_INTEREST_SHARE`` of the
     history (and 2 items) is an interest, the rest is noise. Its name is made of the history's own words:
-    the three phrases (:func:`_phrases`) whose share of the cluster's items most exceeds their share of the
-    other items (a phrase inside a better one is skipped), joined by commas."""
+    of the ``NAME_CANDIDATES`` phrases (:func:`_phrases`) whose share of the cluster's items most exceeds
+    their share of the other items, the three that score best with ``NAME_FIT`` x their cosine to the
+    cluster's centroid added (a phrase inside a better one is skipped), joined by commas."""
     n = len(texts)
     if n == 0:
         return []
@@ -288,8 +292,13 @@ def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTAN
         rest = [i for i in range(n) if labels[i] != c]
         df_in = Counter(p for i in idx for p in phr[i])
         df_out = Counter(p for i in rest for p in phr[i])
-        score = {p: k / len(idx) - (df_out[p] / len(rest) if rest else 0.0) + 0.02 * len(p.split())
-                 for p, k in df_in.items() if k >= min(2, len(idx))}
+        cen = emb[idx].mean(axis=0)
+        cen = cen / max(float(np.linalg.norm(cen)), _EPS)
+        contrast = {p: k / len(idx) - (df_out[p] / len(rest) if rest else 0.0) + 0.02 * len(p.split())
+                    for p, k in df_in.items()}
+        cands = sorted(contrast, key=lambda q: (-contrast[q], q))[:NAME_CANDIDATES]
+        fit = embed.embed(cands) @ cen if cands else np.zeros(0)
+        score = {p: contrast[p] + NAME_FIT * float(f) for p, f in zip(cands, fit)}
         chosen: list[str] = []
         for p in sorted(score, key=lambda q: (-score[q], q)):
             if any(p in q or q in p for q in chosen):
@@ -297,8 +306,7 @@ def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTAN
             chosen.append(p)
             if len(chosen) == 3:
                 break
-        cen = emb[idx].mean(axis=0)
-        out.append((", ".join(chosen) or texts[idx[0]][:40], idx, cen / max(float(np.linalg.norm(cen)), _EPS)))
+        out.append((", ".join(chosen) or texts[idx[0]][:40], idx, cen))
     return out
 
 

@@ -243,8 +243,8 @@ why when where there here one two three s t don lol ok oh im got get gets really
 #: items' texts closer than this cosine distance (average linkage) form one interest
 INTEREST_DISTANCE = 0.7
 #: naming: the phrases most specific to the interest (share of its items minus share of the others) are
-#: re-ranked by NAME_FIT x their cosine with the interest's centroid; the best 3 make the name
-NAME_CANDIDATES, NAME_FIT = 30, 0.5
+#: re-ranked by NAME_FIT x their cosine with the interest's centroid; the best NAME_PHRASES make the name (tuned on the embedded Qilin sample; the hand-written set checks it)
+NAME_CANDIDATES, NAME_FIT, NAME_PHRASES = 30, 2.0, 3
 #: an interest needs at least this share of the history (and 2 items); at most MAX_INTERESTS are kept
 MIN_INTEREST_SHARE, MAX_INTERESTS = 0.12, 3
 
@@ -270,7 +270,7 @@ def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTAN
     distance, cut at ``distance``, groups the items; a cluster of at least ``MIN_INTEREST_SHARE`` of the
     history (and 2 items) is an interest, the rest is noise. Its name is made of the history's own words:
     of the ``NAME_CANDIDATES`` phrases (:func:`_phrases`) whose share of the cluster's items most exceeds
-    their share of the other items, the three that score best with ``NAME_FIT`` x their cosine to the
+    their share of the other items, the ``NAME_PHRASES`` that score best with ``NAME_FIT`` x their cosine to the
     cluster's centroid added (a phrase inside a better one is skipped), joined by commas."""
     n = len(texts)
     if n == 0:
@@ -304,7 +304,7 @@ def interest_clusters(texts: Sequence[str], *, distance: float = INTEREST_DISTAN
             if any(p in q or q in p for q in chosen):
                 continue
             chosen.append(p)
-            if len(chosen) == 3:
+            if len(chosen) == NAME_PHRASES:
                 break
         out.append((", ".join(chosen) or texts[idx[0]][:40], idx, cen))
     return out

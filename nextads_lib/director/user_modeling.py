@@ -243,7 +243,8 @@ why when where there here one two three s t don lol ok oh im got get gets really
 #: items' texts closer than this cosine distance (average linkage) form one interest
 INTEREST_DISTANCE = 0.7
 #: naming: the phrases most specific to the interest (share of its items minus share of the others) are
-#: re-ranked by NAME_FIT x their cosine with the interest's centroid; the best NAME_PHRASES make the name (tuned on the embedded Qilin sample; the hand-written set checks it)
+#: re-ranked by NAME_FIT x their cosine with the interest's centroid; the best NAME_PHRASES make the name
+#: (tuned on the embedded Qilin sample; tests/test_user_model_generalisation.py checks it on hand-written users)
 NAME_CANDIDATES, NAME_FIT, NAME_PHRASES = 30, 2.0, 3
 #: an interest needs at least this share of the history (and 2 items); at most MAX_INTERESTS are kept
 MIN_INTEREST_SHARE, MAX_INTERESTS = 0.12, 3

@@ -251,15 +251,17 @@ MIN_INTEREST_SHARE, MAX_INTERESTS = 0.12, 3
 
 
 def _phrases(text: str) -> set[str]:
-    """The 1- to 3-word phrases of ``text`` that neither start nor end on a function word (lower case)."""
-    toks = re.findall(r"[a-z][a-z0-9'-]*", text.lower())
+    """The 1- to 3-word phrases of ``text`` that neither start nor end on a function word nor cross
+    punctuation (lower case)."""
     out = set()
-    for n in (1, 2, 3):
-        for i in range(len(toks) - n + 1):
-            g = toks[i:i + n]
-            if g[0] in STOPWORDS or g[-1] in STOPWORDS or (n == 1 and len(g[0]) < 3):
-                continue
-            out.add(" ".join(g))
+    for part in re.split(r"[.,;:!?()\[\]\"|/#+=&]+", text.lower()):
+        toks = re.findall(r"[a-z][a-z0-9'-]*", part)
+        for n in (1, 2, 3):
+            for i in range(len(toks) - n + 1):
+                g = toks[i:i + n]
+                if g[0] in STOPWORDS or g[-1] in STOPWORDS or (n == 1 and len(g[0]) < 3):
+                    continue
+                out.add(" ".join(g))
     return out
 
 

@@ -372,10 +372,44 @@ def _agree(pred: str, truth: str) -> float:
     return float(p == t or t in p.replace("-", " ").split())
 
 
-def recovery_scores(profile: UserProfile, truth: GroundTruth, k: int = 3, min_weight: float = 0.15) -> dict[str, float]:
+def interest_hits(profile: UserProfile, truth: GroundTruth, names: Sequence[str], *, top: int = 3,
+                  min_weight: float = 0.15) -> dict[str, float]:
+    """Recovery of the fine-grained interests (``truth.interests``) by embedding similarity: each profile
+    interest is represented by its label (``TopicPreference.label``, else its topic's name); a true interest of
+    weight >= ``min_weight`` (at least the top one) is recovered when, for some profile interest, it is among
+    the ``top`` most similar (MiniLM cosine) of ``names``, every interest of the dataset's ground truth.
+    ``interest`` is that recall; ``interest_top1`` the same with ``top=1``. NaN without fine-grained truth."""
+    if not truth.interests:
+        return {"interest": math.nan, "interest_top1": math.nan}
+    from . import embed  # noqa: PLC0415
+
+    true_sorted = sorted(truth.interests.items(), key=lambda kv: (-kv[1], kv[0]))
+    want = [n for n, w in true_sorted if w >= min_weight] or [true_sorted[0][0]]
+    names = list(dict.fromkeys([*names, *truth.interests]))
+    labels = [t.label or _topic_label(t.topic) for t in profile.topics]
+    sim = embed.similarity(labels, names)  # (labels, names)
+    out = {}
+    for key, k in (("interest", top), ("interest_top1", 1)):
+        hits = 0
+        for n in want:
+            j = names.index(n)
+            hits += any(int((sim[i] > sim[i, j]).sum()) < k for i in range(len(labels)))
+        out[key] = hits / len(want)
+    return out
+
+
+def _topic_label(topic: str) -> str:
+    from .topics import topic_name  # noqa: PLC0415
+
+    return topic_name(topic)
+
+
+def recovery_scores(profile: UserProfile, truth: GroundTruth, k: int = 3, min_weight: float = 0.15,
+                    interest_names: Sequence[str] = ()) -> dict[str, float]:
     """Recovery of one user's hidden truth: topic precision / recall of the profile's top-``k`` topics against
-    the truth's topics of weight >= ``min_weight`` (at least its top one), top-1 hit, and agreement (1/0) of
-    tone, narrative, palette name, lighting and motion (NaN when the profile leaves one empty)."""
+    the truth's topics of weight >= ``min_weight`` (at least its top one), top-1 hit, agreement (1/0) of
+    tone, narrative, palette name, lighting and motion (NaN when the profile leaves one empty), and the
+    fine-grained interests recovered (:func:`interest_hits` against ``interest_names``, the dataset's)."""
     truth_sorted = sorted(truth.topics.items(), key=lambda kv: (-kv[1], kv[0]))
     true_set = {t for t, w in truth_sorted if w >= min_weight} or {truth_sorted[0][0]}
     pred = [_topic_id(t.topic) for t in sorted(profile.topics, key=lambda t: (-t.weight, t.topic))]
@@ -390,10 +424,12 @@ def recovery_scores(profile: UserProfile, truth: GroundTruth, k: int = 3, min_we
         "palette": _agree(profile.visual.palette_name, truth.palette),
         "lighting": _agree(profile.visual.lighting, truth.lighting),
         "motion": _agree(profile.visual.motion, truth.motion),
+        **interest_hits(profile, truth, interest_names),
     }
 
 
-RECOVERY_METRICS = ("topic_precision", "topic_recall", "top1", "tone", "narrative", "palette", "lighting", "motion")
+RECOVERY_METRICS = ("interest", "interest_top1", "topic_precision", "topic_recall", "top1", "tone", "narrative",
+                    "palette", "lighting", "motion")
 
 
 def recovery(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci"), k: int = 3) -> dict[str, Any]:
@@ -411,6 +447,7 @@ def recovery(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci"), k: int = 
             notes.append(f"{task}: no hidden ground truth at {gt_path.name} (not the embedded sample): skipped")
             continue
         truth = {g.user_id: g for g in read_jsonl(gt_path, GroundTruth)}
+        names = sorted({n for g in truth.values() for n in g.interests})
         for run in runs:
             for pf in sorted((paths.run_dir(task, run) / "users").glob("*/profile.json")):
                 try:
@@ -424,7 +461,7 @@ def recovery(paths: StudyPaths, tasks: Sequence[str] = ("pcg", "pci"), k: int = 
                     continue
                 summ = _summary(paths, task, run)
                 rows.append({"task": task, "run": run, "director_backend": summ.director_backend if summ else prof.backend,
-                             "user_id": prof.user_id, **recovery_scores(prof, g, k=k)})
+                             "user_id": prof.user_id, **recovery_scores(prof, g, k=k, interest_names=names)})
     users = pd.DataFrame(rows, columns=["task", "run", "director_backend", "user_id", *RECOVERY_METRICS])
     if len(users):
         per_run = users.groupby(["task", "run", "director_backend"], sort=True)[list(RECOVERY_METRICS)].mean()

@@ -2,25 +2,30 @@
 
 :func:`ensure_sample` writes, under ``paths.sample_dir(dataset)``, exactly the files of the real release
 (see :mod:`nextads_lib.datasets`), so the loaders and notebooks run the same code on the sample as on the
-real data. Each user has a hidden :class:`~nextads_lib.schemas.GroundTruth` (1 to 3 topics with weights, a
-tone, a narrative structure, and a visual style: palette, lighting, motion) that shapes the history:
+real data. Each user has a hidden :class:`~nextads_lib.schemas.GroundTruth` (1 to 3 fine-grained interests
+with weights, e.g. "Winter Outfits", and the coarse topics they fall under; a tone, a narrative structure,
+and a visual style: palette, lighting, motion) that shapes the history:
 
-- the users share a few *archetypes* (tone, narrative, palette, lighting, motion drawn from
-  :mod:`nextads_lib.topics`); items live in pools keyed by (topic, archetype), so the same note / video is
-  seen by several users, and a user's history is drawn mostly from the pools of their topics (in proportion
-  to the weights) and their archetype, plus 8-20 % of off-topic items. MicroLens keeps its video pool small
-  (about 150 videos for 60 users): at most ~6 videos per topic unless a user needs more distinct ones, and
-  70 % of its users share the "home" archetype of their main topic, so about half of a MicroLens history
+- the interests and every word of the titles and notes come from :mod:`nextads_lib.sample_vocab`, which no
+  other module reads: the offline Director must recognise interests from the history's words, as on real
+  data (83 interests, several phrasings and details each, 12 title styles, 3 note styles per tone, a
+  narrative framing, hashtags, handles, and notes about nothing in particular);
+- the users share a few *archetypes* (tone, narrative, palette, lighting, motion drawn from the style
+  vocabularies of :mod:`nextads_lib.topics`); items live in pools keyed by (interest, archetype), so the same
+  note / video is seen by several users, and a user's history is drawn mostly from the pools of their
+  interests (in proportion to the weights) and their archetype, plus 8-20 % of off-interest items (40 % of
+  them notes about nothing). MicroLens users draw from a seeded subset of 16 interests and keep the video pool
+  small: at most ~6 videos per interest unless a user needs more distinct ones, and
+  70 % of its users share the "home" archetype of their main interest, so about half of a MicroLens history
   is in the user's own style (about 80 % for Qilin);
-- titles and texts are templated sentences built from the topic's keywords, the tone's words and the
-  narrative's phrasing; images are drawn scenes in the palette with the lighting applied (brightness and
-  warmth) and a topic motif (a dumbbell, a bowl, a cat ...); MicroLens videos are 8-30 s mp4 files
-  (256x144, 10 fps, H.264 + 8 kHz mono AAC) of at least three shots with hard cuts and camera pans / zooms
-  over drawn scenes (``static``: a locked-off camera, one scene re-framed at each cut; ``slow``: two scenes,
-  slow pans and zooms; ``dynamic``: a new scene per 1-2 s shot, fast pans and zooms), the title on screen over the first
-  shot and a hashtag over the others, and a tone bed per shot whose rhythm follows the tone;
-- two users per dataset have *diffuse* preferences (many topics, mixed styles) for the selection to
-  reject; their ground truth lists their three most frequent topics.
+- images are drawn scenes in the palette with the lighting applied (brightness and
+  warmth) and a motif of the interest's coarse topic (a dumbbell, a bowl, a cat ...); MicroLens videos are 8-30 s
+  mp4 files (256x144, 10 fps, H.264 + 8 kHz mono AAC) of at least three shots with hard cuts and camera pans /
+  zooms over drawn scenes (``static``: a locked-off camera, one scene re-framed at each cut; ``slow``: two
+  scenes, slow pans and zooms; ``dynamic``: a new scene per 1-2 s shot, fast pans and zooms), the title on
+  screen over the first shot and a hashtag over the others, and a tone bed per shot whose rhythm follows the tone;
+- two users per dataset have *diffuse* preferences (many interests, mixed styles) for the selection to
+  reject; their ground truth lists their three most frequent interests.
 
 Realistic defects the loaders must handle are written on purpose and listed in the marker file
 (``<sample>/../.<dataset>_sample.json``, ``info.defects``): Qilin: a clicked note missing from ``notes``, a
@@ -55,11 +60,12 @@ from .config import DEFAULT_SEED, StudyPaths
 from .schemas import GroundTruth
 from .seed import derive_seed, rng
 from .store import read_json, write_json, write_jsonl
-from .topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, TOPICS
+from .sample_vocab import BY_NAME, INTEREST_IDS, NARRATIVE_STYLES, NOISE_NOTES, NOTE_STYLES, TITLE_STYLES
+from .topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS
 
 __all__ = ["ensure_sample", "sample_info", "CODE_VERSION", "DATASETS", "VIDEO_SIZE", "VIDEO_FPS"]
 
-CODE_VERSION = "sample-4"
+CODE_VERSION = "sample-5"
 DATASETS = ("qilin", "microlens")
 N_ARCHETYPES = {"qilin": 8, "microlens": 4}
 #: items per (topic, archetype) pool before a user's demand spills into other archetypes of the topic
@@ -68,6 +74,12 @@ POOL_SIZE = {"qilin": 12, "microlens": 4}
 TOPIC_CAP = {"qilin": 10_000, "microlens": 6}
 #: probability that a user takes the "home" archetype of their main topic (communities share a look)
 HOMOPHILY = {"qilin": 0.3, "microlens": 0.7}
+#: how many of the vocabulary's interests a dataset's users draw from (MicroLens: a seeded subset, which keeps
+#: its video pool, the sample's main cost, about as small as before)
+N_INTERESTS = {"qilin": len(INTEREST_IDS), "microlens": 16}
+#: share of a focused user's off-interest items that are notes about nothing in particular
+PURE_NOISE_P = 0.4
+NOISE = "noise"
 #: probability of 1, 2, 3 topics per user (MicroLens users spread wider, which keeps the video pool small)
 N_TOPICS_P = {"qilin": (0.3, 0.45, 0.25), "microlens": (0.1, 0.45, 0.45)}
 #: history lengths (min, max, beta a, beta b)
@@ -104,6 +116,11 @@ class Item:
     item_id: int = 0
     video: bool = False  # qilin: note_type 2
     duration_s: float = 0.0
+
+    @property
+    def coarse(self) -> str:
+        """The coarse topic of the item's interest (its drawn motif); a noise note gets one by its number."""
+        return BY_NAME[self.topic].topic if self.topic in BY_NAME else TOPIC_IDS[self.k % len(TOPIC_IDS)]
 
 
 @dataclass
@@ -148,6 +165,8 @@ class _World:
         self.pools: dict[tuple[str, int], list[Item]] = {}
         self.items: list[Item] = []
         self.users: list[UserPlan] = []
+        u = rng(seed, "sample", dataset, "interests").permutation(len(INTEREST_IDS))[:N_INTERESTS[dataset]]
+        self.universe: list[str] = [INTEREST_IDS[int(i)] for i in sorted(u)]
         self._plan()
 
     # items ---------------------------------------------------------------------------------------
@@ -197,7 +216,7 @@ class _World:
         for i in range(n):
             r = rng(self.seed, "sample", self.dataset, "user", i)
             nt = int(r.choice([1, 2, 3], p=N_TOPICS_P[self.dataset]))
-            topics = [TOPIC_IDS[j] for j in r.choice(len(TOPIC_IDS), nt, replace=False)]
+            topics = [self.universe[j] for j in r.choice(len(self.universe), nt, replace=False)]
             w = _weights(r, nt)
             length = lo + int(round((hi - lo) * r.beta(ba, bb)))
             home = int(derive_seed(self.seed, "home", self.dataset, topics[0]) % len(self.archs))
@@ -220,13 +239,13 @@ class _World:
             r = rng(self.seed, "sample", self.dataset, "noise", u.index)
             taken = {it.num for it in u.items}
             if u.diffuse:
-                tops = [TOPIC_IDS[j] for j in r.choice(len(TOPIC_IDS), 8, replace=False)]
+                tops = [self.universe[j] for j in r.choice(len(self.universe), 8, replace=False)]
                 for j in range(u.length):
                     self._add_noise(u, tops[j % len(tops)], r, taken)
                 cnt: dict[str, int] = {}
                 for it in u.items:
                     cnt[it.topic] = cnt.get(it.topic, 0) + 1
-                top3 = sorted(cnt, key=lambda t: (-cnt[t], TOPIC_IDS.index(t)))[:3]
+                top3 = sorted(cnt, key=lambda t: (-cnt[t], INTEREST_IDS.index(t)))[:3]
                 tot = sum(cnt[t] for t in top3)
                 w = [round(cnt[t] / tot, 3) for t in top3]
                 w[0] = round(1.0 - sum(w[1:]), 3)
@@ -234,9 +253,11 @@ class _World:
                 archs = [it.arch for it in u.items]
                 u.arch = max(set(archs), key=lambda a: (archs.count(a), -a))
             else:
-                others = [t for t in TOPIC_IDS if t not in u.topics]
+                mine = {BY_NAME[t].topic for t in u.topics}
+                others = [t for t in self.universe if BY_NAME[t].topic not in mine]
                 for _ in range(noise_n[u.index]):
-                    self._add_noise(u, others[int(r.integers(len(others)))], r, taken)
+                    pure = r.random() < PURE_NOISE_P
+                    self._add_noise(u, NOISE if pure else others[int(r.integers(len(others)))], r, taken)
             order = rng(self.seed, "sample", self.dataset, "order", u.index).permutation(len(u.items))
             u.items = [u.items[int(j)] for j in order]
         # ids: qilin note_idx are sparse integers, MicroLens item ids count from 1 (creation order)
@@ -260,8 +281,12 @@ class _World:
         out = []
         for u in self.users:
             s = self.archs[u.arch]
-            out.append(GroundTruth(dataset=self.dataset, user_id=str(u.user_id), topics=dict(u.topics), tone=s.tone,
-                                   narrative=s.narrative, palette=s.palette, lighting=s.lighting, motion=s.motion))
+            coarse: dict[str, float] = {}
+            for t, w in u.topics.items():
+                coarse[BY_NAME[t].topic] = round(coarse.get(BY_NAME[t].topic, 0.0) + w, 3)
+            out.append(GroundTruth(dataset=self.dataset, user_id=str(u.user_id), topics=coarse,
+                                   interests=dict(u.topics), tone=s.tone, narrative=s.narrative, palette=s.palette,
+                                   lighting=s.lighting, motion=s.motion))
         return out
 
 
@@ -276,73 +301,36 @@ def _alloc(n: int, weights: Sequence[float]) -> list[int]:
 
 
 # ============================================================================================== text
-TONE_PHRASES: dict[str, tuple[str, ...]] = {
-    "humorous": ("lol, this went hilariously wrong", "the silliest moment of my week, I can't stop laughing",
-                 "a funny fail and a lot of self-irony", "meme-worthy chaos, jokes included"),
-    "informative": ("the facts: {n} minutes, {m} steps, clear numbers", "what you need to know and why it works",
-                    "the specs and the numbers, explained clearly", "a clear explanation with {n} key facts"),
-    "emotional": ("this touched my heart and brought back memories", "a heartfelt moment that made me cry",
-                  "so personal, I felt every second of it", "a memory I will keep forever"),
-    "energetic": ("let's go, full power, no excuses!", "hype level maximum, fast and loud!",
-                  "so exciting, turn it up!", "pure energy, let's gooo!"),
-    "calm": ("a quiet, slow and peaceful moment", "gentle and soothing, just breathe",
-             "a relaxing evening, calm and soft", "slow living, peaceful and quiet"),
-    "luxurious": ("premium, elegant and refined", "an indulgent, high-end treat",
-                  "exclusive quality and elegant details", "refined and luxurious, worth every bit"),
-}
-TONE_TAGS: dict[str, tuple[str, ...]] = {
-    "humorous": ("(lol)", "so silly", "funny fail", "jokes"), "informative": ("facts", "explained", "the numbers", "guide"),
-    "emotional": ("so touching", "memories", "heartfelt", "made me cry"), "energetic": ("let's go!", "full power", "hype!", "no excuses"),
-    "calm": ("slow and quiet", "peaceful", "gentle", "relaxing"), "luxurious": ("premium", "elegant", "refined", "high-end"),
-}
-NARRATIVE_PHRASES: dict[str, tuple[str, ...]] = {
-    "tutorial": ("Step by step: first {a}, then {b}.", "How to do it: step one {a}, step two {b}, step three repeat.",
-                 "First step {a}; the next step is {b}."),
-    "story": ("It started when I tried {a}, and what happened next surprised me.",
-              "The story: {a} went wrong, then {b} saved the day, and that is how it ended.",
-              "It all began with {a}; by the end it was about {b}."),
-    "listicle": ("Top {n} picks: number one {a}, number two {b}, number three you'll see.",
-                 "{n} things I love: {a}, {b} and more.", "My list: 1. {a} 2. {b} 3. a surprise."),
-    "review": ("Honest review: pros {a}, cons {b}, my rating {r}/10.", "After testing {a} for {n} weeks: the verdict on {b}.",
-               "Pros and cons of {a}; my verdict on {b}: {r}/10."),
-    "montage": ("Quick shots of {a} and {b}, set to music.", "A montage of {a}, {b} and more, few words.",
-                "Clips of {a} and {b}, cut to the beat."),
-    "vlog": ("A day in my life: this morning {a}, today {b}.", "Come with me: {a} in the morning, {b} at night.",
-             "Today I went for {a} and ended with {b}."),
-}
-TITLE_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "tutorial": ("{A} guide in {n} steps", "Step by step: {a} and {b} for beginners", "{A} tutorial, step by step"),
-    "story": ("The day {a} changed everything", "How it started: my {a} story", "{A}, {b} and a story"),
-    "listicle": ("Top {n} {a} picks", "{n} {a} ideas, ranked", "My top {n}: {a} and {b}"),
-    "review": ("Honest {a} review, pros and cons", "{A} review after {n} weeks", "Testing {a}: my verdict"),
-    "montage": ("{A} moments", "{A} & {b} montage", "{A} in {n} clips"),
-    "vlog": ("A day in my life: {a}, {b} and more", "Come with me: {a} vlog", "{A} day vlog"),
-}
 HANDLES = ("mika_runs", "leo.eats", "jun_travels", "ana.studio", "kai_plays", "noor.home")
 
 
-def _fill(tpl: str, r: np.random.Generator, kws: Sequence[str]) -> str:
-    a, b = (kws[int(i)] for i in r.choice(len(kws), 2, replace=False))
-    return tpl.format(a=a, b=b, A=a.capitalize(), n=int(r.integers(3, 11)), m=int(r.integers(2, 9)),
-                      r=int(r.integers(6, 11)))
+def _fill(tpl: str, r: np.random.Generator, phrase: str, details: Sequence[str]) -> str:
+    d, e, f = (details[int(i)] for i in r.choice(len(details), 3, replace=False))
+    return tpl.format(p=phrase, P=phrase[:1].upper() + phrase[1:], d=d, D=d[:1].upper() + d[1:], e=e, f=f,
+                      n=int(r.integers(3, 11)), m=int(r.integers(5, 10)))
 
 
 def _write_text(it: Item, dataset: str, seed: int) -> None:
-    """The item's title and text: topic keywords + tone words + narrative phrasing (templated)."""
+    """The item's title and text, written from :mod:`nextads_lib.sample_vocab` (never from the Director's
+    taxonomy): one of the interest's phrasings and details in a title style, a note in the tone's style
+    with a narrative framing, sometimes a hashtag line or a thank-you to a handle. Noise items are notes
+    about nothing in particular."""
     r = rng(seed, "sample", dataset, "text", it.topic, it.arch, it.k)
-    name, desc, kws = TOPICS[it.topic]
-    words = list(kws) + [w.strip() for w in desc.replace(" and ", ", ").split(",") if w.strip()][:3]
-    s = it.style
-    title = _fill(TITLE_TEMPLATES[s.narrative][int(r.integers(3))], r, words)
-    tag = TONE_TAGS[s.tone][int(r.integers(4))]
-    u = r.random()
-    it.title = f"{title}, {tag}" if u < 0.35 else f"{title} - {tag}" if u < 0.6 else title
-    topic_sent = f"Today's {name.lower()} note: {', '.join(words[int(i)] for i in r.choice(len(words), 3, replace=False))}."
-    tone_sent = _fill(TONE_PHRASES[s.tone][int(r.integers(4))], r, words)
-    tone_sent = tone_sent[0].upper() + tone_sent[1:] + "."
-    narr_sent = _fill(NARRATIVE_PHRASES[s.narrative][int(r.integers(3))], r, words)
-    extra = f" Thanks @{HANDLES[int(r.integers(len(HANDLES)))]} for the tip!" if r.random() < 0.12 else ""
-    it.text = f"{topic_sent} {narr_sent} {tone_sent}{extra}".replace("..", ".")
+    if it.topic == NOISE:
+        title, text = NOISE_NOTES[it.k % len(NOISE_NOTES)]
+        it.title, it.text = title, text + (f" ({it.k // len(NOISE_NOTES) + 1})" if it.k >= len(NOISE_NOTES) else "")
+    else:
+        interest = BY_NAME[it.topic]
+        s = it.style
+        phrase = interest.phrasings[int(r.integers(len(interest.phrasings)))]
+        it.title = _fill(TITLE_STYLES[int(r.integers(len(TITLE_STYLES)))], r, phrase, interest.details)
+        note = _fill(NOTE_STYLES[s.tone][int(r.integers(len(NOTE_STYLES[s.tone])))], r, phrase, interest.details)
+        frame = _fill(NARRATIVE_STYLES[s.narrative][int(r.integers(3))], r, phrase, interest.details)
+        u = r.random()
+        tags = " ".join("#" + x.replace(" ", "").replace("-", "") for x in
+                        (interest.details[int(i)] for i in r.choice(len(interest.details), 2, replace=False)))
+        extra = f" Thanks @{HANDLES[int(r.integers(len(HANDLES)))]} for the tip!" if r.random() < 0.12 else ""
+        it.text = (f"{note} {frame}" if u < 0.5 else f"{frame} {note}") + (f" {tags}" if u > 0.7 else "") + extra
     it.video = dataset == "microlens" or r.random() < 0.2
     if it.video:
         it.duration_s = float(round(8 + 22 * r.beta(1.0, 8.0), 1))
@@ -533,7 +521,7 @@ def _blend(frame: np.ndarray, ov: tuple[np.ndarray, np.ndarray, tuple[int, int]]
 
 def note_image(it: Item, j: int, seed: int, dataset: str = "qilin") -> np.ndarray:
     """Image ``j`` of a Qilin note (the first carries the title, as note covers do)."""
-    arr = draw_scene(it.topic, it.style, QILIN_IMAGE_SIZE, seed, dataset, "note", it.topic, it.arch, it.k, j)
+    arr = draw_scene(it.coarse, it.style, QILIN_IMAGE_SIZE, seed, dataset, "note", it.topic, it.arch, it.k, j)
     if j == 0:
         arr = arr.copy()
         _blend(arr, _title_overlay(it.title, QILIN_IMAGE_SIZE, 15))
@@ -601,8 +589,8 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
     shots = _shots(it, seed)
     _, travel, (z0, z1) = _CAMERA[it.style.motion]
     title_ov = _title_overlay(it.title, VIDEO_SIZE, 12)
-    kw = TOPICS[it.topic][2]
-    base_f = 196.0 * 2 ** (TOPIC_IDS.index(it.topic) % 12 / 12)
+    kw = [x.replace(" ", "") for x in BY_NAME[it.topic].details] if it.topic in BY_NAME else ["fyp", "random"]
+    base_f = 196.0 * 2 ** (TOPIC_IDS.index(it.coarse) % 12 / 12)
     audio_parts = []
     scenes = []
     drawn: dict[int, np.ndarray] = {}
@@ -611,7 +599,7 @@ def render_video(it: Item, path: Path, cover_path: Path, seed: int) -> None:
         # static footage re-frames one scene at each cut, slow footage alternates two, dynamic cuts to a new one
         scene_i = {"static": 0, "slow": si % 2}.get(it.style.motion, si)
         if scene_i not in drawn:
-            drawn[scene_i] = draw_scene(it.topic, it.style, (sw, sh), seed, "microlens", "video", it.topic, it.arch,
+            drawn[scene_i] = draw_scene(it.coarse, it.style, (sw, sh), seed, "microlens", "video", it.topic, it.arch,
                                         it.k, scene_i)
         move = ("pan_left", "pan_right", "zoom_in", "zoom_out", "tilt_up")[int(r.integers(5))]
         anchor = (0.5, 0.5) if si == 0 else (float(r.choice([0.0, 1.0])), float(r.uniform(0.0, 1.0)))
@@ -719,7 +707,7 @@ def _generate_qilin(out: Path, seed: int, n_users: int, workers: int) -> tuple[l
     _run_jobs(_qilin_image_job, [(it, j, p, seed) for it, j, p in jobs], workers)
 
     # --- notes table (NaN taxonomy / counts for some notes), in a shuffled order over 2 shards
-    tax1 = [float(TOPIC_IDS.index(it.topic) + 1) for it in items]
+    tax1 = [float(TOPIC_IDS.index(it.coarse) + 1) for it in items]
     nan_rows = set(r.choice(len(items), max(1, len(items) // 10), replace=False).tolist())
     cnt = {k: [] for k in ("imp_num", "click_num", "like_num", "collect_num", "comment_num", "share_num")}
     for i, it in enumerate(items):

@@ -99,6 +99,8 @@ class GroundTruth(Schema):
     dataset: Dataset
     user_id: str
     topics: dict[str, float] = Field(description="topic id -> weight, summing to 1")
+    interests: dict[str, float] = Field(default_factory=dict, description="the sample's fine-grained interest "
+                                        "(e.g. 'Winter Outfits') -> weight; each falls under one of the topics")
     tone: str
     narrative: str
     palette: str
@@ -144,6 +146,8 @@ class BuildReport(Schema):
 class TopicPreference(Schema):
     topic: str
     weight: float = Field(ge=0, le=1)
+    label: str = Field("", description="the interest in the history's own words (e.g. 'wool coat, winter "
+                       "outfits'); ``topic`` is the taxonomy topic it maps to")
     evidence: list[str] = Field(default_factory=list, description="history item ids that support it")
 
 

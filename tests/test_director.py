@@ -321,3 +321,26 @@ def test_every_shipped_product_gets_valid_plans_at_every_slot_length(offline):
             assert director.validate_storyboard(sb, prod, duration_s=dur) == [], (prod.id, dur)
             rt = pcg.retrieval_storyboard(prod, dur)
             assert director.validate_storyboard(rt, prod, duration_s=dur) == [], (prod.id, dur)
+
+
+def test_offline_interests_are_read_from_the_history_words():
+    """Two interests written by hand (no taxonomy keyword lists) and a noise note: two interests, named with
+    phrases of the history, their evidence their own items (the coarse topic each maps to is not asserted:
+    the taxonomy's coffee text is nearer this baking than its food text, a known weakness of the mapping)."""
+    from nextads_lib.schemas import HistoryItem
+
+    bread = ["Sourdough loaf with an open crumb", "Feeding the starter before work", "Shaping the dough for the banneton",
+             "Baking two loaves in the dutch oven"]
+    cats = ["The kitten knocked the plant over again", "Kitten litter training, day three", "Vet check for the kitten"]
+    items = [HistoryItem(item_id=f"b{i}", title=t) for i, t in enumerate(bread)]
+    items += [HistoryItem(item_id=f"c{i}", title=t) for i, t in enumerate(cats)]
+    items.append(HistoryItem(item_id="n0", title="monday again, why is it raining"))
+    h = UserHistory(dataset="qilin", user_id="u_read", items=items)
+    prof = director.model_user(h, get_backend("offline"))
+    assert len(prof.topics) == 2
+    words = " ".join(it.title.lower() for it in items)
+    first, second = prof.topics
+    assert {e[0] for e in first.evidence} == {"b"} and {e[0] for e in second.evidence} == {"c"}
+    assert second.topic == "pets" and first.weight >= second.weight
+    for t in prof.topics:
+        assert t.label and all(p in words for p in t.label.split(", "))

@@ -3,6 +3,7 @@ determinism (same seed same bytes) and the MicroLens videos (duration, audio, cu
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import re
@@ -14,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from nextads_lib import media, sample
+from nextads_lib import media, sample, sample_vocab
 from nextads_lib.config import StudyPaths
 from nextads_lib.schemas import GroundTruth
 from nextads_lib.store import read_jsonl
-from nextads_lib.topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS, TOPICS
+from nextads_lib.topics import LIGHTINGS, MOTIONS, NARRATIVES, PALETTES, TONES, TOPIC_IDS
 
 N_USERS = 6
 SEED = 7
@@ -186,12 +187,19 @@ def test_ground_truth_rows(which, qilin, microlens):
         assert g.dataset == which
         assert 1 <= len(g.topics) <= 3 and set(g.topics) <= set(TOPIC_IDS)
         assert abs(sum(g.topics.values()) - 1) < 1e-6 and all(w > 0 for w in g.topics.values())
+        # the fine-grained interests, each under one of the coarse topics, their weights adding up per topic
+        assert 1 <= len(g.interests) <= 3 and set(g.interests) <= set(sample_vocab.BY_NAME)
+        per_topic: dict[str, float] = {}
+        for name, w in g.interests.items():
+            per_topic[sample_vocab.BY_NAME[name].topic] = per_topic.get(sample_vocab.BY_NAME[name].topic, 0) + w
+        assert set(per_topic) == set(g.topics)
+        assert all(abs(per_topic[t] - g.topics[t]) < 2e-3 for t in g.topics)
         assert g.tone in TONES and g.narrative in NARRATIVES and g.palette in PALETTES
         assert g.lighting in LIGHTINGS and g.motion in MOTIONS
 
 
 def test_ground_truth_shapes_the_history(qilin):
-    """Focused users' texts carry their topics' keywords; their images carry their lighting."""
+    """Focused users' texts carry their interests' phrasings or details; their images carry their lighting."""
     from nextads_lib.datasets import iter_qilin_users
     from nextads_lib.director import lighting_of
 
@@ -203,9 +211,9 @@ def test_ground_truth_shapes_the_history(qilin):
         if u.user_id in diffuse:
             continue
         g = gts[u.user_id]
-        words = [k for t in g.topics for k in TOPICS[t][2]]
-        kw_rates.append(np.mean([any(re.search(rf"\b{re.escape(k)}", f"{it.title} {it.text}".lower()) for k in words)
-                                 for it in u.items]))
+        words = [w for name in g.interests for w in (*sample_vocab.BY_NAME[name].phrasings,
+                                                          *sample_vocab.BY_NAME[name].details)]
+        kw_rates.append(np.mean([any(w in f"{it.title} {it.text}".lower() for w in words) for it in u.items]))
         pix = [np.asarray(Image.open(p).convert("RGB").resize((24, 32))).reshape(-1, 3)
                for it in u.items for p in it.image_paths[:1] if Path(p).is_file()]
         light_ok += lighting_of(np.concatenate(pix).astype(np.float64)) == g.lighting
@@ -275,3 +283,34 @@ def test_microlens_mp4_bytes_are_deterministic(tmp_path, microlens):
 def test_bad_arguments():
     with pytest.raises(ValueError):
         sample.ensure_sample("kuairec", StudyPaths(Path("/nonexistent")))
+
+
+# ------------------------------------------------------------------------------ the sample's own words
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the modules ``path`` imports (relative imports resolved inside nextads_lib)."""
+    pkg = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = list(pkg[: len(pkg) - node.level + 1]) if node.level else []
+            mod = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_only_the_sample_generator_reads_the_sample_vocabulary():
+    """No Director, judge, benchmark or any other module imports the vocabulary the sample is written with
+    (parsed imports, lazy ones inside functions included); the sample does not write from the taxonomy."""
+    readers = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "nextads_lib").rglob("*.py")
+                     if "nextads_lib.sample_vocab" in _imports(p))
+    assert readers == ["nextads_lib/sample.py"]
+    assert "nextads_lib.topics.TOPICS" not in _imports(ROOT / "nextads_lib" / "sample.py")
+    assert "nextads_lib.topics.topic_text" not in _imports(ROOT / "nextads_lib" / "sample.py")
+    assert len(sample_vocab.INTERESTS) >= 80 and len(set(sample_vocab.INTEREST_IDS)) == len(sample_vocab.INTERESTS)
+    assert all(len(i.phrasings) >= 3 and len(i.details) >= 5 for i in sample_vocab.INTERESTS)

@@ -414,7 +414,8 @@ def _run_pair(m: dict[str, Any], pair: BenchPair, product: Product | None, histo
         else:
             hostctx = director.HostContext(item_id=pair.host_item_id or "", topic=summary.topic,
                                            summary=f"{summary.content} {summary.visual_presentation}",
-                                           frame_path=decision.frame_path, timestamp_s=decision.timestamp_s)
+                                           frame_path=decision.frame_path, timestamp_s=decision.timestamp_s,
+                                           flags_from_plan=not (s.get("switches") or {}).get("frame_overwrite", True))
             plan = director.plan_storyboard(product, backend, profile=profile, duration_s=s["duration_s"],
                                             aspect_ratio=ar, host=hostctx, history=history,
                                             seed=derive_seed(s["seed"], "plan", product.id, pair.user_id,

@@ -57,6 +57,8 @@ class HostContext(Schema):
     summary: str = Field(description="one or two sentences on the host's content at the point")
     frame_path: str = Field(description="PNG of the integration frame")
     timestamp_s: float = Field(ge=0)
+    flags_from_plan: bool = Field(True, description="start/return flags are what the plan's slots show (paper "
+                                  "protocol); False: set by code, the frames are overwritten (frame_overwrite)")
 
 
 

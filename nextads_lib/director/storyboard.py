@@ -163,13 +163,19 @@ def build_revise_request(req: ModelRequest, previous: Any, errors: Sequence[str]
 
 def _assemble(ans: StoryboardAnswer, product: Product, backend_name: str, *, personalized: bool,
               user_id: str | None, duration_s: float, aspect_ratio: str, host: HostContext | None) -> Storyboard:
+    """The storyboard of an answer. PCI's start/return flags are what the answer planned (its first slot, and
+    its last, show the ``start_frame`` asset), so validation can refuse a plan that does not return; under
+    ``frame_overwrite`` (``host.flags_from_plan`` off) they are set by code, as the extended protocol pins them."""
+    by_code = host is not None and not host.flags_from_plan
+    opens = by_code or (bool(ans.slots) and "start_frame" in ans.slots[0].assets)
+    closes = by_code or (bool(ans.slots) and "start_frame" in ans.slots[-1].assets)
     return Storyboard(
         product_id=product.id, user_id=user_id, backend=backend_name, personalized=personalized, hook=ans.hook,
         matched_topic=ans.matched_topic if personalized else None, aspect_ratio=aspect_ratio,
         duration_s=float(duration_s), slots=ans.slots, cta=ans.cta, disclosure=AI_LABEL,
         host_connection=ans.host_connection if host is not None else None,
-        starts_from_frame=display_path(resolve(host.frame_path)) if host is not None else None,
-        returns_to_frame=host is not None,
+        starts_from_frame=display_path(resolve(host.frame_path)) if host is not None and opens else None,
+        returns_to_frame=host is not None and closes,
     )
 
 

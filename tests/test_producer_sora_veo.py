@@ -293,6 +293,23 @@ def test_pcg_run_with_sora_sends_each_pairs_collage_at_the_api_size(env, tmp_pat
             diffs.append(np.abs(im[h // 2 - h // 32: h // 2 + h // 32, w // 2 - w // 18: w // 2 + w // 18]
                                 .mean(axis=(0, 1)) - centre).max())
         assert min(diffs) < 25, diffs
+    # the paper protocol's creative is the clip itself: Sora's own sound (its 440 Hz tone, no voice-over or music)
+    # and Sora's own frames (the stand-in's vertical gradient, brighter at the bottom), no CTA card at the end
+    from fakeapi.video_routes import SORA_TONE_HZ
+
+    for d in sorted(p.parent for p in run_dir.rglob("creative.mp4")):
+        audio = media.read_audio(d / "creative.mp4", rate=16000)
+        assert audio.size > 0.9 * 16000 * TINY["duration_s"]
+        spectrum = np.abs(np.fft.rfft(audio))
+        peak_hz = np.argmax(spectrum) * 16000 / audio.size
+        assert abs(peak_hz - SORA_TONE_HZ) < 5, peak_hz
+        assert spectrum[np.fft.rfftfreq(audio.size, 1 / 16000) > 1000].max() < 0.05 * spectrum.max()
+        frames = media.read_frames(d / "creative.mp4").astype(float)
+        assert len(frames) == round(TINY["duration_s"] * TINY["fps"])
+        h = frames.shape[1]
+        top = frames[:, int(h * 0.35):int(h * 0.45)].mean(axis=(1, 2, 3))
+        bottom = frames[:, int(h * 0.85):int(h * 0.95)].mean(axis=(1, 2, 3))
+        assert (bottom > top * 1.15).all()  # the clip's gradient runs through every frame, the last one included
 
 
 def test_render_cache_key_changes_with_the_conditioning_version(image, monkeypatch):

@@ -62,8 +62,13 @@ def image_size(data: bytes) -> tuple[int, int]:
         return im.size
 
 
-def tiny_mp4(seconds: int, size: tuple[int, int], seed: int, fps: int = 8) -> bytes:
-    """A small H.264 clip of ``seconds`` at ``fps`` (a drifting colour gradient) at a tenth of ``size``."""
+#: the tone of the stand-in Sora clips' soundtrack (Sora 2 generates audio with the video)
+SORA_TONE_HZ = 440.0
+
+
+def tiny_mp4(seconds: int, size: tuple[int, int], seed: int, fps: int = 8, tone_hz: float | None = None) -> bytes:
+    """A small H.264 clip of ``seconds`` at ``fps`` (a drifting colour gradient) at an eighth of ``size``, with a
+    mono AAC sine of ``tone_hz`` when given."""
     from nextads_lib.media import write_video
 
     w, h = max(16, size[0] // 8 // 2 * 2), max(16, size[1] // 8 // 2 * 2)
@@ -76,7 +81,10 @@ def tiny_mp4(seconds: int, size: tuple[int, int], seed: int, fps: int = 8) -> by
         frames.append(np.broadcast_to(col * (0.6 + 0.4 * yy), (h, w, 3)).astype(np.uint8))
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "c.mp4"
-        write_video(p, frames, fps)
+        rate = 22050
+        t = np.arange(int(seconds * rate), dtype=np.float32) / rate
+        audio = 0.3 * np.sin(2 * np.pi * tone_hz * t) if tone_hz else None
+        write_video(p, frames, fps, audio=audio, audio_rate=rate)
         return p.read_bytes()
 
 
@@ -278,7 +286,8 @@ class VideoServer:
                     if m.group(2):
                         server.log.append({"route": "sora.content", "id": job["id"]})
                         w, h = (int(x) for x in job["size"].split("x"))
-                        return self._send(200, raw=tiny_mp4(int(job["seconds"]), (w, h), server._n), ctype="video/mp4")
+                        return self._send(200, raw=tiny_mp4(int(job["seconds"]), (w, h), server._n, tone_hz=SORA_TONE_HZ),
+                                          ctype="video/mp4")
                     job["polls"] += 1
                     server.log.append({"route": "sora.retrieve", "id": job["id"]})
                     if job["polls"] == 1:

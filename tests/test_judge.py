@@ -30,7 +30,7 @@ from nextads_lib.schemas import (
 )
 from nextads_lib.store import write_json, write_jsonl
 
-from fakeapi.model_routes import ModelServer, Reply
+from fakeapi.model_routes import ModelServer, Reply, _camel
 
 LIC = AssetLicense(license="made-here", source="drawn by the test")
 W, H, FPS = 96, 160, 5.0
@@ -471,3 +471,5 @@ def test_gemini_paper_judge_gets_no_plan_text(server, tmp_path):
         texts = " ".join(p.get("text", "") for p in body["contents"][0]["parts"])
         assert MARKER not in texts and "never make" not in texts and "Latte art" not in texts
         assert "video/mp4" in json.dumps(body)  # the creative itself goes to the judge
+        # a thinking budget is sent (Flash: 0), so thinking tokens cannot eat the answer's output budget
+        assert _camel(body)["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 0

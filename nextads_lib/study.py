@@ -101,7 +101,7 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
         "12_verify_and_reflect": {"limit_pairs": 2, "max_rounds": 1, "compliance_splits": "heldout"},
         "20_evaluate_judge": {"n_frames": 4},
         "40_creative_evolution": {"impressions": 3, "limit_users": 2},
-        "41_protocol_ablations": {"n_users": 2, "products_per_user": 2, "thresholds": "0.35", "n_boot": 200},
+        "41_protocol_ablations": {"n_users": 1, "products_per_user": 2, "thresholds": "0.35", "n_boot": 200},
     },
 }
 

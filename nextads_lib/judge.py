@@ -910,19 +910,19 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
 
 @contextlib.contextmanager
 def _single_torch_thread(active: bool):
-    """The offline proxies embed with MiniLM on one torch thread (the judge's thread pool and the decoders
-    use the other core; several intra-op threads on a busy 2-core machine are 3x slower). Restored after."""
+    """The offline proxies embed with MiniLM on one thread (the judge's thread pool and the decoders use the
+    other core; several intra-op threads on a busy 2-core machine are 3x slower). Restored after."""
     if not active:
         yield
         return
-    import torch  # noqa: PLC0415
+    from . import embed  # noqa: PLC0415
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+    old = embed._THREADS["n"]
+    embed.set_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        embed.set_threads(old)
 
 
 def _run_users(uids: list[str], one_user: Any, results: dict[str, Any], workers: int, desc: str | None) -> None:

@@ -60,14 +60,15 @@ def producer_settings(settings: dict[str, Any]) -> dict[str, bool]:
 
 # ---------------------------------------------------------------------------------------------- workers
 def init_worker() -> None:
-    """Each worker uses one thread for torch, BLAS, OpenCV and x264: parallelism comes from the processes."""
+    """Each worker uses one thread for the embedder, torch, BLAS, OpenCV and x264: parallelism comes from the
+    processes. Torch itself is not imported here (the embedded default never needs it)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch  # noqa: PLC0415
+    from .embed import set_threads  # noqa: PLC0415
 
-    torch.set_num_threads(1)
+    set_threads(1)
     from .media import set_encode_threads  # noqa: PLC0415
 
     set_encode_threads(1)

@@ -375,3 +375,30 @@ def test_embeddings_are_the_sentence_transformers_vectors():
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     sim = embed.similarity(["coffee shop latte"], texts[:3])[0]
     assert sim.argmax() == 0
+
+
+def test_embeddings_onnx_export_equals_transformers(tmp_path, monkeypatch):
+    """The default engine runs the ONNX export of the packaged weights (written once, atomically, under
+    NEXTADS_MODEL_CACHE); its vectors are the transformers path's, so the fast path changes no result."""
+    from nextads_lib import embed
+
+    monkeypatch.setenv(embed.CACHE_ENV, str(tmp_path))
+    embed.engine.cache_clear()
+    embed._onnx_session.cache_clear()
+    try:
+        texts = ["Winter outfits for a rainy commute", "budget travel in Lisbon", "latte art " * 300]
+        assert embed.engine() == "onnxruntime"
+        exported = list(tmp_path.glob("minilm-l6-v2-*.onnx"))
+        assert len(exported) == 1 and exported[0].stat().st_size > 50_000_000
+        assert not list(tmp_path.glob(".*tmp*"))  # no temp file left by the atomic write
+        fast = embed._encode(texts)
+        monkeypatch.setenv("NEXTADS_EMBED_ENGINE", "transformers")
+        embed.engine.cache_clear()
+        assert embed.engine() == "transformers"
+        slow = embed._encode(texts)
+    finally:
+        monkeypatch.delenv("NEXTADS_EMBED_ENGINE", raising=False)
+        embed.engine.cache_clear()
+        embed._onnx_session.cache_clear()
+    assert np.abs(fast - slow).max() < 1e-5
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)

@@ -352,9 +352,18 @@ def continuity_rows(records: Sequence[Any]) -> dict[str, Any]:
             "return_change_median": median([r.return_change for r in records])}
 
 
+#: H.264 settings of the integrated video: the Producers' fast preset (ultrafast with B-frames and CABAC put
+#: back, ``producer.post``) at a lower crf than a creative's, since most of the file is the host's own footage.
+#: On six sample hosts: 10-55% less CPU per splice than veryfast at crf 18, seam changes within 5e-4 of it.
+SPLICE_CRF = 20
+SPLICE_PRESET = "ultrafast"
+SPLICE_X264_PARAMS = "bframes=2:b-adapt=0:cabac=1"
+
+
 def splice(host_path: str | os.PathLike[str], segment_path: str | os.PathLike[str], frame_index: int,
            out_path: str | os.PathLike[str], *, analysis: HostAnalysis | None = None, fit: str = "auto",
-           item: str = "pair", crf: int = 18, preset: str = "veryfast") -> Integration:
+           item: str = "pair", crf: int = SPLICE_CRF, preset: str = SPLICE_PRESET,
+           x264_params: str = SPLICE_X264_PARAMS) -> Integration:
     """Insert the segment after host frame ``frame_index`` and write ``out_path`` (H.264 + AAC, atomic).
 
     ``fit``: ``auto`` resizes a segment of the host's aspect and letterboxes any other; ``error`` raises
@@ -426,7 +435,8 @@ def splice(host_path: str | os.PathLike[str], segment_path: str | os.PathLike[st
                 yield from seg
 
     out_path = Path(out_path)
-    info = write_video(out_path, frames(), fps, audio=audio, audio_rate=int(rate or 22050), crf=crf, preset=preset)
+    info = write_video(out_path, frames(), fps, audio=audio, audio_rate=int(rate or 22050), crf=crf, preset=preset,
+                       x264_params=x264_params)
     n_total = an.n_frames + n_seg
     seam_in, seam_out = k + 1, k + 1 + n_seg
     cin, cout = seam_changes(out_path, seam_in, seam_out)

@@ -69,7 +69,7 @@ from .seed import derive_seed
 from .store import Cache, content_key, read_json, read_jsonl, read_model, write_json, write_jsonl
 
 #: bump when the run's orchestration changes what a pair's artifacts contain
-CODE_VERSION = "pci-2"  # 2: protocols; continuity.json; start/return checked under the paper protocol
+CODE_VERSION = "pci-3"  # 2: protocols; continuity.json; start/return checked under the paper protocol; 3: splice preset
 TASK = "pci"
 SYSTEMS = ("nextads", "generic", "retrieval")
 RETRIEVAL_DIRECTOR, RETRIEVAL_PRODUCER = runs.RETRIEVAL_DIRECTOR, runs.RETRIEVAL_PRODUCER

@@ -40,6 +40,9 @@ class Step:
     params: dict[str, object] = field(default_factory=dict)
     tag: str = ""  # distinguishes several runs of one notebook (e.g. the system)
     needs: tuple[str, ...] = ()  # notebooks whose outputs this one reads
+    #: name prefixes of the steps that must finish first (``run`` starts a step once they have, up to ``jobs``
+    #: at a time); None: every step before it in the sequence
+    after: tuple[str, ...] | None = None
 
 
     @property
@@ -60,30 +63,29 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
         return {**overrides.get(stem, {}), **extra}
 
     steps = [
-        Step("00_build_product_library.ipynb", p("00_build_product_library")),
-        Step("01_build_pcg_bench.ipynb", p("01_build_pcg_bench")),
-        Step("02_build_pci_bench.ipynb", p("02_build_pci_bench")),
+        Step("00_build_product_library.ipynb", p("00_build_product_library"), after=()),
+        Step("01_build_pcg_bench.ipynb", p("01_build_pcg_bench"), after=("00_",)),
+        Step("02_build_pci_bench.ipynb", p("02_build_pci_bench"), after=("00_",)),
     ]
     pcg = ("00_build_product_library.ipynb", "01_build_pcg_bench.ipynb")
     pci = ("00_build_product_library.ipynb", "02_build_pci_bench.ipynb")
     # the paper's protocol for the three systems, plus nextads under the extended protocol as an extra row
-    for nb, stem, needs in (("10_run_pcg.ipynb", "10_run_pcg", pcg), ("11_run_pci.ipynb", "11_run_pci", pci)):
-        steps += [Step(nb, p(stem, system=s, protocol="paper"), tag=s, needs=needs) for s in SYSTEMS]
-        steps += [Step(nb, p(stem, system=s, protocol="extended"), tag=f"{s}_extended", needs=needs)
+    for nb, stem, needs, bench in (("10_run_pcg.ipynb", "10_run_pcg", pcg, "01_"),
+                                   ("11_run_pci.ipynb", "11_run_pci", pci, "02_")):
+        steps += [Step(nb, p(stem, system=s, protocol="paper"), tag=s, needs=needs, after=("00_", bench))
+                  for s in SYSTEMS]
+        steps += [Step(nb, p(stem, system=s, protocol="extended", **overrides.get(f"{stem}__extended", {})),
+                       tag=f"{s}_extended", needs=needs, after=("00_", bench))
                   for s in EXTENDED_SYSTEMS]
-    # evaluation and the closed loop read whichever runs exist (a task with no runs is reported and skipped)
-    steps += [
-        Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb", "11_run_pci.ipynb"))
-        for stem in (
-            "12_verify_and_reflect",
-            "20_evaluate_judge",
-            "21_evaluate_video_quality",
-            "30_results_table1",
-            "31_figures_cases",
-            "41_protocol_ablations",
-            "40_creative_evolution",
-        )
-    ]
+    # evaluation and the closed loop read whichever runs exist (a task with no runs is reported and skipped), so
+    # they start once every run has finished; the ablations keep their own workspace and need the benchmarks only
+    runs_done = ("10_", "11_")
+    after = {"12_verify_and_reflect": runs_done, "20_evaluate_judge": runs_done,
+             "21_evaluate_video_quality": runs_done, "30_results_table1": (*runs_done, "12_", "20_", "21_"),
+             "31_figures_cases": (*runs_done, "20_", "21_"), "41_protocol_ablations": ("00_", "01_", "02_"),
+             "40_creative_evolution": (*runs_done, "12_")}
+    steps += [Step(f"{stem}.ipynb", p(stem), needs=("10_run_pcg.ipynb", "11_run_pci.ipynb"), after=deps)
+              for stem, deps in after.items()]
     return steps
 
 
@@ -164,13 +166,28 @@ def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
 SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb")
 
 
+def _depends(step: Step, steps: list[Step]) -> list[Step]:
+    """The steps of ``steps`` that ``step`` waits for: those named by its ``after`` prefixes, or every earlier one."""
+    i = steps.index(step)
+    if step.after is None:
+        return steps[:i]
+    return [s for s in steps if s is not step and any(s.name.startswith(a) for a in step.after)]
+
+
 def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False, *,
-        executor: str = "local", ray_address: str = "", max_cost_usd: float = 0.0) -> list[Path]:
-    """Execute the profile's notebooks in order; returns the executed copies. ``executor="ray"`` (with
-    ``ray_address``: empty starts a local Ray, ``"auto"`` or ``ray://host:port`` joins a cluster) and
-    ``max_cost_usd`` (a budget per run notebook) go to the run notebooks (``SCALE_OUT_NOTEBOOKS``)."""
+        executor: str = "local", ray_address: str = "", max_cost_usd: float = 0.0, jobs: int = 2) -> list[Path]:
+    """Execute the profile's notebooks; returns the executed copies in sequence order. A step starts once the
+    steps it reads from (:attr:`Step.after`) have finished, up to ``jobs`` notebooks at a time (each kernel
+    also runs its own worker pool, so two fill a 2-core machine through kernel start-ups and serial phases;
+    ``jobs=1`` is the plain sequence). ``executor="ray"`` (with ``ray_address``: empty starts a local Ray,
+    ``"auto"`` or ``ray://host:port`` joins a cluster) and ``max_cost_usd`` (a budget per run notebook) go to
+    the run notebooks (``SCALE_OUT_NOTEBOOKS``). A failure stops new steps, lets running ones finish, and
+    names the notebook and the cell."""
     scale = {k: v for k, v in (("executor", executor), ("ray_address", ray_address), ("max_cost_usd", max_cost_usd))
              if v and v != "local"}
+    import threading  # noqa: PLC0415
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # noqa: PLC0415
+
     import papermill as pm  # noqa: PLC0415
     from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415
 
@@ -183,19 +200,15 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     if missing:
         print(f"[study] skipped (the notebook, or one whose outputs it reads, is not in this checkout): "
               f"{', '.join(sorted(set(missing)))}", flush=True)
-    executed: list[Path] = []
-    upstream_ran = False
     lib = library_digest()
+    deps = {s.name: _depends(s, steps) for s in steps}
+    ran: set[str] = set()  # steps executed in this call: what depends on them runs again
+    finished: set[str] = set()
+    failures: list[str] = []
+    lock = threading.Lock()
     t_all = time.time()
-    for i, step in enumerate(steps, 1):
-        params = {"data_dir": data_dir, **step.params, **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {})}
-        out = out_dir / f"{step.name}.ipynb"
-        marker = out_dir / f".{step.name}.done"
-        key = _marker_key(step, params, lib)
-        if not force and not upstream_ran and out.is_file() and marker.is_file() and marker.read_text() == key:
-            print(f"[study] {i}/{len(steps)} {step.name}: done before, skipped", flush=True)
-            executed.append(out)
-            continue
+
+    def execute(i: int, step: Step, params: dict[str, object], out: Path, marker: Path, key: str) -> bool:
         print(f"[study] {i}/{len(steps)} {step.name} {json.dumps(step.params, sort_keys=True)}", flush=True)
         marker.unlink(missing_ok=True)
         t0 = time.time()
@@ -205,21 +218,56 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
                 cwd=str(project_root()), progress_bar=False, log_output=False,
             )
         except PapermillExecutionError as e:
-            raise SystemExit(
-                f"[study] FAILED in notebooks/{step.notebook} ({step.name}), cell {e.exec_count}: "
-                f"{e.ename}: {e.evalue}\n[study] the executed copy with the traceback: {display_path(out)}\n"
-                f"[study] fix it and run the same command again: finished work is cached and reused."
-            ) from None
+            with lock:
+                failures.append(
+                    f"[study] FAILED in notebooks/{step.notebook} ({step.name}), cell {e.exec_count}: "
+                    f"{e.ename}: {e.evalue}\n[study] the executed copy with the traceback: {display_path(out)}\n"
+                    f"[study] fix it and run the same command again: finished work is cached and reused.")
+            return False
         marker.write_text(key)
-        upstream_ran = True
-        executed.append(out)
-        print(f"[study]    finished in {time.time() - t0:.1f} s", flush=True)
+        print(f"[study]    {step.name} finished in {time.time() - t0:.1f} s", flush=True)
+        return True
+
+    todo = list(steps)
+    running: dict[object, Step] = {}
+    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+        while todo or running:
+            for step in [s for s in todo if all(d.name in finished for d in deps[s.name])]:
+                if failures or len(running) >= max(1, int(jobs)):
+                    break
+                todo.remove(step)
+                i = steps.index(step) + 1
+                params = {"data_dir": data_dir, **step.params,
+                          **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {})}
+                out = out_dir / f"{step.name}.ipynb"
+                marker = out_dir / f".{step.name}.done"
+                key = _marker_key(step, params, lib)
+                upstream = any(d.name in ran for d in deps[step.name])
+                if not force and not upstream and out.is_file() and marker.is_file() and marker.read_text() == key:
+                    print(f"[study] {i}/{len(steps)} {step.name}: done before, skipped", flush=True)
+                    finished.add(step.name)
+                    continue
+                ran.add(step.name)
+                running[pool.submit(execute, i, step, params, out, marker, key)] = step
+            if failures and not running:
+                break
+            if not running:
+                if not todo or any(all(d.name in finished for d in deps[s.name]) for s in todo):
+                    continue  # steps that were done before: look again
+                raise SystemExit(f"[study] the steps {[s.name for s in todo]} wait for each other")
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in done:
+                step = running.pop(f)
+                if f.result():
+                    finished.add(step.name)
+    if failures:
+        raise SystemExit("\n".join(failures))
     print(f"[study] profile '{profile}' complete in {time.time() - t_all:.1f} s", flush=True)
     print(f"[study] executed notebooks: {display_path(out_dir)}/", flush=True)
     print(f"[study] results:            {display_path(paths.results)}/", flush=True)
     print(f"[study] figures:            {display_path(paths.figures)}/", flush=True)
     print(f"[study] pipeline runs:      {display_path(paths.runs)}/", flush=True)
-    return executed
+    return [out_dir / f"{s.name}.ipynb" for s in steps]
 
 
 def references_dir() -> Path:
@@ -392,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                             help="where the run notebooks' users' jobs run (docs/scale_out.md)")
             sp.add_argument("--ray-address", default="", help="empty: a local Ray; 'auto' or ray://host:port: a cluster")
             sp.add_argument("--max-cost-usd", type=float, default=0.0, help="stop a run notebook before it passes this")
+            sp.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (1: one after another)")
     sp = sub.add_parser("clean", help="clean executed notebooks for committing (in place, or into --out)")
     sp.add_argument("notebooks", nargs="+")
     sp.add_argument("--data-dir", default=None, help="the data dir they ran with (shown relative)")
@@ -429,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         write_references(a.profile, a.data_dir)
         return 0
     run(a.profile, a.data_dir, a.only, a.force, executor=a.executor, ray_address=a.ray_address,
-        max_cost_usd=a.max_cost_usd)
+        max_cost_usd=a.max_cost_usd, jobs=a.jobs)
     return 0
 
 

@@ -234,3 +234,31 @@ def test_read_frames_survives_decord_width_quirk(tmp_path):
     got = media.read_frames(tmp_path / "w72.mp4", [0, 4])
     assert got.shape == (2, 128, 72, 3)
     assert abs(int(got[1].mean()) - 160) <= 3
+
+
+@pytest.mark.slow
+def test_runner_starts_independent_steps_together_and_waits_for_upstream(monkeypatch, tmp_path):
+    """With jobs=2, two steps that only need the first run at the same time; a step after both starts when both
+    have ended; with jobs=1 the same steps run one after another."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setenv("NEXTADS_ROOT", str(tmp_path))
+    log = tmp_path / "log"
+    log.mkdir()
+    body = ("import time, pathlib\nd = pathlib.Path({log!r})\n(d / '{n}.start').write_text(repr(time.time()))\n"
+            "time.sleep({s})\n(d / '{n}.end').write_text(repr(time.time()))")
+    for n, sleep in (("a", 0), ("b", 4), ("c", 4), ("d", 0)):
+        _notebook(tmp_path / "notebooks" / f"0{'abcd'.index(n)}_{n}.ipynb", body.format(log=str(log), n=n, s=sleep))
+    monkeypatch.setattr(study, "steps_for", lambda profile: [
+        study.Step("00_a.ipynb", after=()), study.Step("01_b.ipynb", after=("00_",)),
+        study.Step("02_c.ipynb", after=("00_",)), study.Step("03_d.ipynb", after=("01_", "02_"))])
+
+    def t(name: str) -> float:
+        return float((log / name).read_text())
+
+    study.run("p", "data", jobs=2)
+    assert t("b.start") >= t("a.end") and t("c.start") >= t("a.end")
+    assert t("c.start") < t("b.end") and t("b.start") < t("c.end")  # b and c overlapped
+    assert t("d.start") >= max(t("b.end"), t("c.end"))
+    study.run("p", "data", jobs=1, force=True)
+    assert t("c.start") >= t("b.end") or t("b.start") >= t("c.end")  # one after the other

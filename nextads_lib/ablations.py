@@ -34,6 +34,7 @@ spread between units, so a deviation that shifts every pair by the same amount h
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,9 @@ def variants(tasks: Sequence[str] = ("pcg", "pci"), thresholds: Sequence[float] 
 
 def write_subset(paths: StudyPaths, ab: AblationPaths, task: str, n_users: int, products_per_user: int) -> int:
     """Write the benchmark subset of ``task`` into the workspace: the first ``n_users`` users in benchmark order,
-    each with their ``products_per_user`` best-ranked pairs; returns the number of pairs. Raises
+    each with their ``products_per_user`` best-ranked pairs; returns the number of pairs. Pair directories of the
+    workspace's earlier runs that left the subset (a larger ``n_users`` before) are removed, so the variants'
+    runs hold exactly the subset's pairs (their finished work stays in the shared cache). Raises
     FileNotFoundError naming the notebook when the study's benchmark is missing."""
     from .schemas import BenchPair, UserHistory  # noqa: PLC0415
 
@@ -125,6 +128,11 @@ def write_subset(paths: StudyPaths, ab: AblationPaths, task: str, n_users: int, 
     users = [u for u in read_jsonl(src_users, UserHistory) if u.user_id in set(chosen)]
     write_jsonl(ab.bench_pairs(task), pairs)
     write_jsonl(ab.bench_users(task), users)
+    keep = {bp.pair_id for bp in pairs}
+    task_runs = ab.runs / task
+    for man in sorted(task_runs.glob("*/*/manifest.json")) if task_runs.is_dir() else []:
+        if man.parent.name not in keep:
+            shutil.rmtree(man.parent)
     return len(pairs)
 
 

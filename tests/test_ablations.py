@@ -131,6 +131,18 @@ def test_subset_and_workspace(tmp_path):
     assert ab.library_json == paths.library_json and ab.cache == paths.cache and ab.raw == paths.raw
     with pytest.raises(FileNotFoundError, match="02_build_pci_bench"):
         ablations.write_subset(paths, ab, "pci", 2, 2)
+    # a smaller subset later: the variants' pair directories that left it go, the others and the user profiles stay
+    for run in ("nextads__offline__compositor__paper", "nextads__offline__compositor__paper+post_production"):
+        for p in got:
+            (ab.runs / "pcg" / run / p.pair_id).mkdir(parents=True)
+            (ab.runs / "pcg" / run / p.pair_id / "manifest.json").write_text("{}")
+        (ab.runs / "pcg" / run / "users" / "u1").mkdir(parents=True)
+    assert ablations.write_subset(paths, ab, "pcg", n_users=1, products_per_user=2) == 2
+    left = sorted(str(m.parent.relative_to(ab.runs)) for m in ab.runs.glob("pcg/*/*/manifest.json"))
+    assert left == sorted(f"pcg/{run}/u0__{p}" for run in ("nextads__offline__compositor__paper",
+                                                           "nextads__offline__compositor__paper+post_production")
+                          for p in ("p1", "p2"))
+    assert (ab.runs / "pcg" / "nextads__offline__compositor__paper" / "users" / "u1").is_dir()
 
 
 def test_effects_figure(tmp_path):

@@ -13,14 +13,23 @@ DATA_DIR ?= data
 
 setup: $(VENV)/.installed
 
-# On a machine without CUDA the CPU build of torch goes in first, so that nothing pulls CUDA wheels.
+# uv installs (about 4x faster than pip here) from the sources pip is configured with (scripts/uv_args.py); pip
+# is the fallback. On a machine without CUDA the CPU build of torch goes in first, so that nothing pulls CUDA wheels.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	if ! command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(PIP) install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
-	  $(PIP) install -q --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; \
+	$(PIP) install -q uv || true
+	if [ -x $(VENV)/bin/uv ] && UVA="$$($(PY) scripts/uv_args.py)" && \
+	   { command -v nvidia-smi >/dev/null 2>&1 || \
+	     $(VENV)/bin/uv pip install -q --python $(PY) $$UVA "torch==$(TORCH_VERSION)+cpu" || \
+	     $(VENV)/bin/uv pip install -q --python $(PY) $$UVA --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; } && \
+	   $(VENV)/bin/uv pip install -q --python $(PY) $$UVA -e ".[$(EXTRAS)]"; then :; else \
+	  echo "[setup] uv unavailable or failed: installing with pip"; \
+	  if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	    $(PIP) install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
+	    $(PIP) install -q --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; \
+	  fi; \
+	  $(PIP) install -q -e ".[$(EXTRAS)]"; \
 	fi
-	$(PIP) install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 study: setup

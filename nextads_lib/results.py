@@ -173,10 +173,11 @@ def _judge_protocol(sub: pd.DataFrame) -> str:
 
 
 def cell_stats(long: pd.DataFrame, task: str, n_boot: int = 1000, seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """One row per run x Table 1 column: system, backends, metric, label(s), backend(s), proxy, n, missing,
-    mean, ci_low, ci_high. Every run gets every column (absent ones as missing cells)."""
+    """One row per run x Table 1 column: system, backends, the run's number of pairs, metric, label(s),
+    backend(s), proxy, n, missing, mean, ci_low, ci_high. Every run gets every column (absent ones as missing
+    cells)."""
     cols = ["task", "run", "system", "director_backend", "producer_backend", "protocol", "run_protocol",
-            "judge_protocol", "metric", "column", "label", "backend", "proxy", "n", "missing", "mean", "ci_low",
+            "judge_protocol", "pairs", "metric", "column", "label", "backend", "proxy", "n", "missing", "mean", "ci_low",
             "ci_high"]
     if long is None or len(long) == 0:
         return pd.DataFrame(columns=cols)
@@ -190,6 +191,7 @@ def cell_stats(long: pd.DataFrame, task: str, n_boot: int = 1000, seed: int = DE
         sub = long[long["run"] == r["run"]]
         r["run_protocol"] = str(r["run_protocol"]) if isinstance(r["run_protocol"], str) else "extended"
         r["judge_protocol"] = _judge_protocol(sub)
+        r["pairs"] = int(sub["pair_id"].dropna().nunique()) if "pair_id" in sub else 0
         r["protocol"] = (combined_protocol(r["run_protocol"], r["judge_protocol"])
                          if r["judge_protocol"] and " | " not in r["judge_protocol"]
                          else r["run_protocol"] + (f" · judge: {r['judge_protocol']}" if r["judge_protocol"] else ""))
@@ -229,13 +231,17 @@ def _fmt_cell(c: dict[str, Any], mixed_proxy: bool) -> str:
     return s
 
 
+#: the paper's rows are over its whole benchmarks: 50 users x 5 products per task
+PAPER_PAIRS = 250
+
+
 def row_name(system: str, director: str, producer: str) -> str:
     return f"{SYSTEM_NAMES.get(system, system)} · {director} · {producer}"
 
 
 def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) -> pd.DataFrame:
     """The printed Table 1: rows = system · Director · Producer (ours, then the paper's as reference), the
-    ``protocol`` column, then the paper's columns, each cell ``mean [95% CI]``; a column whose values are
+    ``protocol`` and ``pairs`` columns (a row on a subset says so), then the paper's columns, each cell ``mean [95% CI]``; a column whose values are
     proxies says ``(proxy)`` in its header (in the cell when the column mixes proxies and real metrics)."""
     headers = {}
     for metric, name in TABLE1_COLUMNS:
@@ -248,7 +254,7 @@ def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) ->
         for run, g in cells.groupby("run", sort=False):
             first = g.iloc[0]
             d = {"row": row_name(first["system"], first["director_backend"], first["producer_backend"]),
-                 "protocol": first.get("protocol", "extended")}
+                 "protocol": first.get("protocol", "extended"), "pairs": int(first.get("pairs", 0) or 0)}
             for metric, _ in TABLE1_COLUMNS:
                 c = g[g["metric"] == metric].iloc[0].to_dict()
                 col = cells[cells["metric"] == metric]
@@ -258,13 +264,14 @@ def format_table1(cells: pd.DataFrame, task: str, include_paper: bool = True) ->
             rows.append(d)
     if include_paper:
         for _, p in paper_table(task).iterrows():
-            d = {"row": f"{p['row']} · {p['director']} · {p['producer']}", "protocol": p["protocol"]}
+            d = {"row": f"{p['row']} · {p['director']} · {p['producer']}", "protocol": p["protocol"],
+                 "pairs": PAPER_PAIRS}
             for metric, _ in TABLE1_COLUMNS:
                 v = p[metric]
                 d[headers[metric]] = (f"{v:.{_decimals(metric)}f}" if np.isfinite(v) else
                                       (NOT_APPLICABLE if metric == "integration_quality" else MISSING))
             rows.append(d)
-    return pd.DataFrame(rows, columns=["row", "protocol", *headers.values()]).set_index("row")
+    return pd.DataFrame(rows, columns=["row", "protocol", "pairs", *headers.values()]).set_index("row")
 
 
 def legend_table(cells: pd.DataFrame) -> pd.DataFrame:

@@ -93,8 +93,10 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
 #: ``smoke``: a few users and small renders, for quick checks and for nbval in ``make test``.
 PROFILES: dict[str, dict[str, dict[str, object]]] = {
     # the full study, every notebook's defaults, except where the 15-minute budget of `make study` on 2 cores
-    # needs a subset: verification (OCR, C2PA, up to two rounds) on the first 50 pairs of each nextads run
-    "embedded": {"12_verify_and_reflect": {"limit_pairs": 50}},
+    # needs a subset: the extra `extended` rows on the first 10 users (50 pairs; Table 1 gives every row's n),
+    # verification (OCR, C2PA, up to two rounds) on the first 25 pairs of each nextads run
+    "embedded": {"10_run_pcg__extended": {"limit_users": 10}, "11_run_pci__extended": {"limit_users": 10},
+                 "12_verify_and_reflect": {"limit_pairs": 25}},
     "smoke": {
         "01_build_pcg_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},
         "02_build_pci_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},

@@ -198,7 +198,7 @@ def test_table1_has_a_protocol_column_per_row(tmp_path):
     ``extended``; the judge's protocol shows where it differs from the run's."""
     paths = StudyPaths(tmp_path)
     rows = judge_rows("nextads__offline__compositor__paper", "nextads",
-                      {"personalization_presentation": [6.0, 7.0], "diversity": [4.0]})
+                      {"personalization_presentation": [6.0, 7.0, 6.5], "diversity": [4.0]})
     for r in rows:
         r.update(run_protocol="paper", judge_protocol="paper", protocol="paper")
     old = judge_rows("nextads__offline__compositor", "nextads",
@@ -212,6 +212,8 @@ def test_table1_has_a_protocol_column_per_row(tmp_path):
     assert sorted(ours["protocol"]) == ["extended", "paper"]  # same row name, two protocols
     assert list(ours["protocol"]) == ["paper", "extended"]  # the paper's protocol first
     assert table.loc["paper: NextAds (Closed) · GPT-4o · Sora 2", "protocol"] == "paper (published)"
+    assert table.columns[1] == "pairs" and list(ours["pairs"]) == [3, 2]  # a row on fewer pairs says so
+    assert table.loc["paper: NextAds (Closed) · GPT-4o · Sora 2", "pairs"] == 250
     cells = t["cells"].drop_duplicates("run").set_index("run")
     assert cells.loc["nextads__offline__compositor", "run_protocol"] == "extended"
     assert cells.loc["nextads__offline__compositor", "judge_protocol"] == "extended"

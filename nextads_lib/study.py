@@ -92,11 +92,15 @@ def _steps(overrides: dict[str, dict[str, object]]) -> list[Step]:
 #: ``embedded``: the full study on the offline default (every notebook's own defaults).
 #: ``smoke``: a few users and small renders, for quick checks and for nbval in ``make test``.
 PROFILES: dict[str, dict[str, dict[str, object]]] = {
-    # the full study, every notebook's defaults, except where the 15-minute budget of `make study` on 2 cores
-    # needs a subset: the extra `extended` rows on the first 10 users (50 pairs; Table 1 gives every row's n),
-    # verification (OCR, C2PA, up to two rounds) on the first 25 pairs of each nextads run
-    "embedded": {"10_run_pcg__extended": {"limit_users": 10}, "11_run_pci__extended": {"limit_users": 10},
-                 "12_verify_and_reflect": {"limit_pairs": 25}},
+    # the full study (both benchmarks, every system, every pair), within the 15-minute budget of `make study` on
+    # 2 cores: PCG creatives at 270x480 and 12 fps (the notebook's default is 360x640 at 15 fps; PCI renders at its
+    # hosts' size), the extra `extended` rows on the first 10 users (50 pairs; Table 1 gives every row's number of
+    # pairs), verification (OCR, C2PA, up to two rounds) on the first 15 pairs of each nextads run, and the
+    # ablations on 2 users x 3 products per task
+    "embedded": {"10_run_pcg": {"width": 270, "height": 480, "fps": 12},
+                 "10_run_pcg__extended": {"limit_users": 10}, "11_run_pci__extended": {"limit_users": 10},
+                 "12_verify_and_reflect": {"limit_pairs": 15},
+                 "41_protocol_ablations": {"n_users": 2, "products_per_user": 3}},
     "smoke": {
         "01_build_pcg_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},
         "02_build_pci_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},

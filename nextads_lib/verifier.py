@@ -253,8 +253,14 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
         for c in ABSOLUTE_CLAIMS:
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
                 add(u, "unsupported_claim", "severe", f"absolute or health claim '{c}' not backed by the product's facts", c)
+        for cat, pats, rule, sev in (("absolute or health claim", T.CLAIM_PATTERNS, "unsupported_claim", "severe"),
+                                     ("false scarcity or urgency", T.SCARCITY_PATTERNS, "deceptive_pattern", "minor")):
+            for h in T.pattern_hits(pats, u.text, ocr=u.ocr):
+                if h not in T.normalise(ptext):
+                    add(u, rule, sev, f"{cat} '{h}' not backed by the product's facts", h)
+        plain = T.best_idioms(u.text)  # "best enjoyed within a month" instructs, it does not compare
         for c in SUPERLATIVES:
-            if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
+            if _find_phrase(c, plain, u.ocr) and not _find_phrase(c, ptext):
                 add(u, "superlative", "minor", f"superlative '{c}' not backed by the product's facts", c)
         for c in DECEPTIVE_PATTERNS:
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
@@ -271,7 +277,9 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)")
-_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@\s?[A-Za-z0-9_.]{2,}")
+#: an @handle is written without a space ("@ home", "@ 7am" are "at"; the user's own "@ maya_runs" is found by
+#: :func:`personal_in` in any notation)
+_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_.]{2,}")
 
 
 def personal_data(history: UserHistory) -> set[str]:
@@ -388,8 +396,9 @@ def check_fairness(plan: Storyboard, product: Product, frame_units: Sequence[Tex
                     severity="severe" if targeted else "minor",
                     message=f"{'targets the viewer by' if targeted else 'mentions'} a protected attribute "
                             f"({cat}: '{t}') in {_where(u)}", evidence=u.evidence(t)))
-        for cat, pats in (("age", T.AGE_PATTERNS), ("family_status", T.FAMILY_PATTERNS)):
-            for h in T.pattern_hits(pats, u.text):
+        for cat, pats in (("age", T.AGE_PATTERNS), ("family_status", T.FAMILY_PATTERNS),
+                          ("body, origin or faith", T.GROUP_PATTERNS)):
+            for h in T.pattern_hits(pats, u.text, ocr=u.ocr):
                 if T.pattern_hits(pats, ptext) and h in T.normalise(ptext):
                     continue
                 viol.append(Violation(check="fairness", rule="protected_attribute_targeting", severity="severe",
@@ -416,9 +425,17 @@ def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
     is also a common word only when written with a capital."""
     if T.normalise(brand) in AMBIGUOUS_BRANDS:
         raw = unicodedata.normalize("NFKC", text)
-        return re.search(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
-                         raw) is not None
-    return T.notation_in(brand, text, ocr=ocr)
+        for m in re.finditer(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
+                             raw):
+            # at a sentence's start a capital says nothing: the brand there is written in capitals or followed by
+            # another capitalised word ("Apple Watch"), else it is the common word ("Coke-black? No")
+            start = not raw[: m.start()].strip() or raw[: m.start()].rstrip()[-1] in ".!?:;\"'("
+            if not start or m.group(0).isupper() or re.match(r"[ ’']*\s+[A-Z]", raw[m.end():]):
+                return True
+        return False
+    # a possessive is no part of the name: "McDonald's" ~ "Mc Donald", "Nike's" ~ "Nike"
+    return T.notation_in(brand, text, ocr=ocr) or (
+        re.search(r"['’]s$", brand) is not None and T.notation_in(re.sub(r"['’]s$", "", brand), text, ocr=ocr))
 
 
 def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:

@@ -109,5 +109,24 @@ def video_text(video: str | os.PathLike[str], indices: list[int], cache: Any = N
     return out
 
 
-__all__ = ["DET_SIDE", "ENGINE_NAME", "MIN_SCORE", "OCR_VERSION", "OcrLine", "OcrUnavailable", "available",
+def image_text(path: str | os.PathLike[str], cache: Any = None) -> list[str]:
+    """The text lines of an image file (a grounding asset: a user's photo, a product image, a logo), cached under
+    the file's bytes and :data:`OCR_VERSION`. Text a recorded asset carries is not text the Producer invented."""
+    from PIL import Image  # noqa: PLC0415
+
+    path = Path(path)
+    key = content_key("ocr_image", OCR_VERSION, file_digest(path))
+    if cache is not None:
+        hit = cache.get_json("ocr", key)
+        if hit is not None:
+            return list(hit["lines"])
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    lines = [ln.text for ln in read_text(arr)]
+    if cache is not None:
+        cache.put_json("ocr", key, {"lines": lines})
+    return lines
+
+
+__all__ = ["DET_SIDE", "image_text", "ENGINE_NAME", "MIN_SCORE", "OCR_VERSION", "OcrLine", "OcrUnavailable", "available",
            "read_line", "read_text", "video_text"]

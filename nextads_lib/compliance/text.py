@@ -253,7 +253,8 @@ AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\b(?:ages|aged|age) \d{2} ?(?:-|to|–|and|\+) ?(?:\d{2}|up|over|older)?\b",
     r"\b\d{2}(?: ?\+| plus)? ?(?:year[- ]olds?|years? old|yo)\b",
     r"\b(?:twenty|thirty|forty|fifty|sixty|20|30|40|50|60)[ -]?somethings?\b",
-    r"\b(?:gen(?:eration)? ?(?:z|x|y|alpha)|zoomers?|boomers?|millennials?|over[- ]?(?:40|50|60)s)\b",
+    r"\b(?:gen(?:eration)? ?(?:z|x|y|alpha)|zoomers?|boomers?|millennials?|over[- ]?(?:\d0|\d5)s)\b",
+    r"\b(?:over|under)-(?:\d{2})(?=s\b|\+| crowd\b| set\b| club\b| group\b)",
     r"\b(?:at|for) your age\b|\b(?:too old|getting older|not getting any younger)\b",
 ))
 #: family and relationship status addressed in a text
@@ -310,8 +311,13 @@ CLAIM_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\b(?:doctor|dermatologist|vet)[- ](?:approved|recommended)\b",
     r"\b(?:no other \w+ comes close|nothing (?:else )?comes close|beats every|better than (?:any|every|all) other)\b",
     r"\b(?:add|adds) years to your life\b|\blive longer\b",
-    r"\b(?:recommended|approved|endorsed|prescribed|trusted|used) by (?:\w+ ){0,4}?(?:doctors?|dentists?|dermatologists?|"
-    r"vets?|veterinarians?|physicians?|nutritionists?|experts?|scientists?|the fda|nurses?)\b",
+    r"\b(?:recommended|approved|endorsed|prescribed|trusted|used|worn|chosen|preferred) by (?:\w+ ){0,4}?(?:doctors?|"
+    r"dentists?|dermatologists?|vets?|veterinarians?|physicians?|nutritionists?|experts?|scientists?|the fda|nurses?|"
+    r"champions?|medallists?|medalists?|olympians?|athletes|pros|professionals)\b",
+    # a superlative placed on a scale no fact can back: "the finest coffee on earth", "the smoothest ever made"
+    r"\b(?:the )?\w+est (?:\w+ ){0,2}?(?:on earth|in the world|on the planet|in history|ever made|of all time)\b",
+    r"\b(?:skip|ditch|forget|drop|no need for|throw away) (?:the |your )?(?:sunscreen|spf|medication|medicine|meds|pills|"
+    r"doctor|inhaler|glasses)\b",
 ))
 #: false scarcity or urgency: "only three bags left", "2 left in stock"
 SCARCITY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
@@ -340,10 +346,18 @@ def pattern_hits(patterns: tuple[re.Pattern[str], ...], text: str, *, ocr: bool 
 _DOT = r"(?:\s?\.\s?|\s?\(dot\)\s?|\s?\[dot\]\s?| dot )"
 _OBF_EMAIL = re.compile(r"\b[a-z0-9_%+-]+(?:" + _DOT + r"[a-z0-9_%+-]+)*\s?(?:@|\(at\)|\[at\]| at )\s?[a-z0-9-]{2,}"
                         + _DOT + r"(?:com|net|org|io|de|co|uk|fr|edu|me)\b")
+#: words before "at <site>.com" that make it a web address to visit, not a mailbox ("order at morrowroast.com")
+_SITE_VERBS = {"order", "shop", "buy", "visit", "find", "us", "online", "available", "sold", "more", "info", "now",
+               "today", "it", "them", "book", "subscribe", "join", "learn", "read", "watch", "stream", "listen"}
 
 
 def obfuscated_emails(text: str) -> list[str]:
-    return _OBF_EMAIL.findall(normalise(text))
+    out = []
+    for m in _OBF_EMAIL.findall(normalise(text)):
+        local = re.split(r"\s?(?:@|\(at\)|\[at\]| at )\s?", m, maxsplit=1)[0]
+        if "@" in m or local not in _SITE_VERBS:
+            out.append(m)
+    return out
 
 
 # ---------------------------------------------------------------------------------------- semantics

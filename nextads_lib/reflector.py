@@ -17,6 +17,8 @@ attribute, other brand in narration / on-screen text                  safe line 
 unrecorded / unlicensed / foreign asset in a slot        plan         ``swap_asset`` to a licensed product image
 label missing in frames                                  execution    ``relabel`` (burn it into those frames)
 on-screen text not rendered                              execution    ``recaption`` (re-render the slot)
+text in the frames the plan never had (OCR)              execution    ``recaption`` when it is the slot's own text
+                                                                       garbled, else ``regenerate_slot`` (without it)
 low personalization (utility)                            plan         ``change_hook`` (another hook template)
 low product alignment (utility)                          plan         ``replace_text``: a selling point on screen
 low video quality (utility)                              execution    ``regenerate_slot`` with a static camera
@@ -211,6 +213,17 @@ def rule_directives(ctx: dict[str, Any]) -> ReflectorAnswer:
                 out.append(_d("recaption", slot=ev.get("slot"), field="on_screen_text", new=ev.get("text", ""),
                               reason=v["message"], rule=rule))
                 attribution.append(f"execution-level: text not rendered in slot {ev.get('slot')}")
+            elif check == "rendering" and rule == "unplanned_text" and ev.get("slot") is not None:
+                # text in the frames the plan never had: partly the slot's own text (garbled) -> draw it again;
+                # else invented text -> regenerate the slot's picture without it
+                own = " ".join(str(slots.get(ev["slot"], {}).get(f) or "") for f in ("on_screen_text", "narration"))
+                garbled = _shares_words(ev.get("text", ""), own)
+                out.append(_d("recaption" if garbled else "regenerate_slot", slot=ev["slot"],
+                              field="on_screen_text" if garbled else "frame_text", old=ev.get("text", ""),
+                              new=slots.get(ev["slot"], {}).get("on_screen_text", "") if garbled else "",
+                              reason=v["message"], rule=rule))
+                attribution.append(f"execution-level: {'garbled' if garbled else 'unplanned'} text in the frames of "
+                                   f"slot {ev['slot']}: '{ev.get('text', '')}'")
     for (slot, field), toks in text_fix.items():
         rules = ",".join(dict.fromkeys(rule_of[(slot, field)]))
         if field == "hook":
@@ -255,6 +268,16 @@ def rule_directives(ctx: dict[str, Any]) -> ReflectorAnswer:
                           reason=f"video quality {util['video_quality']:.2f}", rule="video_quality"))
             attribution.append(f"execution-level: artifacts / unstable motion in slot {s['index']}")
     return ReflectorAnswer(attribution=list(dict.fromkeys(attribution)), directives=out)
+
+
+def _shares_words(read: str, planned: str) -> bool:
+    """Does an OCR line share a word (4+ letters, look-alikes folded, one OCR slip allowed) with planned text?"""
+    import difflib  # noqa: PLC0415
+
+    from .compliance.text import fold, tokens  # noqa: PLC0415
+
+    words = [fold(w) for w in tokens(planned) if len(w) >= 4]
+    return any(difflib.get_close_matches(fold(w), words, n=1, cutoff=0.8) for w in tokens(read) if len(w) >= 4)
 
 
 def _next_hook(plan: dict[str, Any], prod: dict[str, Any], profile: dict[str, Any] | None) -> str:

@@ -184,9 +184,19 @@ def _content_stems(text: str) -> list[str]:
 
 
 def claim_in(claim: str, text: str, ocr: bool = False) -> bool:
-    """A forbidden claim is made when its phrase occurs (any inflection), or (for claims of two or more content
-    words) when every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning")."""
+    """A forbidden claim is made when its phrase occurs (any inflection), a hyphenated compound of it occurs, its
+    object follows a verb of having ("contains vitamins" ~ "packed with vitamins"), or (for claims of two or more
+    content words) when every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning")."""
     if _find_phrase(claim, text, ocr):
+        return True
+    # a hyphenated compound of the claim is the claim on its own ("medical-grade accuracy" ~ "medical-grade readings")
+    if any(_find_phrase(c, text, ocr) for c in re.findall(r"[A-Za-z]{3,}-[A-Za-z]{3,}", claim)):
+        return True
+    # "contains X" is also made by "packed with X", "full of X", "rich in X" ...
+    m = re.match(r"(?i)(?:contains?|includes?|has|with)\s+(.+)", claim.strip())
+    if m and _find_phrase(m.group(1), text, ocr) and re.search(
+            r"(?i)\b(?:packed with|full of|rich in|loaded with|high in|with added|a source of|contains?|includes?|"
+            r"has|boasts?)\b", text):
         return True
     stems = _content_stems(claim)
     if len(stems) < 2:
@@ -253,8 +263,14 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
         for c in ABSOLUTE_CLAIMS:
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
                 add(u, "unsupported_claim", "severe", f"absolute or health claim '{c}' not backed by the product's facts", c)
+        for cat, pats, rule, sev in (("absolute or health claim", T.CLAIM_PATTERNS, "unsupported_claim", "severe"),
+                                     ("false scarcity or urgency", T.SCARCITY_PATTERNS, "deceptive_pattern", "minor")):
+            for h in T.pattern_hits(pats, u.text, ocr=u.ocr):
+                if h not in T.normalise(ptext):
+                    add(u, rule, sev, f"{cat} '{h}' not backed by the product's facts", h)
+        plain = T.best_idioms(u.text)  # "best enjoyed within a month" instructs, it does not compare
         for c in SUPERLATIVES:
-            if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
+            if _find_phrase(c, plain, u.ocr) and not _find_phrase(c, ptext):
                 add(u, "superlative", "minor", f"superlative '{c}' not backed by the product's facts", c)
         for c in DECEPTIVE_PATTERNS:
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
@@ -271,7 +287,9 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)")
-_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@\s?[A-Za-z0-9_.]{2,}")
+#: an @handle is written without a space ("@ home", "@ 7am" are "at"; the user's own "@ maya_runs" is found by
+#: :func:`personal_in` in any notation)
+_HANDLE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_.]{2,}")
 
 
 def personal_data(history: UserHistory) -> set[str]:
@@ -388,8 +406,9 @@ def check_fairness(plan: Storyboard, product: Product, frame_units: Sequence[Tex
                     severity="severe" if targeted else "minor",
                     message=f"{'targets the viewer by' if targeted else 'mentions'} a protected attribute "
                             f"({cat}: '{t}') in {_where(u)}", evidence=u.evidence(t)))
-        for cat, pats in (("age", T.AGE_PATTERNS), ("family_status", T.FAMILY_PATTERNS)):
-            for h in T.pattern_hits(pats, u.text):
+        for cat, pats in (("age", T.AGE_PATTERNS), ("family_status", T.FAMILY_PATTERNS),
+                          ("body, origin or faith", T.GROUP_PATTERNS)):
+            for h in T.pattern_hits(pats, u.text, ocr=u.ocr):
                 if T.pattern_hits(pats, ptext) and h in T.normalise(ptext):
                     continue
                 viol.append(Violation(check="fairness", rule="protected_attribute_targeting", severity="severe",
@@ -416,9 +435,17 @@ def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
     is also a common word only when written with a capital."""
     if T.normalise(brand) in AMBIGUOUS_BRANDS:
         raw = unicodedata.normalize("NFKC", text)
-        return re.search(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
-                         raw) is not None
-    return T.notation_in(brand, text, ocr=ocr)
+        for m in re.finditer(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
+                             raw):
+            # at a sentence's start a capital says nothing: the brand there is written in capitals or followed by
+            # another capitalised word ("Apple Watch"), else it is the common word ("Coke-black? No")
+            start = not raw[: m.start()].strip() or raw[: m.start()].rstrip()[-1] in ".!?:;\"'("
+            if not start or m.group(0).isupper() or re.match(r"[ ’']*\s+[A-Z]", raw[m.end():]):
+                return True
+        return False
+    # a possessive is no part of the name: "McDonald's" ~ "Mc Donald", "Nike's" ~ "Nike"
+    return T.notation_in(brand, text, ocr=ocr) or (
+        re.search(r"['’]s$", brand) is not None and T.notation_in(re.sub(r"['’]s$", "", brand), text, ocr=ocr))
 
 
 def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
@@ -753,28 +780,77 @@ def in_label(box: tuple[int, int, int, int], width: int, height: int) -> bool:
     return ix >= 0.5 * max(1, (x1 - x0) * (y1 - y0))
 
 
-def _covered(tok: str, allowed: str) -> bool:
+def _covered(tok: str, allowed: str, words: Sequence[str] = ()) -> bool:
+    """Is an OCR word (letters and digits, look-alikes folded) the rendering of planned text? It is when it
+    occurs in ``allowed``; when one run of 75% of its letters does (a word of 6+ letters: an OCR slip); or when
+    runs of 4+ letters found in ``allowed`` cover 80% of it (words OCR glued across boxes or lines:
+    "supportallet" = "support" + "wallet"; "podcastsless24bit" = "podcasts" + "lossless 24-bit"); or when it is
+    within an OCR slip of one of the planned ``words`` (6+ letters, difflib ratio 0.8: "earburs" ~ "earbuds"; a
+    shorter word with a wrong letter is as likely garbled as misread)."""
     import difflib  # noqa: PLC0415
 
     if tok in allowed:
         return True
-    m = difflib.SequenceMatcher(None, tok, allowed, autojunk=False).find_longest_match(0, len(tok), 0, len(allowed))
-    return m.size >= 0.75 * len(tok)
+    n = len(tok)
+    if n >= 6 and words and difflib.get_close_matches(tok, words, n=1, cutoff=0.8):
+        return True
+    sm = difflib.SequenceMatcher(None, tok, allowed, autojunk=False)
+    m = sm.find_longest_match(0, n, 0, len(allowed))
+    if n >= 6 and m.size >= 0.75 * n:  # a short word is not covered by 3 of its letters ("vote" ~ "note")
+        return True
+    got, todo = 0, [(0, n)]
+    while todo:
+        a, b = todo.pop()
+        if b - a < 4:
+            continue
+        m = sm.find_longest_match(a, b, 0, len(allowed))
+        if m.size < 4:
+            continue
+        got += m.size
+        todo += [(a, m.a), (m.a + m.size, b)]
+    return got >= 0.8 * n
+
+
+def grounding_texts(grounding: Grounding | None, cache: Any = None, root: Path | None = None) -> list[str]:
+    """The text OCR reads in the creative's recorded grounding assets (user visuals, product images, logo):
+    a user's photo with a caption or a product shot with its packaging shows that text in the frames, and it
+    is not text the Producer invented. Empty when OCR is unavailable. ``root``: where relative asset paths start
+    (default: the project root)."""
+    if grounding is None:
+        return []
+    from .compliance import ocr  # noqa: PLC0415
+
+    out: list[str] = []
+    for s in grounding.sources:
+        if s.kind not in ("user_visual", "product_image", "logo"):
+            continue
+        try:
+            out += ocr.image_text(Path(root) / s.path if root is not None and not Path(s.path).is_absolute()
+                                  else resolve(s.path), cache=cache)
+        except Exception:  # noqa: BLE001 - an unreadable asset adds no allowed text
+            continue
+    return out
 
 
 def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,
-                   min_covered: float = 0.7, min_letters: int = 5) -> list[Violation]:
+                   min_covered: float = 0.7, min_letters: int = 5, asset_texts: Sequence[str] = ()
+                   ) -> list[Violation]:
     """Text the frames show that the plan never had (a generative Producer's invented or garbled words): an OCR
-    line of which fewer than ``min_covered`` of the words (3+ letters, look-alikes folded, each matched in
-    the plan's letters with 75% of its letters in one run) occur in the plan's texts, the product's own text or
-    the label. Lines of fewer than ``min_letters`` letters are not judged."""
-    allowed = T.skeleton(" ".join([*plan_texts, product_text(product) if product else "", AI_LABEL]))
+    line of which fewer than ``min_covered`` of the letters (in words of 3+ letters, look-alikes folded) are in
+    words that render
+    the plan's texts, the product's own text, the text of the grounding assets (``asset_texts``) or the label
+    (:func:`_covered`: exact, one OCR slip, or glued across boxes). Lines of fewer than ``min_letters``
+    letters are not judged."""
+    src = " ".join([*plan_texts, product_text(product) if product else "", *asset_texts, AI_LABEL])
+    allowed = T.skeleton(src)
+    words = sorted({T.fold(w) for w in T.tokens(src) if len(w) >= 3})
     out = []
     for u in frame_units_:
         toks = [T.fold(t) for t in T.tokens(u.text) if len(t) >= 3]
         if not toks or len(re.sub(r"[^a-z]", "", T.normalise(u.text))) < min_letters:
             continue  # a fragment this short is OCR noise as often as text (a logo's edge, a texture)
-        cov = sum(_covered(t, allowed) for t in toks) / len(toks)
+        # share of the line's letters in covered words: a 3-letter fragment beside a planned word is OCR noise
+        cov = sum(len(t) for t in toks if _covered(t, allowed, words)) / sum(len(t) for t in toks)
         if cov < min_covered:
             out.append(Violation(check="rendering", rule="unplanned_text", severity="minor",
                                  message=f"frame {u.frame_index} ({u.start_s:.2f} s) shows text the plan never had: "
@@ -994,6 +1070,8 @@ def verify_creative(
     rendering = check_rendering(plan, video)
     planned = [u.text for u in text_units(plan, composition=False)]
     extra = unplanned_text(planned, units, product)
+    if extra and grounding is not None:  # the assets' own text is read only when some line is not planned
+        extra = unplanned_text(planned, units, product, asset_texts=grounding_texts(grounding, cache))
     if extra:
         rendering = rendering.model_copy(update={"passed": False, "violations": rendering.violations + extra})
     rendering.checked["ocr"] = ocr_info
@@ -1028,7 +1106,7 @@ def verify_creative(
 __all__ = [
     "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
     "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
-    "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "in_label", "label_text_ok", "personal_in", "unplanned_text",
+    "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "grounding_texts", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
     "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

@@ -240,3 +240,48 @@ def test_model_backed_checks_over_a_local_openai_wire_server(tmp_path):
         server.close()
     assert not V.model_compliance_enabled("offline", V.THRESHOLDS)
     assert V.model_compliance_enabled("gemini:gemini-2.5-flash", V.THRESHOLDS)
+
+
+# ------------------------------------------------------------------------------ unplanned text (OCR)
+def _read(*lines: str) -> list[T.TextUnit]:
+    return [T.TextUnit("frame", t, 1, 2.0, 2.2, source="frames", frame_index=50) for t in lines]
+
+
+def test_ocr_renderings_of_the_plans_own_text_are_not_unplanned():
+    lib = {p.id: p for p in bench.load_context(DATA / "context.json")["library"].products}
+    sonetto, ambli = lib["sonetto-earbuds"], lib["ambli-rides"]
+    # OCR slips in long words, words glued across boxes, the product's name misread and glued
+    assert V.unplanned_text(["Your sound, on the move"], _read("SonetteLoopBuds", "earburs,32", "gamesng:"), sonetto) == []
+    assert V.unplanned_text(["Get there, your way"], _read("supportallet or cash"), ambli) == []
+    # text a grounding asset carries (a user's captioned photo) is allowed only when given as asset text
+    assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli)
+    assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli, asset_texts=["clearing my skin!"]) == []
+
+
+@pytest.mark.parametrize("plan,read", [
+    ("Never bitter", "Vote for us"),  # short invented words are not "covered" by 3 of their letters
+    ("Good mornings, bag by bag", "FREE DELIVERY"),
+    ("Rich crema every time", "Rlch crxma evqry tlmz"),  # a wrong letter in every short word: garbled
+    ("Morrow House Roast", "Morrcw Hovse Raost"),
+])
+def test_truly_unplanned_or_garbled_text_is_still_found(plan, read):
+    prod = bench.load_context(DATA / "context.json")["products"]["morrow-coffee"]
+    (v,) = V.unplanned_text([plan], _read(read), prod)
+    assert v.rule == "unplanned_text" and v.evidence.frame_index == 50 and v.evidence.slot == 1
+
+
+def test_reflector_acts_on_unplanned_text():
+    from nextads_lib import reflector as R
+
+    def ctx(text: str) -> dict:
+        v = {"check": "rendering", "rule": "unplanned_text", "severity": "minor", "message": f"shows '{text}'",
+             "evidence": {"slot": 1, "field": "frame", "text": text, "frame_index": 50}}
+        slot = {"index": 1, "on_screen_text": "Rich crema every time", "narration": "Pull a shot.", "role": "body",
+                "camera": "static", "assets": []}
+        return {"verification": {"compliance": [{"check": "rendering", "violations": [v]}], "utility": []},
+                "plan": {"slots": [slot], "hook": "", "cta": ""}, "product": {"name": "Morrow", "selling_points": []}}
+
+    (d,) = R.rule_directives(ctx("Rich crerna every tirne")).directives  # its own text, garbled: draw it again
+    assert (d.kind, d.target, d.slot, d.new) == ("recaption", "producer", 1, "Rich crema every time")
+    (d,) = R.rule_directives(ctx("WIN A FREE TRIP")).directives  # invented: regenerate the slot without it
+    assert (d.kind, d.target, d.slot, d.field, d.old) == ("regenerate_slot", "producer", 1, "frame_text", "WIN A FREE TRIP")

@@ -31,6 +31,7 @@ def cases_path() -> Path:
 
 
 CHECKS = ("safety", "privacy", "fairness", "copyright", "disclosure", "unplanned")
+TEXT_CHECKS = ("safety", "privacy", "fairness", "copyright")
 #: which semantic policy feeds which check
 POLICY_OF = {"fairness": "targeting", "safety": "claims"}
 FRAME = (360, 640)
@@ -198,12 +199,11 @@ def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | N
     cases = [c for c in (load_cases() if cases is None else cases) if c["split"] == "build"]
     ctx = ctx or load_context()
     T.OVERRIDE = {"thresholds": {}}
-    try:
-        rows = {r["id"]: r for r in evaluate(cases, splits=("build",), ctx=ctx)}
+    try:  # the text checks only: the policies feed no disclosure or unplanned-text case
+        rows = {r["id"]: r for r in evaluate([c for c in cases if c["check"] in TEXT_CHECKS], splits=("build",), ctx=ctx)}
     finally:
         T.OVERRIDE = None
-    text_cases = [c for c in cases if c["where"] in ("plan", "frame") and c["check"] in ("safety", "privacy",
-                                                                                       "fairness", "copyright")]
+    text_cases = [c for c in cases if c["where"] in ("plan", "frame") and c["check"] in TEXT_CHECKS]
     texts = {c["id"]: (" ".join(u.text for u in case_units(c)) if c["where"] == "frame" else c["text"])
              for c in text_cases}
     copy = clean_copy(ctx)

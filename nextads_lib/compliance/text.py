@@ -168,10 +168,12 @@ def notation_in(ident: str, text: str, *, ocr: bool = False) -> bool:
 
 # --------------------------------------------------------------------------------------- numbers
 _NUMWORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-             "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
+             "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+             "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
              "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100}
 _NUM = r"\d+(?:[.,]\d+)*"
-_MONEY = re.compile(rf"(?:[$€£¥]\s?({_NUM}))|(?:(?<![\w.])({_NUM})\s?(?:usd|eur|gbp|dollars?|euros?|bucks|pounds|quid)\b)")
+_NUMW = "|".join(sorted(_NUMWORDS, key=len, reverse=True))
+_MONEY = re.compile(rf"(?:[$€£¥]\s?({_NUM}))|(?:(?<![\w.])({_NUM}|{_NUMW})\s?(?:usd|eur|gbp|dollars?|euros?|bucks|pounds|quid)\b)")
 _PCT = re.compile(rf"(?:(?<![\w.])({_NUM})\s?(?:%|percent\b|per cent\b|pct\b))|"
                   r"(?:\b(" + "|".join(_NUMWORDS) + r")(?:[ -](" + "|".join(k for k, v in _NUMWORDS.items() if v < 10)
                   + r"))?\s?(?:percent|per cent)\b)")
@@ -194,7 +196,7 @@ def money_values(text: str) -> set[float]:
     t = normalise(text)
     out = set()
     for a, b in _MONEY.findall(t):
-        v = _num(a or b)
+        v = float(_NUMWORDS[b]) if b in _NUMWORDS else _num(a or b)
         if v is not None:
             out.add(round(v, 2))
     return out
@@ -235,13 +237,24 @@ AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     # "over 40" is an age when nothing is counted after it ("if you're over 40", "over 40s", "over 40 and
     # fit"); "over 20 origins" counts origins; "aged 40" is always an age
     r"\b(?:over|under|past|above|turning|turned|hitting) (?:the age of )?(?:\d{2}|forty|fifty|sixty|thirty|twenty)"
-    r"(?=\s*(?:$|[.,!?;:)]|years?\b|yrs?\b|and\b|or\b|\+|s\b|crowd\b|club\b))",
-    r"\b(?:aged?|ages) (?:\d{2}|forty|fifty|sixty|thirty|twenty)\b",
-    r"\b\d{2} ?(?:-|to|–) ?\d{2} ?(?:year[- ]olds?|years? old|yo|yrs?(?: old)?|age group)\b",
+    r"(?=\s*(?:$|[.,!?;:)]|years?\b(?! (?:of|ago|in|on|at)\b)|yrs?\b|and\b|or\b|\+|s\b|crowd\b|club\b))",
+    # a person counted by age: "professionals under 30", "women over 50", "anyone past 60"
+    r"\b(?:people|persons?|folks|adults|professionals|women|men|ladies|guys|girls|boys|anyone|everyone|those|"
+    r"you|parents|singles|workers|students|couples|seniors|grown[- ]ups) (?:aged |who are )?(?:over|under|past|above) "
+    r"(?:\d{2}|forty|fifty|sixty|thirty|twenty)\b",
+    # "aged 40" is an age; "aged 14 days" is a process
+    r"\b(?:aged?|ages) (?:\d{2}|forty|fifty|sixty|thirty|twenty)\b(?! ?(?:days?|weeks?|months?|hours?|minutes?|in\b|for\b))",
+    r"\b\d{2} ?(?:-|to|–) ?\d{2} ?(?:year[- ]olds?|years? old|yo|yrs?(?: old)?|age group|crowd|set|bracket|demographic)\b",
+    r"\bborn (?:in|before|after|around) (?:the )?(?:(?:19|20)?\d0'?s|(?:19|20)\d{2})\b",
+    r"\b(?:past|over the hill|beyond) (?:your|their|his|her) (?:prime|best years)\b|\bover the hill\b",
+    r"\b(?:for|calling all|attention|hey) (?:\w+ ){0,2}?(?:grandmas?|grandpas?|grandparents|grannies|grandmothers?|"
+    r"grandfathers?)\b",
+    r"\b(?:retirement|pension|school|college|legal drinking) age\b|\b(?:retirees?|pensioners?|teens?|teenagers?|tweens?)\b",
     r"\b(?:ages|aged|age) \d{2} ?(?:-|to|–|and|\+) ?(?:\d{2}|up|over|older)?\b",
     r"\b\d{2}(?: ?\+| plus)? ?(?:year[- ]olds?|years? old|yo)\b",
     r"\b(?:twenty|thirty|forty|fifty|sixty|20|30|40|50|60)[ -]?somethings?\b",
-    r"\b(?:gen(?:eration)? ?(?:z|x|y|alpha)|zoomers?|boomers?|millennials?|over[- ]?(?:40|50|60)s)\b",
+    r"\b(?:gen(?:eration)? ?(?:z|x|y|alpha)|zoomers?|boomers?|millennials?|over[- ]?(?:\d0|\d5)s)\b",
+    r"\b(?:over|under)-(?:\d{2})(?=s\b|\+| crowd\b| set\b| club\b| group\b)",
     r"\b(?:at|for) your age\b|\b(?:too old|getting older|not getting any younger)\b",
 ))
 #: family and relationship status addressed in a text
@@ -250,20 +263,101 @@ FAMILY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\b(?:pregnant|pregnancy|expecting a (?:baby|child)|moms?[- ]to[- ]be|mums?[- ]to[- ]be|parents?[- ]to[- ]be|newlyweds?|newly married|just married|recently divorced|going through a divorce|empty[- ]nesters?|childless|child[- ]free|no kids|without kids|widows?|widowers?|divorcees?|singles? (?:over|under|in)\b)",
     r"\b(?:are|if) you (?:single|married|divorced|pregnant|widowed|engaged|a (?:single |new )?(?:mom|mum|mother|dad|father|parent))\b",
     r"\b(?:still single|single and|single again|live alone|living alone)\b",
+    r"\b(?:recently|newly|just) (?:separated|divorced|widowed|married|engaged|single|wed)\b",
+    r"\b(?:married|single|divorced|separated|widowed) with (?:kids|children|a baby|a child|twins|toddlers?)\b",
+    # a parent addressed by the children they have: "moms of newborns", "parents raising toddlers", "dads with teens"
+    r"\b(?:moms?|mums?|mothers?|mommies|dads?|fathers?|parents?|grand(?:parents?|mas?|pas?|mothers?|fathers?)) "
+    r"(?:of|with|raising|expecting) (?:(?:young|little|small|new|small|two|three|grown[- ]up) )?"
+    r"(?:newborns?|babies|a baby|toddlers?|twins|triplets|kids|children|little ones|teens?|teenagers?|infants?)\b",
+    r"\b(?:no kids|without kids|kid[- ]free|have kids|with kids\?|got kids|have children)\b",
+    r"\b(?:tied the knot|getting hitched|just got hitched|on your own with (?:the )?kids|raising kids (?:alone|on (?:your|their) own))\b",
+))
+#: other protected groups addressed by a description a word list does not hold (body, origin, faith)
+GROUP_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
+    r"\b(?:extra|few extra|spare) (?:pounds|kilos|kg|lbs|weight)\b|\bplus[- ]size\b|\bbig[- ]boned\b|\b(?:feeling|feel) fat\b",
+    r"\bnew to (?:this|the|our) country\b|\b(?:expats?|refugees?|newcomers to|migrants?|asylum seekers?)\b",
+    r"\b(?:people|persons?|families|those|folks|women|men) of (?:faith|colou?r|(?:a |your |their )?(?:religion|race|ethnicity|creed))\b",
+    r"\b(?:in prayer|pray(?:s|ing)? (?:five|5) times|church[- ]?goers|believers)\b",
 ))
 
 
-def pattern_hits(patterns: tuple[re.Pattern[str], ...], text: str) -> list[str]:
+def ocr_digits(text: str) -> str:
+    """An OCR line's letter-for-digit confusions next to digits undone ("OVER 5O" -> "over 50", "2l" -> "21")."""
     t = normalise(text)
+    for _ in range(2):
+        t = re.sub(r"(?<=\d)[o]|[o](?=\d)", "0", t)
+        t = re.sub(r"(?<=\d)[il|](?=\d|\b)|(?<=\b)[il|](?=\d)", "1", t)
+    return t
+
+
+#: health, body and absolute claims written in words a list does not hold (a verb of effect near what it acts on)
+_COND = (r"(?:headaches?|migraines?|anxiety|depression|stress|insomnia|fatigue|tiredness|illness(?:es)?|disease|diseases|"
+         r"cancer|flu|colds?|infections?|acne|wrinkles?|pain|aches?|inflammation|allerg(?:y|ies)|diabetes|blood pressure|"
+         r"cholesterol|liver|kidneys?|heart|immune system|immunity|memory|focus|concentration|iq|brain|mind|metabolism|"
+         r"toxins?|hangovers?|jet lag|cravings?|appetite|ageing|aging|injur(?:y|ies)|hair loss|belly fat|body fat|fat|pounds|kilos)")
+CLAIM_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
+    rf"\b(?:treats?|treating|cures?|curing|heals?|healing|relieves?|relieving|prevents?|preventing|fights?|fighting|"
+    rf"reverses?|reversing|detox(?:es|ifies)?|cleanses?|diagnos(?:es|e|ing)|detects?|detecting|clears?|clearing|"
+    rf"erases?|eliminates?|ends|stops|kills|melts?|burns?|boosts?|raises?|improves?|sharpens?|lowers?|reduces?|"
+    rf"strengthens?|repairs?|keeps? away)\b(?:\W+\w+){{0,3}}?\W+{_COND}\b",
+    r"\b(?:slim(?:s|ming)? down|shed(?:s|ding)? (?:pounds|kilos|weight|fat)|drop(?:s|ping)? (?:\w+ )?(?:dress |jean )?sizes?|"
+    r"lose (?:weight|pounds|kilos|fat)|weight[- ]loss|fat[- ]burn\w*|low[- ]cal\b|calorie[- ]free|appetite suppress\w*)",
+    r"\b(?:replaces?|instead of) (?:your )?(?:\w+ )?(?:medication|medicine|meds|pills|antidepressants|sunscreen|spf|doctor)\b",
+    r"\b(?:full refund|money[- ]back|your money back|pay you back|refund(?:ed)? if)\b",
+    r"\b(?:never|won't ever|will not ever) (?:\w+ )?(?:fails?|let you down|breaks?|get (?:injured|hurt|sick|ill|tired))\b|"
+    r"\bwithout fail\b|\bzero risk\b|\bworks every (?:single )?time\b",
+    r"\b(?:scientists?|studies|research|science|doctors?|dermatologists?|experts?) (?:confirms?|shows?|proves?|says?|agrees?|backs?)\b|"
+    r"\bbacked by (?:science|research|doctors)\b|\b(?:medically|clinically|scientifically) (?:proven|tested|shown)\b|"
+    r"\b(?:doctor|dermatologist|vet)[- ](?:approved|recommended)\b",
+    r"\b(?:no other \w+ comes close|nothing (?:else )?comes close|beats every|better than (?:any|every|all) other)\b",
+    r"\b(?:add|adds) years to your life\b|\blive longer\b",
+    r"\b(?:recommended|approved|endorsed|prescribed|trusted|used|worn|chosen|preferred) by (?:\w+ ){0,4}?(?:doctors?|"
+    r"dentists?|dermatologists?|vets?|veterinarians?|physicians?|nutritionists?|experts?|scientists?|the fda|nurses?|"
+    r"champions?|medallists?|medalists?|olympians?|athletes|pros|professionals)\b",
+    # a superlative placed on a scale no fact can back: "the finest coffee on earth", "the smoothest ever made"
+    r"\b(?:the )?\w+est (?:\w+ ){0,2}?(?:on earth|in the world|on the planet|in history|ever made|of all time)\b",
+    r"\b(?:skip|ditch|forget|drop|no need for|throw away) (?:the |your )?(?:sunscreen|spf|medication|medicine|meds|pills|"
+    r"doctor|inhaler|glasses)\b",
+))
+#: false scarcity or urgency: "only three bags left", "2 left in stock"
+SCARCITY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
+    r"\b(?:only|just) (?:\d+|one|two|three|four|five|a few|a handful of) (?:\w+ )?(?:left|remaining)\b",
+    r"\b(?:\d+|one|two|three) left in stock\b|\bwhile (?:stocks|supplies) last\b|\b(?:ends|expires) (?:tonight|today|at midnight)\b",
+    r"\b(?:today|tonight) only\b|\bbefore (?:it's|they're|it is|they are) gone\b",
+))
+#: "best" in a usage instruction or idiom, not a claim about the product ("best enjoyed within a month",
+#: "at its best with milk", "our best-kept secret", "best before")
+_BEST_IDIOM = re.compile(r"\bat (?:its|their|your|his|her|our) best\b|\bbest[- ](?:kept|enjoyed|served|before|brewed|stored|"
+                         r"used|paired|drunk|consumed|with|when|if|after|within)\b|\b(?:do|try) (?:your|our) best\b|"
+                         r"\bthe best part of\b|\ball the best\b")
+
+
+def best_idioms(text: str) -> str:
+    """``text`` with every idiomatic "best" (:data:`_BEST_IDIOM`) blanked, for the superlative check."""
+    return _BEST_IDIOM.sub(" ", normalise(text))
+
+
+def pattern_hits(patterns: tuple[re.Pattern[str], ...], text: str, *, ocr: bool = False) -> list[str]:
+    t = ocr_digits(text) if ocr else normalise(text)
     return [m.group(0) for p in patterns for m in p.finditer(t)]
 
 
 # ------------------------------------------------------------------------------------------ e-mails
-_OBF_EMAIL = re.compile(r"\b[a-z0-9._%+-]{2,}\s?(?:@|\(at\)|\[at\]| at )\s?[a-z0-9-]{2,}\s?(?:\.|\(dot\)|\[dot\]| dot )\s?(?:com|net|org|io|de|co|uk|fr|edu|me)\b")
+_DOT = r"(?:\s?\.\s?|\s?\(dot\)\s?|\s?\[dot\]\s?| dot )"
+_OBF_EMAIL = re.compile(r"\b[a-z0-9_%+-]+(?:" + _DOT + r"[a-z0-9_%+-]+)*\s?(?:@|\(at\)|\[at\]| at )\s?[a-z0-9-]{2,}"
+                        + _DOT + r"(?:com|net|org|io|de|co|uk|fr|edu|me)\b")
+#: words before "at <site>.com" that make it a web address to visit, not a mailbox ("order at morrowroast.com")
+_SITE_VERBS = {"order", "shop", "buy", "visit", "find", "us", "online", "available", "sold", "more", "info", "now",
+               "today", "it", "them", "book", "subscribe", "join", "learn", "read", "watch", "stream", "listen"}
 
 
 def obfuscated_emails(text: str) -> list[str]:
-    return _OBF_EMAIL.findall(normalise(text))
+    out = []
+    for m in _OBF_EMAIL.findall(normalise(text)):
+        local = re.split(r"\s?(?:@|\(at\)|\[at\]| at )\s?", m, maxsplit=1)[0]
+        if "@" in m or local not in _SITE_VERBS:
+            out.append(m)
+    return out
 
 
 # ---------------------------------------------------------------------------------------- semantics
@@ -353,7 +447,8 @@ def semantic_hits(policy: str, texts: list[str], threshold: float | None = None)
 
 
 __all__ = [
-    "AGE_PATTERNS", "CALIBRATION_PATH", "FAMILY_PATTERNS", "POLICIES", "TextUnit", "calibration", "clauses", "fold",
+    "AGE_PATTERNS", "CALIBRATION_PATH", "CLAIM_PATTERNS", "FAMILY_PATTERNS", "GROUP_PATTERNS", "SCARCITY_PATTERNS",
+    "best_idioms", "ocr_digits", "POLICIES", "TextUnit", "calibration", "clauses", "fold",
     "money_values", "normalise", "notation_in", "obfuscated_emails", "pattern_hits", "percent_values", "phrase_in",
     "plain_numbers", "semantic_hits", "semantic_scores", "skeleton", "stem", "stems", "tokens",
 ]

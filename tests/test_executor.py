@@ -269,3 +269,77 @@ def test_a_producer_in_an_actor_renders_what_the_local_producer_renders(ray_sess
     assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 2
     info = ray.get(pool.actors[0].info.remote())
     assert info == {"pid": info["pid"], "served": 2, "renders": 1}  # loaded once, served both
+
+
+# ------------------------------------------------------------ the judge's and video quality's pools on Ray
+def _parquet_rows(path: Path, root: Path) -> list[tuple]:
+    """The rows of a results parquet, with the study root's path taken out of any text (two work dirs)."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    return [tuple(str(v).replace(str(root), "<root>") if isinstance(v, str) else v for v in r)
+            for r in df.astype(object).where(df.notna(), None).itertuples(index=False)]
+
+
+def test_judge_on_ray_writes_the_local_rows(tmp_path, ray_session):
+    from nextads_lib import judge
+    from nextads_lib.backends import get_backend
+    from test_judge import make_study
+
+    local, on_ray = make_study(tmp_path / "local"), make_study(tmp_path / "ray")
+    judge.judge_all(local, "pcg", get_backend("offline", cache_dir=local.cache), n_frames=2, workers=2)
+    with executor.use("ray"):
+        judge.judge_all(on_ray, "pcg", get_backend("offline", cache_dir=on_ray.cache), n_frames=2, workers=2)
+    a = _parquet_rows(local.results / "judge_pcg.parquet", local.root)
+    b = _parquet_rows(on_ray.results / "judge_pcg.parquet", on_ray.root)
+    assert len(a) == 4 * 3 + 2 and a == b  # 4 pairs x 3 criteria + diversity of 2 users: the same rows
+    assert sum(r[-1] is None for r in a) >= 3 * 3  # the 3 creatives really judged (the failed pair is skipped)
+    # the Ray tasks, not this process, made the judgments: the ray study's cache was filled by them
+    assert list((on_ray.cache).rglob("*.json"))
+
+
+def test_video_quality_through_ray_data_actors_writes_the_local_rows(tmp_path, ray_session):
+    from nextads_lib import vbench
+    from test_vbench import make_runs
+
+    clips = _vq_clips(tmp_path / "clips")
+    local, on_ray = make_runs(tmp_path / "local", clips), make_runs(tmp_path / "ray", clips)
+    vbench.score_runs(local, "pcg", "offline", workers=2)
+    with executor.use("ray", model_actors=2, gpus_per_actor=0):  # Ray Data map_batches over vbench.VQScorer
+        vbench.score_runs(on_ray, "pcg", "offline", workers=2)
+    a = _parquet_rows(local.results / "video_quality_pcg.parquet", local.root)
+    b = _parquet_rows(on_ray.results / "video_quality_pcg.parquet", on_ray.root)
+    assert len(a) == 16 and a == b
+    assert sum(r[-4] is not None for r in a) >= 8  # two videos really scored (4 metrics each)
+    assert len(list((on_ray.cache / "vbench").rglob("*.json"))) == 2  # written by the actors
+
+
+def _vq_clips(d: Path) -> dict[str, Path]:
+    from test_vbench import W, H, crops, texture, write
+
+    d.mkdir(parents=True, exist_ok=True)
+    big = texture(H + 160, W + 320)
+    return {"static": write(d / "static.mp4", crops(big, [(40, 40)] * 12)),
+            "fast": write(d / "fast.mp4", crops(big, [(5 + 9 * i, 40 + 3 * i) for i in range(12)]))}
+
+
+class _Doubler:
+    """A small 'model' for the map_batches test: loaded once per actor (the load counts in a file)."""
+
+    def __init__(self, counter: str):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def __call__(self, x):
+        return 2 * int(x)
+
+
+def test_ray_data_map_batches_loads_once_per_actor_and_keeps_the_order(ray_session, tmp_path):
+    from nextads_lib import actors
+
+    counter = tmp_path / "loads.txt"
+    out = actors.map_batches("test_executor:_Doubler", list(range(10)), str(counter), concurrency=2, num_cpus=0.5,
+                             batch_size=2)
+    assert out == [2 * i for i in range(10)]
+    loads = counter.read_text().split()
+    assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # one load per actor, not per batch

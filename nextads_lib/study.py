@@ -163,7 +163,7 @@ def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
 #: the notebooks that take the scale-out parameters (``executor``, ``ray_address``, ``max_cost_usd``)
 SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb")
 #: the notebooks that take ``executor`` and ``ray_address`` only (their pools go through the executor)
-EXECUTOR_NOTEBOOKS = ("20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb")
+EXECUTOR_NOTEBOOKS = ("12_verify_and_reflect.ipynb", "20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb")
 
 
 def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool = False, *,

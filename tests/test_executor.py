@@ -305,7 +305,7 @@ def test_video_quality_through_ray_data_actors_writes_the_local_rows(tmp_path, r
     clips = _vq_clips(tmp_path / "clips")
     local, on_ray = make_runs(tmp_path / "local", clips), make_runs(tmp_path / "ray", clips)
     vbench.score_runs(local, "pcg", "offline", workers=2)
-    with executor.use("ray", model_actors=2, gpus_per_actor=0):  # Ray Data map_batches over vbench.VQScorer
+    with executor.use("ray", model_actors=1, gpus_per_actor=0):  # Ray Data map_batches over vbench.VQScorer
         vbench.score_runs(on_ray, "pcg", "offline", workers=2)
     a = _parquet_rows(local.results / "video_quality_pcg.parquet", local.root)
     b = _parquet_rows(on_ray.results / "video_quality_pcg.parquet", on_ray.root)
@@ -343,3 +343,31 @@ def test_ray_data_map_batches_loads_once_per_actor_and_keeps_the_order(ray_sessi
     assert out == [2 * i for i in range(10)]
     loads = counter.read_text().split()
     assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # one load per actor, not per batch
+
+
+def test_a_tiny_wan_pipeline_in_an_actor_renders_what_it_renders_here(ray_session, tmp_path):
+    pytest.importorskip("diffusers")
+    from PIL import Image
+
+    from nextads_lib import actors
+    from nextads_lib.producer import get_producer
+    from nextads_lib.producer.wan import build_tiny_pipeline
+    from test_producer_wan import _request
+
+    ray = ray_session
+    images = {}
+    for name, c in {"a0": (200, 40, 40), "a1": (40, 170, 60)}.items():
+        Image.new("RGB", (96, 96), c).save(tmp_path / f"{name}.png")
+        images[name] = str(tmp_path / f"{name}.png")
+    spec = f"wan:{build_tiny_pipeline(tmp_path / 'wan', 'ti2v')}"
+    settings = {"num_inference_steps": 1, "gen_fps": 8, "narration": False, "music": False}
+    req = _request(images)
+    here = get_producer(spec, cache_dir=tmp_path / "here_cache", **settings).render(req, tmp_path / "here.mp4")
+    pool = actors.actor_pool(actors.ProducerActor, 1, spec, str(tmp_path / "actor_cache"), settings, num_gpus=0,
+                             names=actors.pool_name(spec, settings))
+    out = ray.get(pool.actors[0].render.remote(req.model_dump(mode="json"), str(tmp_path / "actor.mp4")))
+    assert out["cached"] is False and out["manifest"]["n_frames"] == here.n_frames == 16
+    a, b = media.read_frames(tmp_path / "here.mp4"), media.read_frames(tmp_path / "actor.mp4")
+    assert a.shape == b.shape == (16, 64, 64, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0  # the same seeded pipeline in the actor
+    assert ray.get(pool.actors[0].info.remote())["renders"] == 1

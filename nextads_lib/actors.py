@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 
@@ -140,6 +140,34 @@ class ActorProducer:
 
 
 
+def map_batches(load: str, items: Sequence[Any], *load_args: Any, concurrency: int = 1, num_gpus: float = 0.0,
+                num_cpus: float = 1.0, batch_size: int = 1, **load_kwargs: Any) -> list[Any]:
+    """Ray Data over ``items`` (strings or numbers: Arrow columns): ``concurrency`` :class:`ModelActor` actors of
+    ``num_gpus`` / ``num_cpus`` each load ``load(*load_args, **load_kwargs)`` once and map every item through
+    it, ``batch_size`` items per call. Returns the results in the items' order (Ray Data may finish batches in
+    any order)."""
+    import ray  # noqa: PLC0415
+    import ray.data  # noqa: PLC0415
+
+    if not items:
+        return []
+    if not ray.is_initialized():
+        from .executor import ray_init  # noqa: PLC0415
+
+        ray_init()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ds = ray.data.from_items([{"i": i, "item": x} for i, x in enumerate(items)],
+                             override_num_blocks=max(1, min(len(items), 4 * int(concurrency))))
+    out = ds.map_batches(ModelActor, fn_constructor_args=(load, *load_args), fn_constructor_kwargs=load_kwargs,
+                         concurrency=int(concurrency), num_gpus=num_gpus, num_cpus=num_cpus,
+                         batch_size=int(batch_size))
+    res: list[Any] = [None] * len(items)
+    for row in out.iter_rows():
+        res[int(row["i"])] = row["result"]
+    return res
+
+
 def pool_name(spec: str, settings: dict[str, Any] | None = None) -> str:
     """The name prefix of the Producer actors serving ``spec`` with ``settings`` (``producer-wan-models-...-<digest>``):
     a job finds only actors whose Producer was built with its own settings (its protocol's switches)."""
@@ -170,5 +198,6 @@ def producer_for(spec: str, cache_dir: Any = None, **settings: Any) -> Any:
     return get_producer(spec, cache_dir=cache_dir, **settings)
 
 
-__all__ = ["ModelActor", "ProducerActor", "ActorProducer", "actor_pool", "map_unordered", "load_callable",
+__all__ = ["ModelActor", "ProducerActor", "ActorProducer", "actor_pool", "map_unordered", "map_batches",
+           "load_callable",
            "pool_name", "producer_for"]

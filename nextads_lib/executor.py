@@ -155,11 +155,15 @@ class LocalExecutor:
     kind: str = field(default="local", init=False)
 
     def map_jobs(self, worker: Worker, jobs: Sequence[Job], on_result: Callable[[Result], None], *,
-                 workers: int = 2, task: str = "", final_artifact: str = "") -> int:
+                 workers: int = 2, task: str = "", final_artifact: str = "", threads: bool = False,
+                 init: Callable[[], None] | None = None) -> int:
         """Run ``jobs``; ``on_result`` gets each result as it completes (in this process). Returns the number
         of workers used. Raises :class:`BudgetExceeded` after the running jobs finished, when the budget
-        would pass."""
-        from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
+        would pass. ``threads``: a thread pool in this process instead of spawned processes (jobs that share
+        a loaded model through :func:`shared`; the judge's users); the Ray executor ignores it. ``init``: the
+        pool processes' initializer instead of :func:`nextads_lib.runs.init_worker` (e.g. one that does not
+        import torch)."""
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed  # noqa: PLC0415
 
         from .runs import init_worker  # noqa: PLC0415
 
@@ -168,19 +172,34 @@ class LocalExecutor:
         budget = _Budget(self.max_cost_usd)
         n = max(1, min(int(workers), len(jobs)))
         limits = ratelimit.limits_for_jobs(jobs) if self.rate_limits is None else self.rate_limits
-        if n == 1:
+        if n == 1 or threads:
             if limits:
                 srv = ratelimit.WindowServer()
                 for name, lim in limits.items():
                     srv.configure(name, lim.rpm, lim.tpm, lim.period_s)
                 ratelimit.set_local(srv)
             try:
-                for i, job in enumerate(jobs):
-                    if budget.stop():
-                        raise budget.error(len(jobs) - i)
-                    res = run_job(worker, job, task, final_artifact)
-                    budget.add(res)
-                    on_result(res)
+                if n == 1:
+                    for i, job in enumerate(jobs):
+                        if budget.stop():
+                            raise budget.error(len(jobs) - i)
+                        res = run_job(worker, job, task, final_artifact)
+                        budget.add(res)
+                        on_result(res)
+                else:
+                    with ThreadPoolExecutor(max_workers=n) as tex:
+                        tfuts = [tex.submit(run_job, worker, job, task, final_artifact) for job in jobs]
+                        tcancelled = 0
+                        for f in as_completed(tfuts):
+                            if f.cancelled():
+                                continue
+                            res = f.result()
+                            budget.add(res)
+                            on_result(res)
+                            if budget.stop() and not tcancelled:
+                                tcancelled = sum(g.cancel() for g in tfuts)
+                    if tcancelled:
+                        raise budget.error(tcancelled)
             finally:
                 if limits:
                     ratelimit.set_local(None)
@@ -188,7 +207,8 @@ class LocalExecutor:
         import multiprocessing as mp  # noqa: PLC0415
 
         proxy = ratelimit.serve_local(limits) if limits else None
-        init, initargs = (_init_pool_worker, (proxy,)) if proxy is not None else (init_worker, ())
+        init_fn = init or init_worker
+        init, initargs = (_init_pool_worker, (proxy, init_fn)) if proxy is not None else (init_fn, ())
         with contextlib.ExitStack() as stack:
             if proxy is not None:
                 stack.callback(ratelimit.stop_local)
@@ -209,13 +229,13 @@ class LocalExecutor:
         return n
 
 
-def _init_pool_worker(limiter: Any) -> None:
-    """A pool worker's initializer when the run has rate limits: :func:`nextads_lib.runs.init_worker`, then
-    the shared windows' proxy as this process's limiter."""
+def _init_pool_worker(limiter: Any, init: Callable[[], None] | None = None) -> None:
+    """A pool worker's initializer when the run has rate limits: ``init`` (default
+    :func:`nextads_lib.runs.init_worker`), then the shared windows' proxy as this process's limiter."""
     from . import ratelimit  # noqa: PLC0415
     from .runs import init_worker  # noqa: PLC0415
 
-    init_worker()
+    (init or init_worker)()
     ratelimit.set_local(limiter)
 
 
@@ -299,13 +319,21 @@ class RayExecutor:
     #: through ``actors.producer_for``
     producer_actors: int = 0
     gpus_per_actor: float = 1.0
+    #: > 0: work on an expensive model (the video-quality networks) runs as Ray Data ``map_batches`` over a
+    #: class that loads the model once, in this many actors of ``gpus_per_actor`` GPUs each
+    #: (:func:`nextads_lib.actors.map_batches`); 0: one Ray task per item, the model loaded once per worker
+    model_actors: int = 0
     kind: str = field(default="ray", init=False)
 
     def start(self) -> Any:
         return ray_init(self.ray_address, self.num_cpus, self.num_gpus, runtime_env=self.runtime_env)
 
     def map_jobs(self, worker: Worker, jobs: Sequence[Job], on_result: Callable[[Result], None], *,
-                 workers: int = 0, task: str = "", final_artifact: str = "") -> int:
+                 workers: int = 0, task: str = "", final_artifact: str = "", threads: bool = False,
+                 init: Callable[[], None] | None = None) -> int:
+        # every job is a Ray task (its worker process runs runs.init_worker once); a model the jobs share is
+        # loaded once per worker process (shared_or)
+        del threads, init
         from . import ratelimit  # noqa: PLC0415
 
         ray = self.start()
@@ -354,10 +382,63 @@ class RayExecutor:
 Executor = LocalExecutor | RayExecutor
 
 
+# ------------------------------------------------------------------------- objects a process's jobs share
+_SHARED: dict[Any, Any] = {}
+
+
+@contextlib.contextmanager
+def shared(key: Any, obj: Any) -> Iterator[Any]:
+    """Within the block, :func:`shared_or` ``(key, ...)`` in this process returns ``obj`` (the driver's loaded
+    backend or model, for jobs the local executor runs in threads); removed after."""
+    _SHARED[key] = obj
+    try:
+        yield obj
+    finally:
+        _SHARED.pop(key, None)
+
+
+def shared_or(key: Any, make: Callable[[], Any]) -> Any:
+    """The object :func:`shared` registered under ``key`` in this process, else ``make()`` once per process
+    (a Ray worker loads a judge backend or a model once and keeps it for the following tasks)."""
+    if key not in _SHARED:
+        _SHARED[key] = make()
+    return _SHARED[key]
+
+
+def map_ordered(worker: Worker, jobs: Sequence[Job], *, workers: int = 2, threads: bool = False,
+                init: Callable[[], None] | None = None,
+                on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
+    """:meth:`current` executor's ``map_jobs`` over ``jobs`` (each a dict), the results returned in the jobs'
+    order whatever order they completed in (``on_result(i, result)`` as each arrives: a progress bar)."""
+    tagged = [{**job, "_job_index": i} for i, job in enumerate(jobs)]
+    out: list[Result | None] = [None] * len(jobs)
+
+    def collect(res: Result) -> None:
+        i = int(res.pop("_job_index"))
+        res.pop("_new_cost_usd", None)
+        out[i] = res
+        if on_result is not None:
+            on_result(i, res)
+
+    if jobs:
+        current().map_jobs(_indexed, [{"worker": worker, "job": j, "settings": j.get("settings", {})}
+                                           for j in tagged], collect, workers=workers,
+                           threads=threads, init=init)
+    return [r if r is not None else {} for r in out]
+
+
+def _indexed(wrapped: Job) -> Result:
+    """Run ``wrapped["worker"]`` on its job and tag the result with the job's index (module level: picklable)."""
+    job = wrapped["job"]
+    res = dict(wrapped["worker"]({k: v for k, v in job.items() if k != "_job_index"}))
+    res["_job_index"] = job["_job_index"]
+    return res
+
+
 def get_executor(kind: str = "local", ray_address: str = "", num_cpus: int | None = None, *,
                  num_gpus: int | None = None, max_retries: int = 3, max_cost_usd: float | None = None,
                  runtime_env: dict[str, Any] | None = None, rate_limits: dict[str, Any] | None = None,
-                 producer_actors: int = 0, gpus_per_actor: float = 1.0) -> Executor:
+                 producer_actors: int = 0, gpus_per_actor: float = 1.0, model_actors: int = 0) -> Executor:
     """``"local"`` (the process pool) or ``"ray"`` (``ray_address`` empty: a local Ray instance of
     ``num_cpus``; ``"auto"`` / ``"ray://host:port"``: a cluster)."""
     if kind == "local":
@@ -365,7 +446,8 @@ def get_executor(kind: str = "local", ray_address: str = "", num_cpus: int | Non
     if kind == "ray":
         return RayExecutor(ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
                            max_cost_usd=max_cost_usd, runtime_env=runtime_env, rate_limits=rate_limits,
-                           producer_actors=producer_actors, gpus_per_actor=gpus_per_actor)
+                           producer_actors=producer_actors, gpus_per_actor=gpus_per_actor,
+                           model_actors=model_actors)
     raise ValueError(f"executor '{kind}' is not one of {KINDS}")
 
 
@@ -401,4 +483,4 @@ def shutdown_ray() -> None:
 
 
 __all__ = ["KINDS", "NAMESPACE", "BudgetExceeded", "LocalExecutor", "RayExecutor", "Executor", "get_executor",
-           "current", "use", "run_job", "sweep_temp_files", "finished_manifest", "ray_init", "shutdown_ray"]
+           "current", "use", "run_job", "shared", "shared_or", "map_ordered", "sweep_temp_files", "finished_manifest", "ray_init", "shutdown_ray"]

@@ -79,7 +79,6 @@ import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -828,41 +827,98 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
     """Judge every pair of one run directory (and each user's creatives for diversity) under the judge's
     ``protocol`` (``paper`` when None), whatever protocol the run was made under; returns the rows of
     ``judge_<task>.parquet`` (columns :data:`COLUMNS`). Failed pairs get a row per criterion with score None
-    and the reason; nothing raises for one bad pair. Users run in a thread pool of ``workers``."""
-    proto = get_protocol(protocol or "paper")
-    run_dir = paths.run_dir(task, run)
-    products, users, bench = _load_context(paths, task)
-    crits = [c for c in criteria_for(task) if c != "diversity"]
-    manifests: list[tuple[Path, PairManifest | None, str | None]] = []
-    for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "manifest.json").is_file()):
-        try:
-            manifests.append((d, read_model(d / "manifest.json", PairManifest), None))
-        except Exception as e:  # noqa: BLE001 - a broken manifest is recorded, the run goes on
-            manifests.append((d, None, f"{type(e).__name__}: {e}"))
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
-    base = {"task": task, "run": run, "system": summary.get("system", run.split("__")[0]),
-            "director_backend": summary.get("director_backend", ""),
-            "producer_backend": summary.get("producer_backend", ""), "judge_backend": backend.name,
-            "judge_protocol": proto.label}
-    by_user: dict[str, list[tuple[Path, PairManifest | None, str | None]]] = {}
-    for d, m, err in manifests:
-        by_user.setdefault(m.user_id if m is not None else f"?{d.name}", []).append((d, m, err))
+    and the reason; nothing raises for one bad pair. One user is one job of the current executor
+    (:func:`nextads_lib.executor.use`): locally a thread pool of ``workers`` sharing ``backend``; on Ray one
+    task per user, each worker process building the backend from its name once."""
+    from . import executor  # noqa: PLC0415
 
-    def row(d: Path, m: PairManifest | None, s: JudgeScore) -> dict[str, Any]:
-        r = dict(base)
+    ctx = _RunJudge(paths, task, run, backend, n_frames, protocol)
+    uids = sorted(ctx.by_user)
+    key = ("judge_run", str(paths.root), task, run, backend.name, int(n_frames), ctx.proto.label)
+    jobs = [{"key": key, "data_root": str(paths.root), "task": task, "run": run, "n_frames": int(n_frames),
+             "protocol": ctx.proto, "uid": uid, "settings": {"judge_backend": backend.name}} for uid in uids]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=len(uids), desc=f"judge {task}/{run}", unit="user", mininterval=2.0)
+    with _single_torch_thread(backend.name.startswith("offline")), executor.shared(key, ctx):
+        results = executor.map_ordered(_judge_user_job, jobs, workers=workers, threads=True,
+                                       on_result=(lambda i, r: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    from .schemas import Usage  # noqa: PLC0415
+
+    for res in results:  # the calls Ray workers made, on the driver's backend (its usage summary counts them)
+        backend.usage.extend(Usage.model_validate(u) for u in res.get("usage", []))
+    return [r for res in results for r in res["rows"]]
+
+
+def _judge_user_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One user's judgments (module level: a Ray task). The run's context is the driver's (local threads) or
+    built once per worker process, with the judge backend from its name."""
+    from . import executor  # noqa: PLC0415
+    from .backends import get_backend  # noqa: PLC0415
+
+    def build() -> _RunJudge:
+        paths = StudyPaths(Path(job["data_root"]))
+        backend = get_backend(job["settings"]["judge_backend"], cache_dir=paths.cache)
+        ctx = _RunJudge(paths, job["task"], job["run"], backend, job["n_frames"], job["protocol"])
+        ctx.own_backend = True
+        return ctx
+
+    ctx = executor.shared_or(job["key"], build)
+    if not ctx.own_backend:  # the driver's backend (local threads): its usage is recorded there already
+        return {"rows": ctx.one_user(job["uid"])}
+    n0 = len(ctx.backend.usage)
+    rows = ctx.one_user(job["uid"])
+    return {"rows": rows, "usage": [u.model_dump(mode="json") for u in ctx.backend.usage[n0:]]}
+
+
+class _RunJudge:
+    """What judging one run needs (its manifests by user, products, histories, bench pairs) and one user's
+    judgments (:meth:`one_user`)."""
+
+    def __init__(self, paths: StudyPaths, task: str, run: str, backend: Any, n_frames: int,
+                 protocol: Protocol | str | None):
+        self.proto = proto = get_protocol(protocol or "paper")
+        self.own_backend = False  # True when a worker process built the backend from its name
+        self.task, self.backend, self.n_frames = task, backend, n_frames
+        run_dir = paths.run_dir(task, run)
+        self.products, self.users, self.bench = _load_context(paths, task)
+        self.crits = [c for c in criteria_for(task) if c != "diversity"]
+        manifests: list[tuple[Path, PairManifest | None, str | None]] = []
+        for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "manifest.json").is_file()):
+            try:
+                manifests.append((d, read_model(d / "manifest.json", PairManifest), None))
+            except Exception as e:  # noqa: BLE001 - a broken manifest is recorded, the run goes on
+                manifests.append((d, None, f"{type(e).__name__}: {e}"))
+        self.summary = summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+        self.base = {"task": task, "run": run, "system": summary.get("system", run.split("__")[0]),
+                     "director_backend": summary.get("director_backend", ""),
+                     "producer_backend": summary.get("producer_backend", ""), "judge_backend": backend.name,
+                     "judge_protocol": proto.label}
+        self.by_user: dict[str, list[tuple[Path, PairManifest | None, str | None]]] = {}
+        for d, m, err in manifests:
+            self.by_user.setdefault(m.user_id if m is not None else f"?{d.name}", []).append((d, m, err))
+
+    def row(self, d: Path, m: PairManifest | None, s: JudgeScore) -> dict[str, Any]:
+        r = dict(self.base)
         if m is not None:
             r.update(system=m.system, director_backend=m.director_backend, producer_backend=m.producer_backend)
-        rp = run_protocol_of(summary, m)
+        rp = run_protocol_of(self.summary, m)
         r.update(pair_id=s.pair_id, user_id=(m.user_id if m is not None else None),
                  product_id=(m.product_id if m is not None and s.pair_id is not None else None),
                  criterion=s.criterion, score=s.score, reason=s.reason, proxy=s.proxy, label=s.label,
-                 error=s.error, run_protocol=rp, protocol=combined_protocol(rp, proto.label))
+                 error=s.error, run_protocol=rp, protocol=combined_protocol(rp, self.proto.label))
         return r
 
-    def one_user(uid: str) -> list[dict[str, Any]]:
+    def one_user(self, uid: str) -> list[dict[str, Any]]:
+        backend, proto, crits, row, n_frames, task = (self.backend, self.proto, self.crits, self.row,
+                                                      self.n_frames, self.task)
         rows, ok_dirs = [], []
         last_m = None
-        for d, m, err in by_user[uid]:
+        for d, m, err in self.by_user[uid]:
             if m is None or m.status == "failed" or not (d / "creative.mp4").is_file():
                 why = err or (f"pair failed at {m.stage_failed or 'run'}: {m.failure}" if m is not None and m.status == "failed"
                               else "creative.mp4 missing")
@@ -871,17 +927,17 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
                 continue
             last_m = m
             ok_dirs.append(d)
-            product = products.get(m.product_id)
+            product = self.products.get(m.product_id)
             if product is None:
                 for c in crits:
                     rows.append(row(d, m, _missing(c, backend, d.name,
                                                    f"product '{m.product_id}' is not in the library", proto)))
                 continue
-            bp = bench.get(m.pair_id)
+            bp = self.bench.get(m.pair_id)
             host_title = getattr(bp, "host_title", None) if bp is not None else None
             for c in crits:
                 try:
-                    s = judge_pair(c, d, task=task, product=product, history=users.get(m.user_id), backend=backend,
+                    s = judge_pair(c, d, task=task, product=product, history=self.users.get(m.user_id), backend=backend,
                                    n_frames=n_frames, host_title=host_title, protocol=proto)
                 except BackendError:
                     raise  # a setup error (no key, no client): stop with its message instead of 500 missing rows
@@ -901,12 +957,6 @@ def judge_run(paths: StudyPaths, task: str, run: str, backend: Any, n_frames: in
             rows.append(r)
         return rows
 
-    uids = sorted(by_user)
-    results: dict[str, list[dict[str, Any]]] = {}
-    with _single_torch_thread(backend.name.startswith("offline")):
-        _run_users(uids, one_user, results, workers, f"judge {task}/{run}" if progress else None)
-    return [r for uid in uids for r in results[uid]]
-
 
 @contextlib.contextmanager
 def _single_torch_thread(active: bool):
@@ -923,27 +973,6 @@ def _single_torch_thread(active: bool):
         yield
     finally:
         embed.set_threads(old)
-
-
-def _run_users(uids: list[str], one_user: Any, results: dict[str, Any], workers: int, desc: str | None) -> None:
-    bar = None
-    if desc:
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
-        bar = tqdm(total=len(uids), desc=desc, unit="user", mininterval=2.0)
-    if workers and workers > 1 and len(uids) > 1:
-        with ThreadPoolExecutor(max_workers=int(workers)) as ex:
-            for uid, rows in zip(uids, ex.map(one_user, uids)):
-                results[uid] = rows
-                if bar is not None:
-                    bar.update(1)
-    else:
-        for uid in uids:
-            results[uid] = one_user(uid)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
 
 
 def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_frames: int = 8, workers: int = 2,

@@ -735,37 +735,78 @@ def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backe
     settings = {"verifier": verifier_backend, "vq": vq_backend, "reflector": reflector_backend,
                 "max_rounds": int(max_rounds), "thresholds": {**V.THRESHOLDS, **(thresholds or {})},
                 "run": run, "task": task}
-    rows: list[dict[str, Any]] = []
-    it = pairs
+    from . import executor  # noqa: PLC0415
+
+    # one pair is one job of the current executor: locally inline, in order, with these objects; on Ray one
+    # task per pair, each worker process building them once from the backends' names
+    key = ("verify_and_reflect", str(paths.root), task, run, content_key(settings))
+    ctx = {"cache": cache, "library": library, "users": users, "utility": utility, "reflector": reflector,
+           "settings": settings}
+    custom = utility if not (utility.judge_fn is V._default_judge() and utility.vq_fn is V._default_vq()) else None
+    jobs = [{"key": key, "data_root": str(paths.root), "task": task, "run": run, "pair_dir": str(pair_dir),
+             "manifest": man.model_dump(mode="json"), "verifier_backend": verifier_backend,
+             "reflector_backend": reflector_backend, "vq_backend": vq_backend, "max_rounds": int(max_rounds),
+             "thresholds": thresholds, "utility": custom,
+             "settings": {"judge_backend": verifier_backend}} for pair_dir, man in pairs]
+    bar = None
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
 
-        it = tqdm(pairs, desc=f"verify {task}/{run}", unit="pair", mininterval=2.0)
-    for pair_dir, man in it:
-        product = next((p for p in library.products if p.id == man.product_id), None)
-        history = users.get(man.user_id)
-        if product is None:
-            rows.append(_row(None, man, task, run, verifier_backend, reflector_backend, 0,
-                             error=f"product '{man.product_id}' is not in the library"))
-            continue
-        key = _pair_key(settings, pair_dir, product, history)
-        hit = cache.get_json("verify_pair", key)
-        if hit is not None and (pair_dir / "verify" / "round_0" / "verification.json").is_file():
-            rows += hit["rows"]
-            continue
-        try:
-            prow = verify_pair(pair_dir, man, task=task, run=run, product=product, history=history, library=library,
-                               utility=utility, reflector=reflector, max_rounds=max_rounds, cache_dir=paths.cache,
-                               thresholds=thresholds, vq_cache=cache, cert_dir=paths.interim / "c2pa")
-            cache.put_json("verify_pair", key, {"rows": prow})
-        except Exception as e:  # noqa: BLE001 - recorded against the pair, the run goes on
-            prow = [_row(None, man, task, run, verifier_backend, reflector_backend, 0, error=f"{type(e).__name__}: {e}")]
-        rows += prow
+        bar = tqdm(total=len(jobs), desc=f"verify {task}/{run}", unit="pair", mininterval=2.0)
+    with executor.shared(key, ctx):
+        results = executor.map_ordered(_verify_job, jobs, workers=1 if executor.current().kind == "local" else 0,
+                                       on_result=(lambda i, r: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    rows: list[dict[str, Any]] = [r for res in results for r in res["rows"]]
     df = pd.DataFrame(rows, columns=COLUMNS)
     from .store import replace_rows  # noqa: PLC0415
 
     replace_rows(paths.results / f"verify_{task}.parquet", df, lambda old: old["run"] == run)
     return df
+
+
+def _verify_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One pair of :func:`verify_and_reflect` (module level: a Ray task): the cached rows, or round 0 and the
+    reflect-edit-verify rounds. The run's objects are the driver's (local) or built once per worker process."""
+    from . import executor  # noqa: PLC0415
+
+    paths = StudyPaths(Path(job["data_root"]))
+    task, run = job["task"], job["run"]
+
+    def build() -> dict[str, Any]:
+        users = ({u.user_id: u for u in read_jsonl(paths.bench_users(task), UserHistory)}
+                 if paths.bench_users(task).is_file() else {})
+        utility = job["utility"] or V.UtilityAdapter(job["verifier_backend"], job["vq_backend"], paths.cache)
+        return {"cache": Cache(paths.cache), "library": read_model(paths.library_json, ProductLibrary),
+                "users": users, "utility": utility,
+                "reflector": get_backend(job["reflector_backend"], cache_dir=paths.cache)}
+
+    ctx = executor.shared_or(job["key"], build)
+    cache, library, users = ctx["cache"], ctx["library"], ctx["users"]
+    verifier_backend, reflector_backend = job["verifier_backend"], job["reflector_backend"]
+    pair_dir, man = Path(job["pair_dir"]), PairManifest.model_validate(job["manifest"])
+    settings = {"verifier": verifier_backend, "vq": job["vq_backend"], "reflector": reflector_backend,
+                "max_rounds": job["max_rounds"], "thresholds": {**V.THRESHOLDS, **(job["thresholds"] or {})},
+                "run": run, "task": task}
+    product = next((p for p in library.products if p.id == man.product_id), None)
+    history = users.get(man.user_id)
+    if product is None:
+        return {"rows": [_row(None, man, task, run, verifier_backend, reflector_backend, 0,
+                              error=f"product '{man.product_id}' is not in the library")]}
+    key = _pair_key(settings, pair_dir, product, history)
+    hit = cache.get_json("verify_pair", key)
+    if hit is not None and (pair_dir / "verify" / "round_0" / "verification.json").is_file():
+        return {"rows": hit["rows"]}
+    try:
+        prow = verify_pair(pair_dir, man, task=task, run=run, product=product, history=history, library=library,
+                           utility=ctx["utility"], reflector=ctx["reflector"], max_rounds=job["max_rounds"],
+                           cache_dir=paths.cache, thresholds=job["thresholds"], vq_cache=cache,
+                           cert_dir=paths.interim / "c2pa")
+        cache.put_json("verify_pair", key, {"rows": prow})
+    except Exception as e:  # noqa: BLE001 - recorded against the pair, the run goes on
+        prow = [_row(None, man, task, run, verifier_backend, reflector_backend, 0, error=f"{type(e).__name__}: {e}")]
+    return {"rows": prow}
 
 
 def caught_examples(paths: StudyPaths, task: str, run: str, limit: int = 1) -> list[dict[str, Any]]:

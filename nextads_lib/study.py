@@ -170,6 +170,8 @@ def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
 
 #: the notebooks that take the scale-out parameters (``executor``, ``ray_address``, ``max_cost_usd``)
 SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb")
+#: the notebooks that take ``executor`` and ``ray_address`` only (their pools go through the executor)
+EXECUTOR_NOTEBOOKS = ("12_verify_and_reflect.ipynb", "20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb")
 
 
 def _depends(step: Step, steps: list[Step]) -> list[Step]:
@@ -244,7 +246,9 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
                 todo.remove(step)
                 i = steps.index(step) + 1
                 params = {"data_dir": data_dir, **step.params,
-                          **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {})}
+                          **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {}),
+                          **({k: v for k, v in scale.items() if k != "max_cost_usd"}
+                             if step.notebook in EXECUTOR_NOTEBOOKS else {})}
                 out = out_dir / f"{step.name}.ipynb"
                 marker = out_dir / f".{step.name}.done"
                 key = _marker_key(step, params, lib)

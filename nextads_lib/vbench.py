@@ -970,6 +970,43 @@ def _score_job(job: dict[str, Any]) -> dict[str, Any]:
     return vq.model_dump(mode="json")
 
 
+class VQScorer:
+    """A video-quality scorer for a Ray Data actor (``actors.map_batches("nextads_lib.vbench:VQScorer", ...)``):
+    one thread for OpenCV; a networks backend's models are loaded on the first video and kept by the actor.
+    ``__call__(job_json)`` -> the ``VideoQuality`` as JSON."""
+
+    def __init__(self) -> None:
+        _init_worker()
+
+    def __call__(self, job_json: str) -> str:
+        import json  # noqa: PLC0415
+
+        return json.dumps(_score_job(json.loads(job_json)))
+
+
+def _dispatch(jobs: list[dict[str, Any]], workers: int, backend: str, bar: Any) -> list[dict[str, Any]]:
+    """Score ``jobs`` through the current executor, results in the jobs' order: locally inline (one worker, or
+    a networks backend) or a spawned pool of ``workers``; on Ray one task per video, or, with
+    ``RayExecutor(model_actors=N)``, Ray Data ``map_batches`` over :class:`VQScorer` in N actors (each with
+    ``gpus_per_actor`` GPUs for a networks backend)."""
+    import json  # noqa: PLC0415
+
+    from . import executor  # noqa: PLC0415
+
+    ex = executor.current()
+    if jobs and ex.kind == "ray" and getattr(ex, "model_actors", 0) > 0:
+        from . import actors  # noqa: PLC0415
+
+        ex.start()
+        out = actors.map_batches("nextads_lib.vbench:VQScorer", [json.dumps(j) for j in jobs],
+                                 concurrency=ex.model_actors, num_gpus=0.0 if backend == "offline" else ex.gpus_per_actor)
+        if bar is not None:
+            bar.update(len(jobs))
+        return [json.loads(r) for r in out]
+    return executor.map_ordered(_score_job, jobs, workers=workers if ex.kind == "local" else 0, init=_init_worker,
+                                on_result=(lambda i, r: bar.update(1)) if bar is not None else None)
+
+
 def rows_for(pair: PairVideo, vq: VideoQuality | None, backend: str) -> list[dict[str, Any]]:
     """The result rows (one per metric) of one pair."""
     m = pair.manifest
@@ -1041,21 +1078,7 @@ def score_runs(paths: StudyPaths, task: str, backend: str = "offline", workers: 
             from tqdm import tqdm  # noqa: PLC0415
 
             bar = tqdm(total=len(jobs), desc=f"video quality {task}")
-        results: list[dict[str, Any]] = []
-        if n_workers <= 1 or backend != "offline":
-            for j in jobs:
-                results.append(_score_job(j))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing as mp  # noqa: PLC0415
-            from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
-                for r in ex.map(_score_job, jobs, chunksize=1):
-                    results.append(r)
-                    if bar is not None:
-                        bar.update(1)
+        results = _dispatch(jobs, n_workers if backend == "offline" else 1, backend, bar)
         if bar is not None:
             bar.close()
         for p, r in zip(misses, results):

@@ -3,6 +3,14 @@
     .venv/bin/python scripts/bench_scale.py --data-dir build/smoke --width 180 --height 320 --fps 8 --duration-s 10
     .venv/bin/python scripts/bench_scale.py --data-dir data            # the embedded profile's PCG (target <= 1.15)
     .venv/bin/python scripts/bench_scale.py --data-dir data --skip-overhead   # only the simulation and plot
+    nice -n 15 .venv/bin/python scripts/bench_scale.py --profile smoke --skip-simulation  # smoke pairs, 3 stages
+
+``--profile smoke`` takes the PCG settings of the smoke profile (``nextads_lib.study.PROFILES``: 180x320 at
+8 fps, 10 s, 2 workers) and the smoke data (``--data-dir`` default ``build/smoke``, made by
+``python -m nextads_lib.study run --profile smoke --data-dir build/smoke --only 00 01``), and times every
+stage whose pools go through the executor on the run it made: PCG, the judge (``20_evaluate_judge``'s
+``judge_all``, offline, 4 frames) and video quality (``21``'s ``score_runs``, offline); a ratio per stage and
+for the three together. ``--stages pcg`` times PCG only.
 
 1. **Overhead**: the same PCG run (``--system``, offline Director, compositor; inputs copied from
    ``--data-dir`` into fresh work dirs, so both start with an empty cache) with the local executor (a spawned
@@ -68,15 +76,35 @@ def overhead(a: argparse.Namespace, src: StudyPaths) -> dict[str, float]:
             t0 = time.perf_counter()
             with executor.use(kind, num_cpus=a.workers):
                 s = pcg.run_pcg(paths, a.system, "offline", "compositor", **kw)
-            dt = time.perf_counter() - t0
-            stats = read_json(paths.run_dir("pcg", s.run_name) / "stats.json")
-            assert s.failed == 0, s.failures
-            out[f"{kind}_s"] = out.get(f"{kind}_s", 0.0) + dt
-            print(f"[overhead] {kind:5s} rep {rep}: {dt:7.1f} s for {s.n_pairs} pairs, {stats['users']} users, "
-                  f"{stats['workers']} workers", flush=True)
+                dt = time.perf_counter() - t0
+                stats = read_json(paths.run_dir("pcg", s.run_name) / "stats.json")
+                assert s.failed == 0, s.failures
+                out[f"{kind}_s"] = out.get(f"{kind}_s", 0.0) + dt
+                out[f"{kind}_pcg_s"] = out.get(f"{kind}_pcg_s", 0.0) + dt
+                print(f"[overhead] {kind:5s} rep {rep} pcg:   {dt:7.1f} s for {s.n_pairs} pairs, {stats['users']} users, "
+                      f"{stats['workers']} workers", flush=True)
+                for stage in [x for x in a.stages.split(",") if x in ("judge", "vq")]:
+                    t0 = time.perf_counter()
+                    if stage == "judge":
+                        from nextads_lib import judge  # noqa: PLC0415
+                        from nextads_lib.backends import get_backend  # noqa: PLC0415
+
+                        n = len(judge.judge_all(paths, "pcg", get_backend("offline", cache_dir=paths.cache),
+                                                n_frames=4, workers=a.workers, runs=[s.run_name])["pcg"])
+                    else:
+                        from nextads_lib import vbench  # noqa: PLC0415
+
+                        n = len(vbench.score_runs(paths, "pcg", "offline", workers=a.workers, runs=[s.run_name]))
+                    dt = time.perf_counter() - t0
+                    out[f"{kind}_s"] += dt
+                    out[f"{kind}_{stage}_s"] = out.get(f"{kind}_{stage}_s", 0.0) + dt
+                    print(f"[overhead] {kind:5s} rep {rep} {stage + ':':6s} {dt:7.1f} s for {n} rows", flush=True)
     executor.shutdown_ray()
     out = {k: v / a.repeat for k, v in out.items()}
     out["ratio"] = out["ray_s"] / out["local_s"]
+    for stage in ("pcg", "judge", "vq"):
+        if f"ray_{stage}_s" in out:
+            out[f"ratio_{stage}"] = out[f"ray_{stage}_s"] / out[f"local_{stage}_s"]
     return out
 
 
@@ -145,7 +173,11 @@ def plot(rows: list[dict[str, object]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--profile", choices=("", "smoke"), default="",
+                    help="smoke: the smoke profile's PCG settings and data (build/smoke), stages pcg,judge,vq")
+    ap.add_argument("--stages", default="", help="comma list of pcg,judge,vq (default: pcg; smoke: all three)")
+    ap.add_argument("--skip-simulation", action="store_true")
+    ap.add_argument("--data-dir", default="")
     ap.add_argument("--work", default="build/bench_scale")
     ap.add_argument("--system", default="nextads")
     ap.add_argument("--limit-users", type=int, default=0)
@@ -161,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus-per-gpu", type=int, default=8)
     ap.add_argument("--out", default="docs/scale_out")
     a = ap.parse_args(argv)
+    if a.profile == "smoke":
+        from nextads_lib.study import PROFILES  # noqa: PLC0415
+
+        smoke = PROFILES["smoke"]["10_run_pcg"]
+        a.width, a.height, a.fps = int(smoke["width"]), int(smoke["height"]), float(smoke["fps"])
+        a.duration_s, a.workers = float(smoke["duration_s"]), int(smoke["workers"])
+        a.data_dir = a.data_dir or "build/smoke"
+        a.stages = a.stages or "pcg,judge,vq"
+    a.data_dir = a.data_dir or "data"
+    a.stages = a.stages or "pcg"
 
     src = StudyPaths.from_data_dir(a.data_dir)
     if not (src.bench_pairs("pcg").is_file() and src.library_json.is_file()):
@@ -168,8 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not a.skip_overhead:
         o = overhead(a, src)
+        import os  # noqa: PLC0415
+
+        for stage in ("pcg", "judge", "vq"):
+            if f"ratio_{stage}" in o:
+                print(f"[overhead] {stage:5s}: local {o[f'local_{stage}_s']:7.1f} s, Ray {o[f'ray_{stage}_s']:7.1f} s: "
+                      f"ratio {o[f'ratio_{stage}']:.3f}", flush=True)
         print(f"[overhead] local {o['local_s']:.1f} s, Ray {o['ray_s']:.1f} s (+ ray.init {o['ray_init_s']:.1f} s, "
-              f"once per session): ratio {o['ratio']:.3f} (target <= 1.15)", flush=True)
+              f"once per session): ratio {o['ratio']:.3f} (target <= 1.15); load average after the run "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
+    if a.skip_simulation:
+        return 0
     rows = simulate(a, src)
     out = project_root() / a.out if not Path(a.out).is_absolute() else Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

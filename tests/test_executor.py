@@ -238,34 +238,133 @@ def _producer_job(job):
     from nextads_lib import actors
     from nextads_lib.schemas import ProducerRequest
 
-    prod = actors.producer_for("compositor", cache_dir=job["out"] + ".unused_cache")
+    prod = actors.producer_for(job["spec"], cache_dir=job["out"] + ".unused_cache", **job["settings"])
     assert isinstance(prod, actors.ActorProducer)
     req = ProducerRequest.model_validate(job["request"])
     man = prod.render(req, job["out"])
     return {"name": prod.name, "cached": prod.last_cached, "n_frames": man.n_frames}
 
 
+def _actor_request(tmp_path):
+    """A tiny random Wan pipeline (the real diffusers classes, ``producer.wan.build_tiny_pipeline``) and its
+    request when diffusers is installed, else the compositor and a request of its tests."""
+    from PIL import Image
+
+    from nextads_lib.schemas import ProducerRequest
+
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        from test_producer_compositor import _image, _storyboard, SIZES, FPS, PALETTE
+
+        assets = {k: _image(tmp_path / f"{k}.png", c) for k, c in
+                  {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (30, 60, 200)}.items()}
+        w, h = SIZES["9:16"]
+        return "compositor", {}, ProducerRequest(storyboard=_storyboard(), assets=assets, aspect_ratio="9:16",
+                                                 width=w, height=h, fps=FPS, seed=3, palette=PALETTE)
+    from nextads_lib.producer.wan import build_tiny_pipeline
+    from test_producer_wan import _request
+
+    images = {}
+    for name, c in {"a0": (200, 40, 40), "a1": (40, 170, 60)}.items():
+        Image.new("RGB", (96, 96), c).save(tmp_path / f"{name}.png")
+        images[name] = str(tmp_path / f"{name}.png")
+    spec = f"wan:{build_tiny_pipeline(tmp_path / 'wan', 'ti2v')}"
+    return spec, {"num_inference_steps": 1, "gen_fps": 8, "narration": False, "music": False}, _request(images)
+
+
 def test_a_producer_in_an_actor_renders_what_the_local_producer_renders(ray_session, tmp_path):
     from nextads_lib import actors
     from nextads_lib.producer import get_producer
-    from test_producer_compositor import _image, _storyboard, SIZES, FPS, PALETTE
-    from nextads_lib.schemas import ProducerRequest
 
     ray = ray_session
-    assets = {k: _image(tmp_path / f"{k}.png", c) for k, c in
-              {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (30, 60, 200)}.items()}
-    w, h = SIZES["9:16"]
-    req = ProducerRequest(storyboard=_storyboard(), assets=assets, aspect_ratio="9:16", width=w, height=h, fps=FPS,
-                          seed=3, palette=PALETTE)
-    local = get_producer("compositor", cache_dir=tmp_path / "local_cache").render(req, tmp_path / "local.mp4")
-    pool = actors.actor_pool(actors.ProducerActor, 1, "compositor", str(tmp_path / "actor_cache"), num_gpus=0,
-                             names=actors.pool_name("compositor"))
+    spec, settings, req = _actor_request(tmp_path)
+    local = get_producer(spec, cache_dir=tmp_path / "local_cache", **settings).render(req, tmp_path / "local.mp4")
+    pool = actors.actor_pool(actors.ProducerActor, 1, spec, str(tmp_path / "actor_cache"), settings, num_gpus=0,
+                             names=actors.pool_name(spec, settings))
     f = ray.remote(num_cpus=1)(_producer_job)
-    job = {"request": req.model_dump(mode="json"), "out": str(tmp_path / "actor.mp4")}
+    job = {"spec": spec, "settings": settings, "request": req.model_dump(mode="json"),
+           "out": str(tmp_path / "actor.mp4")}
     first, again = ray.get(f.remote(job)), ray.get(f.remote({**job, "out": str(tmp_path / "again.mp4")}))
-    assert first == {"name": "compositor", "cached": False, "n_frames": local.n_frames}
+    assert first == {"name": local.backend, "cached": False, "n_frames": local.n_frames}
     assert again["cached"]  # the actor's Producer (and its cache) served the second request
     a, b = media.read_frames(tmp_path / "local.mp4"), media.read_frames(tmp_path / "actor.mp4")
-    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    assert a.shape == b.shape and a.shape[0] == local.n_frames > 0
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0  # the same seeded render in the actor
     info = ray.get(pool.actors[0].info.remote())
     assert info == {"pid": info["pid"], "served": 2, "renders": 1}  # loaded once, served both
+
+
+# ------------------------------------------------------------ the judge's and video quality's pools on Ray
+def _parquet_rows(path: Path, root: Path) -> list[tuple]:
+    """The rows of a results parquet, with the study root's path taken out of any text (two work dirs)."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    return [tuple(str(v).replace(str(root), "<root>") if isinstance(v, str) else v for v in r)
+            for r in df.astype(object).where(df.notna(), None).itertuples(index=False)]
+
+
+def test_judge_on_ray_writes_the_local_rows(tmp_path, ray_session):
+    from nextads_lib import judge
+    from nextads_lib.backends import get_backend
+    from test_judge import make_study
+
+    local, on_ray = make_study(tmp_path / "local"), make_study(tmp_path / "ray")
+    judge.judge_all(local, "pcg", get_backend("offline", cache_dir=local.cache), n_frames=2, workers=2)
+    with executor.use("ray"):
+        judge.judge_all(on_ray, "pcg", get_backend("offline", cache_dir=on_ray.cache), n_frames=2, workers=2)
+    a = _parquet_rows(local.results / "judge_pcg.parquet", local.root)
+    b = _parquet_rows(on_ray.results / "judge_pcg.parquet", on_ray.root)
+    assert len(a) == 4 * 3 + 2 and a == b  # 4 pairs x 3 criteria + diversity of 2 users: the same rows
+    assert sum(r[-1] is None for r in a) >= 3 * 3  # the 3 creatives really judged (the failed pair is skipped)
+    # the Ray tasks, not this process, made the judgments: the ray study's cache was filled by them
+    assert list((on_ray.cache).rglob("*.json"))
+
+
+def test_video_quality_through_ray_data_actors_writes_the_local_rows(tmp_path, ray_session):
+    from nextads_lib import vbench
+    from test_vbench import make_runs
+
+    clips = _vq_clips(tmp_path / "clips")
+    local, on_ray = make_runs(tmp_path / "local", clips), make_runs(tmp_path / "ray", clips)
+    vbench.score_runs(local, "pcg", "offline", workers=1)  # the rows do not depend on the pool
+    with executor.use("ray", model_actors=1, gpus_per_actor=0):  # Ray Data map_batches over vbench.VQScorer
+        vbench.score_runs(on_ray, "pcg", "offline", workers=2)
+    a = _parquet_rows(local.results / "video_quality_pcg.parquet", local.root)
+    b = _parquet_rows(on_ray.results / "video_quality_pcg.parquet", on_ray.root)
+    assert len(a) == 16 and a == b
+    assert sum(r[-4] is not None for r in a) >= 8  # two videos really scored (4 metrics each)
+    assert len(list((on_ray.cache / "vbench").rglob("*.json"))) == 2  # written by the actors
+
+
+def _vq_clips(d: Path) -> dict[str, Path]:
+    from test_vbench import W, H, crops, texture, write
+
+    d.mkdir(parents=True, exist_ok=True)
+    big = texture(H + 160, W + 320)
+    return {"static": write(d / "static.mp4", crops(big, [(40, 40)] * 12)),
+            "fast": write(d / "fast.mp4", crops(big, [(5 + 9 * i, 40 + 3 * i) for i in range(12)]))}
+
+
+class _Doubler:
+    """A small 'model' for the map_batches test: loaded once per actor (the load counts in a file)."""
+
+    def __init__(self, counter: str):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def __call__(self, x):
+        return 2 * int(x)
+
+
+def test_ray_data_map_batches_loads_once_per_actor_and_keeps_the_order(ray_session, tmp_path):
+    from nextads_lib import actors
+
+    counter = tmp_path / "loads.txt"
+    out = actors.map_batches("test_executor:_Doubler", list(range(10)), str(counter), concurrency=2, num_cpus=0.5,
+                             batch_size=2)
+    assert out == [2 * i for i in range(10)]
+    loads = counter.read_text().split()
+    assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # one load per actor, not per batch
+

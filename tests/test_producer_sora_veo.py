@@ -414,3 +414,20 @@ def test_veo_slot_edit_sends_the_neighbouring_frames(env, image, tmp_path):
     edit.regenerate_slot(tmp_path / "a.mp4", _patched(req), 1, tmp_path / "b.mp4", p, man)
     create = [e for e in env.log if e["route"] == "veo.create"][-1]
     assert create["has_image"] and create["has_last_frame"] and "slow motion" in create["prompt"]
+
+
+def test_edit_slots_dispatches_a_sora_creative_to_slot_regeneration(env, image, tmp_path):
+    from nextads_lib.producer import edit
+    from nextads_lib.schemas import ProducerManifest
+
+    p = get_producer("sora:sora-2", poll_interval_s=0.0, post_production=False)
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    again = edit.producer_for(ProducerManifest.model_validate(man.model_dump()))
+    assert again.kind == "sora" and again.per == "creative" and not again.post_production
+    n = sum(e["route"] == "sora.remix" for e in env.log)
+    rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 0, "a mug, top view"), [0, 2], tmp_path / "b.mp4", again,
+                          manifest=man)
+    assert sum(e["route"] == "sora.remix" for e in env.log) == n + 2 and rep.slots == [0, 2]
+    assert media.count_frames(tmp_path / "b.mp4") == media.count_frames(tmp_path / "a.mp4")
+    assert not list(tmp_path.glob("*.slot*.mp4"))

@@ -43,6 +43,11 @@ _POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "x264_params",
               "slot_layouts", "frame_overwrite")
 
 
+#: generation settings of sora / veo / wan that ``get_producer`` accepts back from a manifest
+_GEN_KEYS = ("per", "condition", "high_res", "use_last_frame", "resolution", "gen_fps", "max_frames", "gen_width",
+             "gen_height", "num_inference_steps", "guidance_scale", "torch_dtype", "cpu_offload", "vae_tiling")
+
+
 class EditError(ProducerError):
     """A slot-level edit that cannot be done (names the creative and why)."""
 
@@ -87,10 +92,9 @@ def producer_for(man: ProducerManifest, cache_dir: str | os.PathLike[str] | None
     """The Producer that rendered ``man``, with its post settings; slot edits need the compositor."""
     from . import get_producer  # noqa: PLC0415
 
-    if not man.backend.startswith("compositor"):
-        raise EditError(f"creative {man.video_path}", f"slot-level edits need the compositor; this creative was "
-                        f"rendered by '{man.backend}'")
     kw = {k: man.settings[k] for k in _POST_KEYS if k in man.settings}
+    if not man.backend.startswith("compositor"):  # generative: its generation settings too (edited per slot)
+        kw.update({k: v for k, v in man.settings.items() if k in _GEN_KEYS})
     return get_producer(man.backend, cache_dir=cache_dir, **kw)
 
 
@@ -189,12 +193,26 @@ def _write(out_path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray], 
 
 
 def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],
-               out_path: str | os.PathLike[str], producer: Producer, base_changed: Sequence[int] = ()) -> EditReport:
+               out_path: str | os.PathLike[str], producer: Producer, base_changed: Sequence[int] = (),
+               manifest: ProducerManifest | None = None) -> EditReport:
     """Re-render ``slots`` of the creative at ``src_video`` under ``req`` (the patched plan, same timing) and
     write the spliced creative to ``out_path``; frames of the other slots are the original's decoded frames.
     For the slots in ``base_changed`` (new pictures: camera or assets, not only text) the next slot's dissolve
-    frames, which blend from this slot's last picture, are rendered again too."""
+    frames, which blend from this slot's last picture, are rendered again too. A generative Producer's slots
+    are regenerated one after the other by :func:`regenerate_slot` (``manifest``: the render's, for Sora's
+    remix)."""
     t0 = time.perf_counter()
+    if producer.kind != "compositor":
+        cur, rendered, notes = Path(src_video), [], []
+        todo = sorted(set(slots))
+        for n, s_ in enumerate(todo):
+            dst = Path(out_path) if n == len(todo) - 1 else Path(out_path).with_suffix(f".slot{s_}.mp4")
+            rep = regenerate_slot(cur, req, s_, dst, producer, manifest)
+            if cur != Path(src_video):
+                cur.unlink(missing_ok=True)
+            cur, rendered, notes = dst, rendered + rep.frames_rendered, notes + [rep.note]
+        return EditReport(str(out_path), todo, rendered, probe(out_path).n_frames if todo else 0,
+                          time.perf_counter() - t0, "; ".join(notes))
     src_video, out_path = Path(src_video), Path(out_path)
     orig = read_frames(src_video)
     spans = post.slot_spans(req.storyboard, req.fps)

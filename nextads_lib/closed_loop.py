@@ -22,7 +22,10 @@ No declared attribute reaches the simulator.
 **Policies** (``POLICIES``): ``static`` (the Director's creative replayed), ``reflector`` (the rule-based
 :class:`nextads_lib.evolution.ReflectorPolicy`), ``bandit`` (:class:`ThompsonBandit`) and ``oracle`` (knows the
 simulator's hidden parameters and the user's ground truth; each impression it shows the arm of highest expected
-reward given the session so far: a myopic upper bound, see :meth:`HeldOutSimulator.expected_reward`).
+reward given the session so far: a myopic upper bound, see :func:`expected_reward`). The oracle is a reference,
+not a policy that could be deployed: unless ``render_oracle``, its creatives are not rendered; it is scored on the
+features its plan's on-screen text shows (what :func:`perceive` reads from a compositor render of that plan, the
+pair's palette and the planned duration: a test checks they agree) and gated by the same text verdicts.
 
 **The bandit** is linear Thompson sampling (Agrawal & Goyal 2013) over the one-hot encoding ``x(a)`` of the five
 choices plus a bias: a Bayesian linear regression ``r ~ N(x.theta, sigma^2)`` with prior
@@ -554,7 +557,7 @@ class Shower:
         from . import verifier as V  # noqa: PLC0415
         from .schemas import Grounding  # noqa: PLC0415
 
-        lines: dict[tuple[str, str], int] = {}
+        lines: dict[tuple[str, str], int] = {(sl.narration, sl.on_screen_text): i for i, sl in enumerate(base.slots)}
         for a in arms:
             for v in (0, 1):
                 for sl in self.planned(base, a, v)[0].slots:
@@ -606,6 +609,9 @@ class Shower:
         hit = self.cache.get_json("closed_loop", key)
         if hit is not None:
             out = {**hit, "features": CreativeFeatures.model_validate(hit["features"]), "cached": True}
+            if self.palette is None:  # the pair's palette, as measured when this creative was first rendered
+                self.palette = out["features"].palette
+                self._planned = {}
             return out
         d = self.work / key[:16]
         d.mkdir(parents=True, exist_ok=True)
@@ -621,6 +627,7 @@ class Shower:
             decision, rationales = self.verify(plan, d / "creative.mp4")
         if self.palette is None:
             self.palette = frame_palette(d / "creative.mp4")
+            self._planned = {}  # text features planned before the palette was measured
         c = perceive(d / "creative.mp4", plan, self.product, palette=self.palette)
         sec = time.perf_counter() - t0
         self.seconds += sec
@@ -646,7 +653,7 @@ COLUMNS = ["task", "run", "simulator", "policy", "pair_id", "user_id", "product_
 
 def run_visit(shower: Shower, sim: Any, policy: str, *, user_id: str, plan: Storyboard, product: Product,
               profile: Any, state: UserState, impressions: int, explore: float, seed: int, out_dir: Path | None,
-              base: dict[str, Any]) -> tuple[list[dict[str, Any]], UserState]:
+              base: dict[str, Any], render_oracle: bool = False) -> tuple[list[dict[str, Any]], UserState]:
     """One visit (pair) under one policy: ``impressions`` impressions, each planned, rendered, verified,
     perceived and shown; the user state updated and written per impression."""
     arms = arms_of(product)
@@ -679,7 +686,14 @@ def run_visit(shower: Shower, sim: Any, policy: str, *, user_id: str, plan: Stor
         from .director import validate_storyboard  # noqa: PLC0415
 
         errs = validate_storyboard(shown_plan, product, duration_s=shown_plan.duration_s) if policy != "static" else []
-        s = shower.show(shown_plan) if not errs else {"passed": False, "rationale": "; ".join(errs[:2])}
+        if errs:
+            s = {"passed": False, "rationale": "; ".join(errs[:2])}
+        elif policy == "oracle" and not render_oracle:  # the bound: its plan's text verdicts and text features
+            bad = [sl.index for sl in shown_plan.slots if (sl.narration, sl.on_screen_text) in (shower.bad_lines or set())]
+            s = {"passed": not bad and not shower.global_violations, "features": shower.planned(plan, arm, k % 2)[1],
+                 "cost_usd": 0.0, "seconds": 0.0, "cached": True}
+        else:
+            s = shower.show(shown_plan)
         passed = bool(s["passed"])
         if not passed:  # never shown: the verified static creative goes out instead
             shown_plan, s = plan, base
@@ -719,7 +733,8 @@ def load_truths(paths: StudyPaths, histories: dict[str, UserHistory]) -> dict[st
 def run_closed_loop(paths: StudyPaths, task: str = "pcg", run: str = "nextads__offline__compositor__paper", *,
                     impressions: int = 10, n_users: int = 8, visits: int = 1, explore: float = 0.3,
                     simulators: tuple[str, ...] = SIMULATORS, policies: tuple[str, ...] = POLICIES,
-                    width: int = 72, height: int = 128, fps: float = 4.0, seed: int = DEFAULT_SEED) -> Any:
+                    width: int = 72, height: int = 128, fps: float = 4.0, render_oracle: bool = False,
+                    seed: int = DEFAULT_SEED) -> Any:
     """Every policy x simulator over the first ``visits`` pairs of the first ``n_users`` users with ground truth;
     writes ``paths.results / "closed_loop_<task>.parquet"`` and the per-impression user states. Returns the rows."""
     import pandas as pd  # noqa: PLC0415
@@ -752,13 +767,14 @@ def run_closed_loop(paths: StudyPaths, task: str = "pcg", run: str = "nextads__o
                     profile = read_profile(pair_dir) if (pair_dir / "profile.json").is_file() else None
                     shower = Shower(pair_dir, product, histories.get(uid), library, cache, width=width, height=height,
                                     fps=fps, work=paths.interim / "closed_loop_work")
-                    base = shower.show(plan, full=True)
                     shower.text_verdicts(plan, arms_of(product))
+                    base = shower.show(plan)
                     for pol in policies:
                         st = states.get(pol) or initial_state(uid, profile, base_arm(plan, product, profile))
                         prow, st = run_visit(shower, sim, pol, user_id=uid, plan=plan, product=product, profile=profile,
                                              state=st, impressions=impressions, explore=explore, seed=seed,
-                                             out_dir=root / man.pair_id / which / pol, base=base)
+                                             out_dir=root / man.pair_id / which / pol, base=base,
+                                             render_oracle=render_oracle)
                         states[pol] = end_visit(st, man.pair_id)
                         rows += [{**head, **r} for r in prow]
                 except Exception as e:  # noqa: BLE001 - recorded against the pair

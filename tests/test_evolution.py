@@ -201,6 +201,10 @@ def test_what_is_perceived_is_read_from_the_rendered_creative(paths):
     assert out["passed"] and not out["cached"]
     # the measured duration of the mp4 at 4 fps, the tone of the on-screen words, the strong CTA, facts = depth 2
     assert c.tone == "energetic" and c.cta_strength == 0.9 and c.depth == 2 and c.claims
+    # what the oracle is scored on (the plan's text, the pair's palette, the planned duration) is what is perceived
+    for a in (arm, L.Arm(facet="point0", hook="product", tone="calm", length="long", cta="soft")):
+        shown = sh.show(sh.planned(plan, a, 1)[0])["features"]
+        assert sh.planned(plan, a, 1)[1].model_dump() == {**shown.model_dump(), "duration_s": pytest.approx(shown.duration_s, abs=0.2)}
     d = paths.interim / "perceive_check"
     d.mkdir(parents=True, exist_ok=True)
     sh.producer.render(sh.req.model_copy(update={"storyboard": p}), d / "creative.mp4")

@@ -916,6 +916,41 @@ def summary_table(df: Any, max_rounds: int | None = None) -> Any:
     return out[cols]
 
 
+
+# ------------------------------------------------------------- profile updates (continual user modeling, issue 17)
+def profile_directives(long_term: dict[str, Any], short_term: list[dict[str, Any]], impression: int) -> list[Any]:
+    """The Reflector's profile-update directives from the current visit's impressions (its short-term state):
+
+    - two consecutive skips of creatives in the profile's tone, while an impression of this visit in another
+      (perceived) tone was watched to at least half: that tone becomes the profile's ``tone``;
+    - a conversion: the converting impression's choices (tone, hook, length, CTA) become the profile's.
+
+    Returns :class:`nextads_lib.closed_loop.ProfileUpdate` items (``source = "reflector"``); the caller applies
+    them to the long-term profile."""
+    from .closed_loop import ProfileUpdate  # noqa: PLC0415
+
+    out: list[Any] = []
+    if not short_term:
+        return out
+    last = short_term[-1]
+    if last["feedback"]["converted"]:
+        for field in ("tone", "hook", "length", "cta"):
+            v = last["arm"][field]
+            if long_term.get(field) != v:
+                out.append(ProfileUpdate(field=field, value=v, source="reflector", impression=impression,
+                                         reason=f"converted on impression {impression + 1}"))
+        return out
+    tone = long_term.get("tone")
+    if (len(short_term) >= 2 and all(x["feedback"]["skipped"] and x["perceived"]["tone"] == tone for x in short_term[-2:])):
+        watched = [x for x in short_term if x["perceived"]["tone"] != tone and x["feedback"]["watch_fraction"] >= 0.5]
+        if watched:
+            best = max(watched, key=lambda x: x["reward"])
+            out.append(ProfileUpdate(field="tone", value=best["perceived"]["tone"], source="reflector",
+                                     impression=impression, reason=f"two skips in '{tone}'; '{best['perceived']['tone']}' "
+                                     f"was watched ({best['feedback']['watch_fraction']:.2f})"))
+    return out
+
+
 __all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "caught_examples", "build_request", "constraint_errors",
-           "list_pairs", "list_runs", "patch_plan", "planted_demo", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
+           "list_pairs", "list_runs", "patch_plan", "planted_demo", "profile_directives", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
            "verify_pair"]

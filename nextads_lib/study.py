@@ -108,7 +108,7 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
         "11_run_pci": {"duration_s": 6.0, "workers": 2},
         "12_verify_and_reflect": {"limit_pairs": 2, "max_rounds": 1, "compliance_splits": "heldout"},
         "20_evaluate_judge": {"n_frames": 4},
-        "40_creative_evolution": {"impressions": 3, "limit_users": 2},
+        "40_creative_evolution": {"impressions": 3, "limit_users": 2, "loop_users": 1, "loop_impressions": 4},
         "41_protocol_ablations": {"n_users": 1, "products_per_user": 2, "thresholds": "0.35", "n_boot": 200},
     },
 }

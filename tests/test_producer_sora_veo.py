@@ -322,3 +322,112 @@ def test_render_cache_key_changes_with_the_conditioning_version(image, monkeypat
     monkeypatch.undo()
     assert prod.cache_key(_request(image)) == k1
     assert get_producer("sora:sora-2", slot_layouts=True).cache_key(_request(image)) != k1
+
+
+# ------------------------------------------------------------------------------ slot-level edits (issue 17)
+def _three(image, **kw):
+    slots = [Slot(index=i, start_s=4.0 * i, end_s=4.0 * (i + 1), role=r, camera="static", composition=c,
+                  narration="", on_screen_text="")
+             for i, (r, c) in enumerate((("hook", "a mug on a table"), ("body", "beans poured"), ("cta", "end card")))]
+    sb = Storyboard(product_id="p", backend="offline", personalized=False, hook="Hi", aspect_ratio="9:16",
+                    duration_s=12.0, slots=slots, cta="Buy now")
+    return ProducerRequest(storyboard=sb, collage_path=image, aspect_ratio="9:16", width=80, height=128, fps=6.0,
+                           seed=1, **kw)
+
+
+def _patched(req, slot=1, composition="beans poured in slow motion, warm light"):
+    sb = req.storyboard
+    slots = [s.model_copy(update={"composition": composition}) if s.index == slot else s for s in sb.slots]
+    return req.model_copy(update={"storyboard": sb.model_copy(update={"slots": slots})})
+
+
+def _diff(a, b):
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def test_sora_slot_edit_remixes_only_the_clip_of_that_slot(env, image, tmp_path):
+    from nextads_lib.producer import edit, post
+
+    p = get_producer("sora:sora-2", poll_interval_s=0.0, post_production=False)
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    job = man.settings["clips"][0]["job"]
+    assert man.settings["clips"][0]["slots"] == [0, 1, 2]  # one 12 s clip covers the creative
+    new_req = _patched(req)
+    n_create = sum(e["route"] == "sora.create" for e in env.log)
+    rep = edit.regenerate_slot(tmp_path / "a.mp4", new_req, 1, tmp_path / "b.mp4", p, man)
+    remix = [e for e in env.log if e["route"] == "sora.remix"][-1]
+    assert remix["id"] == job and set(remix["body"]) == {"prompt"} and "slow motion" in remix["body"]["prompt"]
+    assert sum(e["route"] == "sora.create" for e in env.log) == n_create  # no new generation: the API's edit
+    assert "remix" in rep.note
+    a, b = media.read_frames(tmp_path / "a.mp4"), media.read_frames(tmp_path / "b.mp4")
+    assert a.shape == b.shape
+    sp = post.slot_spans(req.storyboard, req.fps)[1]
+    outside = [i for i in range(len(a)) if not sp.start <= i < sp.stop]
+    assert max(_diff(a[i], b[i]) for i in outside) < 2.0  # unchanged up to re-encoding
+    assert np.mean([_diff(a[i], b[i]) for i in range(sp.start, sp.stop)]) > 5.0
+    assert rep.frames_rendered == list(range(sp.start, sp.stop))
+    assert all(label_present(f) for f in b[sp.start:sp.stop])
+
+
+def test_sora_per_slot_edit_conditions_on_the_previous_slots_last_frame(env, image, tmp_path):
+    from nextads_lib.producer import edit, post
+
+    p = get_producer("sora:sora-2", poll_interval_s=0.0, post_production=False, per="slot")
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    rep = edit.regenerate_slot(tmp_path / "a.mp4", _patched(req, 2, "a bold end card"), 2, tmp_path / "b.mp4", p,
+                               man, remix=False)
+    create = [e for e in env.log if e["route"] == "sora.create"][-1]
+    assert "a bold end card" in create["fields"]["prompt"] and create["reference_size"] == (720, 1280)
+    assert create["fields"]["seconds"] == "4" and "previous slot" in rep.note
+    a = media.read_frames(tmp_path / "a.mp4")
+    sp = post.slot_spans(req.storyboard, req.fps)[2]
+    ref = np.asarray(Image.open(__import__("io").BytesIO(env.references[-1])).convert("RGB"))
+    # the reference is the creative's frame before the slot, fitted to the API size (no label re-added)
+    want = post.fit_image(a[sp.start - 1], 720, 1280)
+    assert _diff(ref[300:1000], want[300:1000]) < 6.0
+    b = media.read_frames(tmp_path / "b.mp4")
+    assert max(_diff(a[i], b[i]) for i in range(sp.start)) < 2.0
+
+
+def test_fake_sora_remix_is_strict(env, image, tmp_path):
+    import openai
+
+    c = openai.OpenAI()
+    with pytest.raises(openai.NotFoundError):
+        c.videos.remix("video_nope", prompt="x")
+    p = get_producer("sora:sora-2", poll_interval_s=0.0, post_production=False)
+    man = p.render(_three(image), tmp_path / "a.mp4")
+    with pytest.raises(openai.BadRequestError, match="Unrecognized request argument"):
+        c.videos.remix(man.settings["clips"][0]["job"], prompt="x", extra_body={"seconds": "4"})
+    done = c.videos.remix(man.settings["clips"][0]["job"], prompt="x")
+    assert done.status == "queued" and getattr(done, "remixed_from_video_id", None) == man.settings["clips"][0]["job"]
+
+
+def test_veo_slot_edit_sends_the_neighbouring_frames(env, image, tmp_path):
+    from nextads_lib.producer import edit
+
+    p = get_producer("veo:veo-3.1-generate-preview", poll_interval_s=0.0, post_production=False, per="slot")
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    edit.regenerate_slot(tmp_path / "a.mp4", _patched(req), 1, tmp_path / "b.mp4", p, man)
+    create = [e for e in env.log if e["route"] == "veo.create"][-1]
+    assert create["has_image"] and create["has_last_frame"] and "slow motion" in create["prompt"]
+
+
+def test_edit_slots_dispatches_a_sora_creative_to_slot_regeneration(env, image, tmp_path):
+    from nextads_lib.producer import edit
+    from nextads_lib.schemas import ProducerManifest
+
+    p = get_producer("sora:sora-2", poll_interval_s=0.0, post_production=False)
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    again = edit.producer_for(ProducerManifest.model_validate(man.model_dump()))
+    assert again.kind == "sora" and again.per == "creative" and not again.post_production
+    n = sum(e["route"] == "sora.remix" for e in env.log)
+    rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 0, "a mug, top view"), [0, 2], tmp_path / "b.mp4", again,
+                          manifest=man)
+    assert sum(e["route"] == "sora.remix" for e in env.log) == n + 2 and rep.slots == [0, 2]
+    assert media.count_frames(tmp_path / "b.mp4") == media.count_frames(tmp_path / "a.mp4")
+    assert not list(tmp_path.glob("*.slot*.mp4"))

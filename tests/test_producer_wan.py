@@ -117,3 +117,39 @@ def test_prompt_names_the_product_from_its_record(tiny, images, tmp_path):
                        music=False).render(req, tmp_path / "p.mp4")
     p = man.settings["clips"][0]["prompt"]
     assert "Brisa Citrus Fizz by Brisa" in p and "lime and grapefruit" in p and "brisa soda" not in p
+
+
+def test_tiny_slot_edit_regenerates_only_that_slot_from_its_neighbours(tiny, images, tmp_path):
+    """Slot-level edit (issue 17): the slot's clip is generated again with the same per-slot seed, its first frame
+    the previous slot's last frame and its last frame the next slot's first (the i2v pipeline takes one)."""
+    from nextads_lib.producer import edit
+    from nextads_lib.seed import derive_seed
+
+    prod = get_producer(f"wan:{tiny['i2v']}", num_inference_steps=2, gen_fps=8, post_production=False)
+    slots = [Slot(index=i, start_s=float(i), end_s=float(i + 1), role=r, camera="static", composition=c,
+                  assets=[a]) for i, (r, c, a) in enumerate((("hook", "hero", "a0"), ("body", "close up", "a1"),
+                                                             ("cta", "end card", "a0")))]
+    sb = Storyboard(product_id="p", backend="offline", personalized=False, hook="New", aspect_ratio="1:1",
+                    duration_s=3.0, slots=slots, cta="Buy now")
+    req = ProducerRequest(storyboard=sb, assets={"a0": images["a0"], "a1": images["a1"]}, aspect_ratio="1:1",
+                          width=64, height=64, fps=8.0, seed=5)
+    out = tmp_path / "w.mp4"
+    man = prod.render(req, out)
+    orig = media.read_frames(out)
+    seen = {}
+    real = prod._generate
+
+    def spy(pipe, **kw):
+        seen.update(kw)
+        return real(pipe, **kw)
+
+    prod._generate = spy
+    sb2 = sb.model_copy(update={"slots": [s.model_copy(update={"composition": "macro close up, steam"})
+                                          if s.index == 1 else s for s in sb.slots]})
+    rep = edit.regenerate_slot(out, req.model_copy(update={"storyboard": sb2}), 1, tmp_path / "w2.mp4", prod, man)
+    assert np.array_equal(seen["image"], orig[7]) and np.array_equal(seen["last_image"], orig[16])
+    assert seen["seed"] == derive_seed(5, "wan", 1) and "steam" in seen["prompt"]
+    new = media.read_frames(tmp_path / "w2.mp4")
+    assert new.shape == orig.shape and rep.frames_rendered == list(range(8, 16))
+    assert max(np.abs(new[i].astype(float) - orig[i]).mean() for i in [*range(8), *range(16, 24)]) < 2.0
+    assert all(label_present(f) for f in new[8:16])

@@ -15,9 +15,10 @@ outside the edited slots differ from the original only by encoder tolerance). No
 - :func:`splice_into`: put re-rendered frames of the segment into a PCI ``integrated.mp4`` at its seam.
 
 The soundtrack is recomputed from the patched plan (deterministic: the same music bed and the cached Piper
-lines, so unchanged slots sound the same) and muxed again. Slot rendering needs the compositor: a creative
-from a generative Producer raises :class:`EditError` naming it (its clips cannot be re-generated per slot
-here without the model).
+lines, so unchanged slots sound the same) and muxed again. :func:`edit_slots` needs the compositor; a
+creative of a generative Producer (sora, veo, wan) is edited by :func:`regenerate_slot`: only the affected slot's
+clip is generated again (Sora: the API's remix of the clip covering it), conditioned on the neighbouring frames
+of the creative, and spliced in the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ from .base import Producer, ProducerError
 #: producer settings that ``get_producer`` accepts back from a manifest
 _POST_KEYS = ("music", "subtitles", "narration", "crf", "preset", "x264_params", "voice", "post_production",
               "slot_layouts", "frame_overwrite")
+
+
+#: generation settings of sora / veo / wan that ``get_producer`` accepts back from a manifest
+_GEN_KEYS = ("per", "condition", "high_res", "use_last_frame", "resolution", "gen_fps", "max_frames", "gen_width",
+             "gen_height", "num_inference_steps", "guidance_scale", "torch_dtype", "cpu_offload", "vae_tiling")
 
 
 class EditError(ProducerError):
@@ -86,10 +92,9 @@ def producer_for(man: ProducerManifest, cache_dir: str | os.PathLike[str] | None
     """The Producer that rendered ``man``, with its post settings; slot edits need the compositor."""
     from . import get_producer  # noqa: PLC0415
 
-    if not man.backend.startswith("compositor"):
-        raise EditError(f"creative {man.video_path}", f"slot-level edits need the compositor; this creative was "
-                        f"rendered by '{man.backend}'")
     kw = {k: man.settings[k] for k in _POST_KEYS if k in man.settings}
+    if not man.backend.startswith("compositor"):  # generative: its generation settings too (edited per slot)
+        kw.update({k: v for k, v in man.settings.items() if k in _GEN_KEYS})
     return get_producer(man.backend, cache_dir=cache_dir, **kw)
 
 
@@ -106,9 +111,14 @@ def _sources(producer: Producer, req: ProducerRequest, width: int, height: int):
     return source, post.palette_accent(palette)
 
 
-def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int) -> tuple[post.SlotSpan, list[np.ndarray]]:
+def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int, *,
+                       source_override: post.SlotSource | None = None, prev_frame: np.ndarray | None = None,
+                       headlines: bool = True) -> tuple[post.SlotSpan, list[np.ndarray]]:
     """The finished frames of one slot (by its position in time order), identical in construction to
-    :func:`post.frames` for that slot; returns its span (frame range) and the frames."""
+    :func:`post.frames` for that slot; returns its span (frame range) and the frames. ``source_override`` is
+    the slot's picture source when it is not the compositor's (a regenerated clip), ``prev_frame`` the picture
+    the slot dissolves from then, and ``headlines`` False for a generative creative under the paper protocol
+    (no on-screen text drawn, no dissolves: :meth:`Producer.finish`)."""
     width, height = producer.size(req)
     sb = req.storyboard
     spans = post.slot_spans(sb, req.fps)
@@ -117,16 +127,20 @@ def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int
         raise EditError(f"slot {slot_index}", f"not in the plan (slots {[sp.slot.index for sp in spans]})")
     i = pos[0]
     sp = spans[i]
-    source, accent = _sources(producer, req, width, height)
-    prev_base = None
-    if i > 0:
-        pv = spans[i - 1]
-        prev_base = source(pv)(pv.n - 1, pv.n)
-    src = source(sp)
+    if source_override is None:
+        source, accent = _sources(producer, req, width, height)
+        prev_base = None
+        if i > 0:
+            pv = spans[i - 1]
+            prev_base = source(pv)(pv.n - 1, pv.n)
+        src = source(sp)
+    else:
+        accent = post.palette_accent(producer.palette(req))
+        src, prev_base = source_override, prev_frame
     n_total = spans[-1].stop
     subtitles = bool(producer.post_settings.get("subtitles", True))
     layers = post.slot_layers(sb, sp, len(spans), width, height, accent, subtitles,
-                              post_production=producer.post_production, headlines=True)
+                              post_production=producer.post_production, headlines=headlines)
     label = post.label_layer(width, height)
     ff = post.fit_image(producer.load(req, req.first_frame, "first_frame"), width, height).astype(np.float32) \
         if (req.first_frame and producer.frame_overwrite) else None
@@ -134,6 +148,8 @@ def render_slot_frames(producer: Producer, req: ProducerRequest, slot_index: int
         if (req.last_frame and producer.frame_overwrite) else None
     nb = max(1, int(round(post.BOUNDARY_BLEND_S * req.fps)))
     n_tr = 0 if sp.index == 0 else min(int(round(post.TRANSITION_S.get(sp.slot.pacing, 0.0) * req.fps)), sp.n // 3)
+    if not headlines and not producer.post_production:
+        n_tr = 0
     import cv2  # noqa: PLC0415
 
     out = []
@@ -177,12 +193,26 @@ def _write(out_path: Path, frames: Iterator[np.ndarray] | Sequence[np.ndarray], 
 
 
 def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],
-               out_path: str | os.PathLike[str], producer: Producer, base_changed: Sequence[int] = ()) -> EditReport:
+               out_path: str | os.PathLike[str], producer: Producer, base_changed: Sequence[int] = (),
+               manifest: ProducerManifest | None = None) -> EditReport:
     """Re-render ``slots`` of the creative at ``src_video`` under ``req`` (the patched plan, same timing) and
     write the spliced creative to ``out_path``; frames of the other slots are the original's decoded frames.
     For the slots in ``base_changed`` (new pictures: camera or assets, not only text) the next slot's dissolve
-    frames, which blend from this slot's last picture, are rendered again too."""
+    frames, which blend from this slot's last picture, are rendered again too. A generative Producer's slots
+    are regenerated one after the other by :func:`regenerate_slot` (``manifest``: the render's, for Sora's
+    remix)."""
     t0 = time.perf_counter()
+    if producer.kind != "compositor":
+        cur, rendered, notes = Path(src_video), [], []
+        todo = sorted(set(slots))
+        for n, s_ in enumerate(todo):
+            dst = Path(out_path) if n == len(todo) - 1 else Path(out_path).with_suffix(f".slot{s_}.mp4")
+            rep = regenerate_slot(cur, req, s_, dst, producer, manifest)
+            if cur != Path(src_video):
+                cur.unlink(missing_ok=True)
+            cur, rendered, notes = dst, rendered + rep.frames_rendered, notes + [rep.note]
+        return EditReport(str(out_path), todo, rendered, probe(out_path).n_frames if todo else 0,
+                          time.perf_counter() - t0, "; ".join(notes))
     src_video, out_path = Path(src_video), Path(out_path)
     orig = read_frames(src_video)
     spans = post.slot_spans(req.storyboard, req.fps)
@@ -297,5 +327,134 @@ def splice_into(integrated: str | os.PathLike[str], creative: str | os.PathLike[
 
 
 
-__all__ = ["EditError", "EditReport", "edit_slots", "producer_for", "producer_request", "relabel",
+__all__ = ["EditError", "EditReport", "edit_slots", "regenerate_slot", "producer_for", "producer_request", "relabel",
            "render_slot_frames", "splice_into", "trim_plan", "trim_slot"]
+
+
+# ------------------------------------------------------------------------- generative slot edits (issue 17)
+def _clip_t0(man: ProducerManifest | None, clip_index: int) -> float:
+    clips = (man.settings.get("clips") or []) if man is not None else []
+    return float(sum(c.get("seconds", 0) for c in clips[:clip_index]))
+
+
+def _remix_job(man: ProducerManifest | None, slot_index: int) -> tuple[int, str] | None:
+    """The (clip index, API video id) of the Sora job whose clip covers ``slot_index``, from the manifest."""
+    for k, c in enumerate((man.settings.get("clips") or []) if man is not None else []):
+        if slot_index in (c.get("slots") or []) and c.get("job"):
+            return k, str(c["job"])
+    return None
+
+
+def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slot_index: int,
+                    out_path: str | os.PathLike[str], producer: Producer, manifest: ProducerManifest | None = None, *,
+                    remix: bool = True) -> EditReport:
+    """Regenerate only the clip of ``slot_index`` with a generative Producer (sora, veo, wan) under ``req`` (the
+    patched plan, same timing and seed) and splice it into the creative at ``src_video``.
+
+    - Sora with ``remix`` and the manifest's job id of the clip covering the slot: the API's own edit, ``POST
+      /videos/{id}/remix`` with the patched prompt of that clip; the slot's time range is cut from the remix.
+    - Otherwise a new clip of the slot alone, with the same seed (Wan: the seed of that slot's per-slot job),
+      its first frame the previous slot's last frame in the creative (slot 0: the request's first frame, else
+      the collage), its last frame the next slot's first frame where the model takes one (Veo models with
+      ``lastFrame``, Wan pipelines with ``last_image``; Sora takes none).
+
+    The clip is cut to the slot's length, finished like the render (the label; text and dissolves only where
+    the render draws them) and put in place of the slot's frames; every other frame is the original's decoded
+    frame, re-encoded once."""
+    from ..seed import derive_seed  # noqa: PLC0415
+    from .clips import ClipProducer, pick_seconds, prompt_for  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    src_video, out_path = Path(src_video), Path(out_path)
+    orig = read_frames(src_video)
+    sb = req.storyboard
+    spans = post.slot_spans(sb, req.fps)
+    if spans[-1].stop != len(orig):
+        raise EditError(f"creative {src_video}", f"has {len(orig)} frames, the plan's timing needs {spans[-1].stop}")
+    pos = [i for i, sp in enumerate(spans) if sp.slot.index == slot_index]
+    if not pos:
+        raise EditError(f"slot {slot_index}", f"not in the plan (slots {[sp.slot.index for sp in spans]})")
+    i = pos[0]
+    sp = spans[i]
+    width, height = producer.size(req)
+    item = f"creative {src_video.name}, slot {slot_index}"
+    if i > 0:
+        first, first_src = orig[sp.start - 1], "previous slot's last frame"
+    elif req.first_frame:
+        first, first_src = producer.load(req, req.first_frame, "first_frame"), "first_frame"
+    else:
+        first, first_src = None, "collage"
+    nxt = orig[sp.stop] if i + 1 < len(spans) else None
+    note = ""
+    if producer.kind == "wan":
+        from . import conditioning  # noqa: PLC0415
+        from .wan import clip_frames, slot_prompt  # noqa: PLC0415
+
+        pipe = producer.pipeline()
+        gw, gh = producer.gen_size(pipe, width, height)
+        takes_last = not bool(getattr(pipe.config, "expand_timesteps", False))
+        image = first if first is not None else conditioning.collage_array(req, gw, gh)
+        prompt = conditioning.name_product(slot_prompt(sb, sp.slot), req, conditioning.product_record(
+            req, producer.extra.get("product"), producer.extra.get("products_dir")))
+        nf = clip_frames(sp.n / req.fps, producer.gen["gen_fps"], producer.gen["max_frames"],
+                         int(pipe.vae_scale_factor_temporal))
+        clip = producer._generate(pipe, prompt=prompt, image=image, last_image=nxt if takes_last else None,
+                                  num_frames=nf, gw=gw, gh=gh, seed=derive_seed(req.seed, "wan", i))
+        cfps = float(producer.gen["gen_fps"])
+        note = f"wan: first frame from the {first_src}, last frame {'from the next slot' if (takes_last and nxt is not None) else 'not given'}"
+    elif isinstance(producer, ClipProducer):
+        gw, gh = producer.api_size(req.aspect_ratio)
+        job = _remix_job(manifest, slot_index) if (remix and producer.kind == "sora") else None
+        if job is not None:
+            k, vid = job
+            clips = manifest.settings["clips"]
+            t_clip = _clip_t0(manifest, k)
+            prompt = prompt_for(sb, list(clips[k]["slots"]), t_clip)
+            frames, cfps, info = producer.remix(req, vid, prompt, index=k)
+            a = int(round((sp.start / req.fps - t_clip) * cfps))
+            b = int(round((sp.stop / req.fps - t_clip) * cfps))
+            clip = frames[max(0, a):max(a + 1, b)]
+            note = f"sora remix of {vid} -> {info.get('job')}"
+        else:
+            image = first if first is not None else conditioning_image(producer, req, sp, gw, gh)
+            last_image = nxt if _takes_last_frame(producer) else None
+            clip, cfps, info = producer._clip(
+                req, index=i, prompt=prompt_for(sb, [slot_index], sp.start / req.fps),
+                image=post.fit_image(image, gw, gh),
+                last_image=None if last_image is None else post.fit_image(last_image, gw, gh),
+                seconds=pick_seconds(sp.n / req.fps, producer.allowed_seconds), size=(gw, gh))
+            note = (f"{producer.kind}: new clip, first frame from the {first_src}, last frame "
+                    f"{'from the next slot' if last_image is not None else 'not given'}")
+    else:
+        raise EditError(item, f"'{producer.name}' is not a generative Producer (use edit_slots for the compositor)")
+    if clip.shape[0] == 0:
+        raise EditError(item, "the regenerated clip has no frames")
+    keep = max(1, min(clip.shape[0], int(round(sp.n / req.fps * cfps))))
+    src = post.clip_source(clip[:keep], width, height)
+    prev = orig[sp.start - 1] if i > 0 else None
+    _, new = render_slot_frames(producer, req, slot_index, source_override=src, prev_frame=prev,
+                                headlines=producer.post_production)
+    frames_out = list(orig)
+    frames_out[sp.start:sp.stop] = new
+    audio = None
+    if producer.post_production:
+        audio = _soundtrack(producer, req)
+    elif probe(src_video).has_audio:
+        audio = read_audio(src_video, post.AUDIO_RATE)  # the clips' own sound is kept as it was
+    _write(out_path, frames_out, req.fps, audio, producer)
+    return EditReport(str(out_path), [slot_index], list(range(sp.start, sp.stop)), len(frames_out),
+                      time.perf_counter() - t0, note)
+
+
+def _takes_last_frame(producer: Producer) -> bool:
+    cap = getattr(producer, "cap", None)
+    return bool(cap is not None and getattr(cap, "last_frame", False) and getattr(producer, "use_last_frame", True))
+
+
+def conditioning_image(producer: Producer, req: ProducerRequest, sp: post.SlotSpan, gw: int, gh: int) -> np.ndarray:
+    from . import conditioning  # noqa: PLC0415
+
+    if conditioning.uses_collage(producer) and req.collage_path:
+        return conditioning.collage_array(req, gw, gh)
+    imgs = [producer.load(req, p, f"slot {sp.slot.index} image") for p in producer.conditioning_images(req, sp.slot)]
+    return post.fit_image(imgs[0], gw, gh)

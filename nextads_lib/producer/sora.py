@@ -98,6 +98,35 @@ class SoraProducer(ClipProducer):
             raise ProducerError(item, f"request rejected ({code}): {msg}") from e
         except openai.APIError as e:
             raise ProducerError(item, f"create failed: {type(e).__name__}: {e}") from e
+        return self._finish_job(job, item, seconds, prompt, last_image)
+
+    def remix(self, req: ProducerRequest, video_id: str, prompt: str, *, index: int = 0
+              ) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """The API's own edit of a finished video: ``POST /videos/{video_id}/remix`` with ``prompt`` (the same
+        model, size and length), polled and downloaded like a new clip; billed like one."""
+        import openai  # noqa: PLC0415
+
+        item = f"{request_item(req)}, sora remix of {video_id} (clip {index})"
+        prompt = conditioning.name_product(prompt, req, conditioning.product_record(
+            req, self.extra.get("product"), self.extra.get("products_dir")))
+        try:
+            job = self.client.videos.remix(video_id, prompt=prompt)
+        except openai.BadRequestError as e:
+            body = e.body if isinstance(e.body, dict) else {}
+            err = body.get("error", body) if isinstance(body, dict) else {}
+            code, msg = (err or {}).get("code"), (err or {}).get("message") or str(e)
+            if _is_moderation(code, msg):
+                raise ProducerError(item, f"moderation: {msg}") from e
+            raise ProducerError(item, f"request rejected ({code}): {msg}") from e
+        except openai.APIError as e:
+            raise ProducerError(item, f"remix failed: {type(e).__name__}: {e}") from e
+        frames, fps, info = self._finish_job(job, item, int(float(job.seconds)), prompt, None)
+        return frames, fps, {**info, "remixed_from": video_id}
+
+    def _finish_job(self, job: Any, item: str, seconds: int, prompt: str, last_image: Any
+                    ) -> tuple[np.ndarray, float, dict[str, Any]]:
+        import openai  # noqa: PLC0415
+
         t0 = time.monotonic()
         while job.status in ("queued", "in_progress"):
             if time.monotonic() - t0 > self.max_wait_s:

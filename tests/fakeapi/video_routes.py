@@ -162,6 +162,11 @@ class VideoServer:
                     if not self._oa_auth():
                         return None
                     return self._sora_create(body)
+                m = re.fullmatch(r"/v1/videos/([^/]+)/remix", path)
+                if m:
+                    if not self._oa_auth():
+                        return None
+                    return self._sora_remix(m.group(1), body)
                 m = re.fullmatch(r"/v1beta1?/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?models/([^/:]+)"
                                  r":(predictLongRunning|fetchPredictOperation)", path)
                 if m and not self._g_auth():
@@ -217,6 +222,35 @@ class VideoServer:
                 job = {"id": vid, "object": "video", "status": "queued", "progress": 0, "created_at": int(time.time()),
                        "model": fields.get("model", "sora-2"), "seconds": fields["seconds"], "size": fields["size"],
                        "prompt": fields.get("prompt"), "polls": 0}
+                server.jobs[vid] = job
+                self._send(200, {k: v for k, v in job.items() if k != "polls"})
+
+            def _sora_remix(self, video_id: str, body: bytes):
+                """``POST /v1/videos/{id}/remix``: a JSON body with ``prompt`` only; the source must exist and be
+                completed; the new job keeps its model, size and seconds and names it in ``remixed_from_video_id``."""
+                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                try:
+                    req = json.loads(body or b"{}") if ctype == "application/json" else None
+                except ValueError:
+                    req = None
+                server.log.append({"route": "sora.remix", "id": video_id, "body": req,
+                                   "auth": self.headers.get("Authorization", "")})
+                if not isinstance(req, dict):
+                    return self._oa_err(400, "We could not parse the JSON body of your request.")
+                unknown = sorted(set(req) - {"prompt"})
+                if unknown:
+                    return self._oa_err(400, f"Unrecognized request argument supplied: {unknown[0]}")
+                if not req.get("prompt"):
+                    return self._oa_err(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+                src = server.jobs.get(video_id)
+                if src is None:
+                    return self._oa_err(404, f"Video with id '{video_id}' not found.", "video_id")
+                if src["status"] != "completed":
+                    return self._oa_err(400, f"Video '{video_id}' is not completed and cannot be remixed.", "video_id")
+                vid = server._next("video_")
+                job = {"id": vid, "object": "video", "status": "queued", "progress": 0, "created_at": int(time.time()),
+                       "model": src["model"], "seconds": src["seconds"], "size": src["size"], "prompt": req["prompt"],
+                       "remixed_from_video_id": video_id, "polls": 0}
                 server.jobs[vid] = job
                 self._send(200, {k: v for k, v in job.items() if k != "polls"})
 

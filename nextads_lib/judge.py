@@ -35,8 +35,8 @@ it: ``gemini:gemini-2.5-flash`` (the paper's judge; the video goes as the API al
 once (the backend's repair), then recorded as MISSING (``score=None``, ``error`` set), never as 0. An
 undecodable video is recorded with the error.
 
-The ``offline`` backend answers with the documented proxy formulas registered at the bottom of this module
-(``judge.<criterion>``); every such score carries ``proxy=True`` and a label that says ``proxy`` (e.g.
+The ``offline`` backend answers with the documented proxy formulas of :mod:`nextads_lib.proxies` (handlers
+registered at the bottom of this module, ``judge.<criterion>``; ``docs/proxies.md``); every such score carries ``proxy=True`` and a label that says ``proxy`` (e.g.
 ``"Personalization-Presentation (proxy: palette/style stats)"``), so it is never shown under the paper's bare
 metric name. Proxy formulas (all inputs are files of the run; none reads the hidden ground truth). The proxies
 cannot watch a video, so they read the plan's text as their stand-in for what the creative says and shows (under
@@ -73,8 +73,6 @@ criterion (:func:`video_frames`).
 from __future__ import annotations
 
 import contextlib
-import math
-import re
 import threading
 import traceback
 from collections import OrderedDict
@@ -90,6 +88,24 @@ from .backends import BackendError, ImagePart, ModelRequest, TextPart, VideoPart
 from .config import StudyPaths, display_path, resolve
 from .media import MediaError, load_image, probe, read_frames, sample_indices
 from .protocol import SWITCHES, Protocol, get_protocol
+from .proxies import (  # the offline judge's formulas (nextads_lib/proxies.py, docs/proxies.md)
+    PROXY_WEAKNESS,
+    STYLE_RANGES,  # noqa: F401 - re-exported
+    _clip01,
+    _content_words,  # noqa: F401 - re-exported
+    _numbers,  # noqa: F401 - re-exported
+    bhattacharyya,
+    colour_hist,
+    content_proxy,
+    diversity_proxy,
+    presentation_proxy,
+    product_proxy,
+    seam_continuity,
+    style_agreement,
+    style_stats,
+    template_match,
+    topic_vector,
+)
 from .schemas import (
     BenchPair,
     PairManifest,
@@ -392,78 +408,6 @@ def _image_array(path: str | Path, side: int = 64) -> np.ndarray | None:
     return np.asarray(im, np.uint8)
 
 
-# --------------------------------------------------------------------------------------- image statistics
-def colour_hist(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
-    """Normalised ``bins**3`` RGB histogram of any array of RGB pixels (last axis 3)."""
-    px = np.asarray(pixels).reshape(-1, 3).astype(np.int32)
-    q = np.clip(px * bins // 256, 0, bins - 1)
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    h = np.bincount(idx, minlength=bins ** 3).astype(np.float64)
-    return h / max(h.sum(), 1.0)
-
-
-def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
-    """Bhattacharyya coefficient of two distributions: 1 identical, 0 disjoint."""
-    return float(np.clip(np.sqrt(np.asarray(p) * np.asarray(q)).sum(), 0.0, 1.0))
-
-
-#: style statistics and the ranges their differences are normalised by
-STYLE_RANGES: dict[str, float] = {"brightness": 0.5, "saturation": 0.5, "warmth": 0.3, "contrast": 0.25,
-                                  "texture": 0.08}
-
-
-def style_stats(images: Sequence[np.ndarray]) -> dict[str, float]:
-    """Mean brightness (HSV value), saturation, warmth ((R-B)/255), contrast (luma std) and texture (mean
-    absolute luma gradient) over images (H, W, 3) uint8, each in 0..1."""
-    acc: dict[str, list[float]] = {k: [] for k in STYLE_RANGES}
-    for im in images:
-        rgb = np.asarray(im, np.float32) / 255.0
-        mx, mn = rgb.max(axis=2), rgb.min(axis=2)
-        sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        gx = np.abs(np.diff(luma, axis=1)).mean() if luma.shape[1] > 1 else 0.0
-        gy = np.abs(np.diff(luma, axis=0)).mean() if luma.shape[0] > 1 else 0.0
-        acc["brightness"].append(float(mx.mean()))
-        acc["saturation"].append(float(sat.mean()))
-        acc["warmth"].append(float((rgb[..., 0] - rgb[..., 2]).mean()))
-        acc["contrast"].append(float(luma.std()))
-        acc["texture"].append(float((gx + gy) / 2))
-    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
-
-
-def style_agreement(a: dict[str, float], b: dict[str, float]) -> float:
-    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`STYLE_RANGES`."""
-    d = [min(1.0, abs(a[k] - b[k]) / r) for k, r in STYLE_RANGES.items()]
-    return float(1.0 - np.mean(d))
-
-
-def template_match(frames: np.ndarray, template: np.ndarray, scales: Sequence[float] = (0.3, 0.45, 0.6, 0.8)) -> float:
-    """Best normalised cross-correlation (OpenCV ``TM_CCOEFF_NORMED``, grey) of ``template`` resized to each
-    ``scale`` x the frame width, over all frames; 0 when the template is flat or never fits."""
-    import cv2  # noqa: PLC0415
-
-    best = 0.0
-    tg = cv2.cvtColor(np.ascontiguousarray(template), cv2.COLOR_RGB2GRAY)
-    if tg.std() < 2.0:  # a flat template has no structure to correlate
-        return 0.0
-    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    fh, fw = grey[0].shape
-    for s in scales:
-        tw = max(4, int(round(fw * s)))
-        th = max(4, int(round(tg.shape[0] * tw / tg.shape[1])))
-        if th >= fh or tw >= fw:
-            continue
-        t = cv2.resize(tg, (tw, th), interpolation=cv2.INTER_AREA)
-        if t.std() < 2.0:
-            continue
-        for g in grey:
-            r = cv2.matchTemplate(g, t, cv2.TM_CCOEFF_NORMED)
-            v = float(np.nanmax(r)) if r.size else 0.0
-            if np.isfinite(v):
-                best = max(best, v)
-    return max(0.0, min(1.0, best))
-
-
 # ------------------------------------------------------------------------------------------------ text
 def plan_text(plan: Storyboard | dict[str, Any]) -> str:
     """What the creative says and shows, from its plan: hook, each slot's narration, on-screen text and scene
@@ -509,19 +453,6 @@ def history_texts(history: UserHistory, max_items: int = 12, max_words: int = 25
         t = f"{it.title}. {it.text}".strip(". ").strip()
         out.append(" ".join(t.split()[:max_words]))
     return out
-
-
-_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
-_STOP = {"with", "your", "that", "this", "from", "into", "than", "more", "every", "each", "they", "them", "their",
-         "have", "will", "just", "what", "when", "where", "which", "about", "only", "also", "over", "under"}
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if len(w) >= 4 and w not in _STOP}
-
-
-def _numbers(text: str) -> set[str]:
-    return set(re.findall(r"\d+(?:[.,]\d+)?", text))
 
 
 # ------------------------------------------------------------------------------------------- requests
@@ -1021,10 +952,6 @@ def run_means(df: Any, decimals: int = 2) -> Any:
 
 
 # ===================================================================================== offline proxies
-def _clip01(x: float) -> float:
-    return float(min(1.0, max(0.0, x)))
-
-
 def _history_pixels(paths_: Sequence[str]) -> list[np.ndarray]:
     out = []
     for p in paths_:
@@ -1032,16 +959,6 @@ def _history_pixels(paths_: Sequence[str]) -> list[np.ndarray]:
         if a is not None:
             out.append(a)
     return out
-
-
-def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
-    """``10 x (0.7 BC + 0.3 S)``: colour-histogram Bhattacharyya coefficient and style agreement of the history
-    images vs the creative frames (see the module docstring). Returns the score and its terms."""
-    h_hist = np.mean([colour_hist(a) for a in history_images], axis=0)
-    f_hist = np.mean([colour_hist(f) for f in frames], axis=0)
-    bc = bhattacharyya(h_hist, f_hist)
-    sa = style_agreement(style_stats(history_images), style_stats(list(frames)))
-    return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
 
 
 @register_offline("judge.personalization_presentation")
@@ -1054,23 +971,7 @@ def offline_presentation(req: ModelRequest) -> JudgeAnswer:
     score, t = presentation_proxy(hist, frames)
     return JudgeAnswer(score=round(score, 4), rationale=(
         f"Proxy: colour-histogram agreement {t['bc']:.2f} and style-statistics agreement {t['style']:.2f} "
-        f"between {len(hist)} history images and {len(frames)} creative frames (10 x (0.7 BC + 0.3 S))."))
-
-
-def topic_vector(texts: Sequence[str]) -> np.ndarray:
-    """Mean MiniLM soft topic distribution of ``texts`` (sums to 1)."""
-    return embed.topic_distribution(list(texts)).mean(axis=0)
-
-
-def content_proxy(history: Sequence[str], plan: str) -> tuple[float, dict[str, float]]:
-    """``10 x (0.6 T + 0.4 C)`` (module docstring): topic overlap and scaled centroid cosine."""
-    u = topic_vector(history)
-    c = topic_vector([plan])
-    overlap = float(np.minimum(u, c).sum())
-    hv = embed.embed(list(history)).mean(axis=0)
-    hv = hv / max(float(np.linalg.norm(hv)), 1e-9)
-    cos = float(hv @ embed.embed([plan])[0])
-    return 10.0 * (0.6 * overlap + 0.4 * _clip01(cos / 0.6)), {"overlap": overlap, "cos": cos}
+        f"between {len(hist)} history images and {len(frames)} creative frames (10 x (0.7 BC + 0.3 S)). Weak: " + PROXY_WEAKNESS["personalization_presentation"] + "."))
 
 
 @register_offline("judge.personalization_content")
@@ -1086,38 +987,7 @@ def offline_content(req: ModelRequest) -> JudgeAnswer:
     top_c = TOPIC_IDS[int(np.argmax(topic_vector([ctx["embed_text"]])))]
     return JudgeAnswer(score=round(score, 4), rationale=(
         f"Proxy: topic overlap {t['overlap']:.2f} (user's top topic {top_u}, creative's {top_c}) and MiniLM "
-        f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C))."))
-
-
-def product_proxy(frames: np.ndarray, assets: Sequence[np.ndarray], text: str, product: dict[str, Any]
-                  ) -> tuple[float, dict[str, float]]:
-    """``10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden`` (module docstring)."""
-    f_hists = [colour_hist(f) for f in frames]
-    vis = []
-    for a in assets:
-        ah = colour_hist(a)
-        bc = max(bhattacharyya(ah, fh) for fh in f_hists)
-        tm = template_match(frames, a)
-        vis.append(0.5 * bc + 0.5 * tm)
-    v = float(np.mean(vis)) if vis else 0.0
-    low = text.lower()
-    n = 0.6 * (product["name"].lower() in low) + 0.4 * (product["brand"].lower() in low)
-    words = _content_words(text)
-    sp = product["selling_points"]
-    covered = 0
-    for point in sp:
-        pw = _content_words(point)
-        covered += int(bool(pw) and len(pw & words) / len(pw) >= 0.5)
-    p = covered / len(sp) if sp else 0.0
-    record = " ".join([product.get("description", ""), product.get("slogan", ""), " ".join(sp),
-                       " ".join(f"{k} {v}" for k, v in product.get("facts", {}).items())])
-    nums = _numbers(text)
-    unsupported = sorted(x for x in nums if x not in _numbers(record))
-    f = 1.0 - len(unsupported) / len(nums) if nums else 1.0
-    forbidden = [c for c in product.get("forbidden_claims", []) if c and c.lower() in low]
-    score = 10.0 * (0.4 * v + 0.2 * n + 0.25 * p + 0.15 * f) - 3.0 * len(forbidden)
-    return float(min(10.0, max(0.0, score))), {"visual": v, "name": n, "points": p, "facts": f,
-                                               "forbidden": float(len(forbidden)), "unsupported": float(len(unsupported))}
+        f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
 
 
 @register_offline("judge.product_alignment")
@@ -1130,23 +1000,12 @@ def offline_product(req: ModelRequest) -> JudgeAnswer:
         f"Proxy: product assets found in the frames {t['visual']:.2f} ({len(assets)} assets), name/brand in the "
         f"text {t['name']:.1f}, selling points covered {t['points']:.2f}, factual consistency {t['facts']:.2f} "
         f"({int(t['unsupported'])} unsupported numbers), {int(t['forbidden'])} forbidden claims "
-        f"(10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden)."))
+        f"(10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden). Weak: " + PROXY_WEAKNESS["product_alignment"] + "."))
 
 
 def integration_frames(n_frames: int) -> int:
     """Frames the integration proxy samples from the integrated video (host and segment together)."""
     return 2 * max(int(n_frames), 4)
-
-
-def seam_continuity(seam_change_in: float | None, seam_change_out: float | None,
-                    host_median_change: float | None) -> float | None:
-    """``K = clip(1 - log2(max(r, 1)) / 4, 0, 1)`` with ``r`` the mean seam change over the host's median
-    frame change (floored at 0.01); None when the seam changes are unknown."""
-    vals = [float(x) for x in (seam_change_in, seam_change_out) if x is not None and math.isfinite(float(x))]
-    if not vals:
-        return None
-    r = float(np.mean(vals)) / max(float(host_median_change or 0.0), 0.01)
-    return _clip01(1.0 - math.log2(max(r, 1.0)) / 4.0)
 
 
 @register_offline("judge.integration_quality")
@@ -1177,20 +1036,7 @@ def offline_integration(req: ModelRequest) -> JudgeAnswer:
     score = 10.0 * (0.5 * k + 0.25 * v + 0.25 * tp)
     return JudgeAnswer(score=round(score, 4), rationale=(
         f"Proxy: seam continuity {k:.2f}, host/segment colour agreement {v:.2f}, host/plan topic similarity "
-        f"{tp:.2f}{' (no host text: neutral 0.5)' if not host_text else ''} (10 x (0.5 K + 0.25 V + 0.25 Tp))."))
-
-
-def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> tuple[float, dict[str, float]]:
-    """``10 x (1 - mean pairwise similarity)``, similarity ``0.5 BC + 0.5 max(0, cos)`` (module docstring)."""
-    hists = [np.mean([colour_hist(f) for f in fs], axis=0) for fs in frame_sets]
-    emb = embed.embed(list(texts))
-    vis, txt = [], []
-    for i in range(len(hists)):
-        for j in range(i + 1, len(hists)):
-            vis.append(bhattacharyya(hists[i], hists[j]))
-            txt.append(max(0.0, float(emb[i] @ emb[j])))
-    sim = 0.5 * float(np.mean(vis)) + 0.5 * float(np.mean(txt))
-    return 10.0 * _clip01(1.0 - sim), {"visual": float(np.mean(vis)), "text": float(np.mean(txt))}
+        f"{tp:.2f}{' (no host text: neutral 0.5)' if not host_text else ''} (10 x (0.5 K + 0.25 V + 0.25 Tp)). Weak: " + PROXY_WEAKNESS["integration_quality"] + "."))
 
 
 @register_offline("judge.diversity")
@@ -1200,7 +1046,7 @@ def offline_diversity(req: ModelRequest) -> JudgeAnswer:
     score, t = diversity_proxy(frame_sets, [c["embed_text"] for c in cr])
     return JudgeAnswer(score=round(score, 4), rationale=(
         f"Proxy: over {len(cr)} creatives, mean pairwise colour-histogram similarity {t['visual']:.2f} and plan "
-        f"text cosine {t['text']:.2f} (10 x (1 - (0.5 BC + 0.5 cos)))."))
+        f"text cosine {t['text']:.2f} (10 x (1 - (0.5 BC + 0.5 cos))). Weak: " + PROXY_WEAKNESS["diversity"] + "."))
 
 
 __all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS", "PAPER_PROMPTS", "EXTENDED_PROMPTS",

@@ -118,6 +118,9 @@ def build_profile_request(history: UserHistory, max_images: int = 6, max_videos:
         "items": items,
         "images": [{"item_id": i, "path": display_path(p)} for i, p in images],
         "videos": [{"item_id": i, "path": display_path(p)} for i, p in videos],
+        # the offline handler's palette vote reads more images than are sent (thumbnails, cheap)
+        "palette_images": [{"item_id": i, "path": display_path(p)}
+                           for i, p in _spread(_existing_images(history), PALETTE_IMAGES)],
     }
     return ModelRequest(task="director.user_profile", system=PROFILE_SYSTEM, parts=parts,
                         schema=ProfileAnswer, context=context, item=f"user {history.user_id}")
@@ -225,6 +228,124 @@ def motion_of_videos(paths: Sequence[str | Path]) -> float | None:
         if len(fr) > 1:
             diffs.append(float(np.abs(np.diff(fr, axis=0)).mean()))
     return float(np.mean(diffs)) if diffs else None
+
+
+#: palette reading per image: k-means colours (``PALETTE_K``) are matched with each named palette seen under an
+#: unknown light, ``colour = s * palette colour + o`` (one gain ``s`` in PALETTE_GAIN, one offset ``o`` per channel
+#: within +-PALETTE_OFFSET, fitted by alternating nearest-colour assignment and weighted least squares); the
+#: residual (the share-weighted chamfer distance both ways, RGB units) plus PALETTE_OFFSET_COST x the mean |o|
+#: is the palette's distance. Tuned on the embedded Qilin sample's images (scripts/bench_user_model.py).
+PALETTE_K, PALETTE_GAIN, PALETTE_OFFSET, PALETTE_OFFSET_COST, PALETTE_FIT_ITERS = 6, (0.15, 1.3), 80.0, 0.2, 6
+#: images read per history for the palette vote (evenly spread), and their thumbnail side
+PALETTE_IMAGES, PALETTE_SIDE = 12, 48
+
+
+def palette_distances(colours: np.ndarray, shares: np.ndarray) -> dict[str, float]:
+    """Each named palette's distance to an image's dominant ``colours`` (RGB 0..255) with ``shares``, after
+    fitting the palette's gain and per-channel offset (an unknown light: tint, dimming, lifting; see
+    :data:`PALETTE_K`). Lower is nearer."""
+    c = np.asarray(colours, np.float64)
+    w = np.asarray(shares, np.float64)
+    w = w / max(float(w.sum()), _EPS)
+    lo, hi = PALETTE_GAIN
+    out = {}
+    for name, hexes in PALETTES.items():
+        pal = _rgb_arr(hexes).astype(np.float64)
+        s, o = 1.0, np.zeros(3)
+        for _ in range(PALETTE_FIT_ITERS):
+            a = np.linalg.norm(c[:, None] - (s * pal + o)[None], axis=2).argmin(axis=1)
+            p = pal[a]
+            pm, cm = (w[:, None] * p).sum(axis=0), (w[:, None] * c).sum(axis=0)
+            den = float((w[:, None] * (p - pm) ** 2).sum()) + 1e-6
+            s = float(np.clip(float((w[:, None] * (p - pm) * (c - cm)).sum()) / den, lo, hi))
+            o = np.clip(cm - s * pm, -PALETTE_OFFSET, PALETTE_OFFSET)
+        d = np.linalg.norm(c[:, None] - (s * pal + o)[None], axis=2)
+        out[name] = float((d.min(axis=1) * w).sum() + d.min(axis=0).mean() + PALETTE_OFFSET_COST * np.abs(o).mean())
+    return out
+
+
+def palette_of_pixels(pixels: np.ndarray, seed: int = DEFAULT_SEED) -> tuple[str, np.ndarray]:
+    """The named palette of one image's pixels ``(n, 3)`` (:func:`palette_distances` of its
+    :data:`PALETTE_K` k-means colours) and those colours, largest share first."""
+    cents, shares = dominant_colours(pixels, k=PALETTE_K, seed=seed)
+    d = palette_distances(cents, shares)
+    return min(d, key=lambda n: (d[n], n)), cents
+
+
+def palette_vote(images: Sequence[tuple[str, str | Path]], extra: Sequence[tuple[str, str]] = ()
+                 ) -> tuple[str, list[str], list[str], dict[str, int]]:
+    """The history's palette by a vote of its images: each readable image (``(item_id, path)``, read as a
+    :data:`PALETTE_SIDE` thumbnail) names its palette (:func:`palette_of_pixels`); ``extra`` adds votes already
+    read elsewhere (``(item_id, palette name)``, e.g. the video annotations). Returns (palette name, the
+    winning images' dominant colours as hex (at most 5), the evidence item ids (the items that voted for it),
+    the votes). Ties go to the palette order of ``topics.PALETTES``; ("", [], [], {}) without any vote."""
+    votes: list[tuple[str, str]] = list(extra)
+    cols: dict[str, list[np.ndarray]] = {}
+    for iid, p in images:
+        pix = _image_pixels([p], side=PALETTE_SIDE)
+        if not pix:
+            continue
+        name, cents = palette_of_pixels(pix[0])
+        votes.append((iid, name))
+        cols.setdefault(name, []).append(cents[0])
+    if not votes:
+        return "", [], [], {}
+    count = Counter(n for _, n in votes)
+    best = _vote([n for _, n in votes], tuple(PALETTES))
+    hexes = list(dict.fromkeys(_hex(c) for c in cols.get(best, [])))[:5]
+    evidence = list(dict.fromkeys(i for i, n in votes if n == best))
+    return best, hexes, evidence, dict(count)
+
+
+#: motion from optical flow within shots: Farneback flow (grey, MOTION_SIZE) of MOTION_PAIRS consecutive frame
+#: pairs spread over the video; a pair whose mean grey change exceeds MOTION_CUT is a cut and left out; the
+#: median flow magnitude (px per frame at MOTION_SIZE) below MOTION_FLOW_STATIC is static, below
+#: MOTION_FLOW_SLOW slow, else dynamic (thresholds from the embedded MicroLens videos: static < 0.02,
+#: slow 0.10-0.28, dynamic 0.23-0.85)
+MOTION_SIZE, MOTION_PAIRS, MOTION_CUT = (64, 36), 8, 0.12
+MOTION_FLOW_STATIC, MOTION_FLOW_SLOW = 0.05, 0.25
+
+
+def motion_pair_indices(n_frames: int, pairs: int = MOTION_PAIRS) -> list[tuple[int, int]]:
+    """``pairs`` consecutive frame pairs (i, i + 1) evenly spread over ``n_frames``."""
+    if n_frames < 2:
+        return []
+    starts = sorted({int((i + 0.5) * (n_frames - 1) / pairs) for i in range(pairs)})
+    return [(s, s + 1) for s in starts]
+
+
+def flow_motion(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[str, float | None]:
+    """(motion label, median flow magnitude) of RGB frame pairs (already at :data:`MOTION_SIZE`): Farneback
+    optical flow per pair, cut pairs (grey change > :data:`MOTION_CUT`) excluded; ("", None) when no pair
+    is left."""
+    import cv2  # noqa: PLC0415
+
+    mags = []
+    for a, b in pairs:
+        ga = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
+        gb = cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY)
+        if float(np.abs(ga.astype(np.float32) - gb).mean()) / 255.0 > MOTION_CUT:
+            continue
+        f = cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 2, 9, 2, 5, 1.1, 0)
+        mags.append(float(np.hypot(f[..., 0], f[..., 1]).mean()))
+    if not mags:
+        return "", None
+    m = float(np.median(mags))
+    return ("static" if m < MOTION_FLOW_STATIC else "slow" if m < MOTION_FLOW_SLOW else "dynamic"), m
+
+
+def motion_of_video(path: str | Path) -> tuple[str, float | None]:
+    """:func:`flow_motion` of one video (decoded at :data:`MOTION_SIZE`); ("", None) when unreadable."""
+    from ..media import count_frames, read_frames  # noqa: PLC0415
+
+    try:
+        p = resolve(path)
+        pairs = motion_pair_indices(count_frames(p))
+        want = sorted({i for pr in pairs for i in pr})
+        got = dict(zip(want, read_frames(p, want, size=MOTION_SIZE))) if want else {}
+    except MediaError:
+        return "", None
+    return flow_motion([(got[a], got[b]) for a, b in pairs])
 
 
 def _density(texts: Sequence[str]) -> str:
@@ -339,11 +460,12 @@ def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
     - tone / narrative: MiniLM cosine of each item text to the descriptions in :data:`TONE_TEXTS` /
       :data:`NARRATIVE_TEXTS`, averaged over items, the highest wins.
     - information density: words and numerals per item (:func:`_density`).
-    - palette: k-means colours of the history images mapped to the nearest named palette
-      (:func:`nearest_palette`); lighting from brightness / warmth (:func:`lighting_of`).
-    - motion: frame differences of the history videos when there are any (< 0.02 static, < 0.06 slow, else
-      dynamic); without video it is read from the tone (energetic/humorous -> dynamic, calm/luxurious/
-      emotional -> slow, else static) and the summary says so.
+    - palette: a vote of up to :data:`PALETTE_IMAGES` history images, each named by colour clustering and a
+      light-tolerant match with the named palettes (:func:`palette_vote`); lighting from brightness / warmth
+      of the sent images (:func:`lighting_of`).
+    - motion: optical flow within the shots of the history videos (:func:`motion_of_video`), a vote; without
+      video (Qilin ships none) motion is left empty (not observable from still images) and the summary says
+      so. The evidence lists the images and videos that voted for the palette and motion first.
     - elements: the interests' name phrases, largest interest first.
     """
     ctx = req.context
@@ -359,29 +481,26 @@ def offline_user_profile(req: ModelRequest) -> ProfileAnswer:
 
     img_paths = [x["path"] for x in ctx.get("images", [])]
     pix = _image_pixels(img_paths)
-    if pix:
-        allpix = np.concatenate(pix)
-        cents, shares = dominant_colours(allpix)
-        palette_name, _ = nearest_palette(cents, shares)
-        palette = [_hex(c) for c in cents]
-        lighting = lighting_of(allpix)
-    else:
-        palette_name, palette, lighting = "", [], ""
-    mv = motion_of_videos([x["path"] for x in ctx.get("videos", [])])
-    if mv is not None:
-        motion = "static" if mv < 0.02 else "slow" if mv < 0.06 else "dynamic"
-        motion_src = f"frame difference {mv:.3f} of the history videos"
-    else:
-        motion = ("dynamic" if tone in ("energetic", "humorous")
-                  else "slow" if tone in ("calm", "luxurious", "emotional") else "static")
-        motion_src = "no video in the history: read from the tone"
+    lighting = lighting_of(np.concatenate(pix)) if pix else ""
+    pal_imgs = ctx.get("palette_images") or ctx.get("images", [])
+    palette_name, palette, pal_evidence, _ = palette_vote([(x["item_id"], x["path"]) for x in pal_imgs])
+    read = [(x["item_id"], motion_of_video(x["path"])) for x in ctx.get("videos", [])]
+    read = [(i, m, v) for i, (m, v) in read if m]
+    if read:
+        motion = _vote([m for _, m, _ in read], ("static", "slow", "dynamic"))
+        mot_evidence = [i for i, m, _ in read if m == motion]
+        motion_src = ("median optical flow " + ", ".join(f"{v:.2f}" for _, _, v in read)
+                      + " px/frame within the shots of the history videos")
+    else:  # Qilin ships no video: motion is not observable from images, so it is left unknown
+        motion, mot_evidence, motion_src = "", [], "no video in the history: not observed"
     elements = list(dict.fromkeys(p for t in topics for p in t.label.split(", ") if p))[:5]
     visual = VisualStyle(palette=palette, palette_name=palette_name, lighting=lighting, motion=motion,
-                         elements=elements, evidence=[x["item_id"] for x in ctx.get("images", [])])
+                         elements=elements, evidence=list(dict.fromkeys(
+                             pal_evidence + mot_evidence + [x["item_id"] for x in ctx.get("images", [])])))
     names = "; ".join(f"{t.label} ({topic_name(t.topic)}, {t.weight:.2f})" for t in topics)
     summary = (f"Interests: {names}. Prefers a {tone} tone, {narrative} structure, {density} information "
-               f"density; {palette_name or 'no'} palette, {lighting or 'unknown'} lighting, {motion} motion "
-               f"({motion_src}). Offline heuristics over {len(items)} items and {len(pix)} images.")
+               f"density; {palette_name or 'no'} palette, {lighting or 'unknown'} lighting, {motion or 'unknown'} "
+               f"motion ({motion_src}). Offline heuristics over {len(items)} items and {len(pix)} images.")
     return ProfileAnswer(topics=topics, presentation=PresentationStyle(tone=tone, narrative=narrative,
                          information_density=density), visual=visual, summary=summary)
 
@@ -460,10 +579,11 @@ def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
 
     - topic: :func:`nextads_lib.embed.topic_distribution` of the title/text (MiniLM), the top 3 kept as scores;
     - tone / narrative: MiniLM cosine to :data:`TONE_TEXTS` / :data:`NARRATIVE_TEXTS`; density: :func:`_density`;
-    - visual tone, palette: k-means colours of ``n_frames`` sampled frames (64x64) -> :func:`nearest_palette`,
-      :func:`lighting_of`;
-    - motion: the mean abs grey change between 4 pairs of consecutive frames (< MOTION_STATIC static,
-      < MOTION_SLOW slow, else dynamic); camera: :func:`nextads_lib.host.camera_move` (Farneback optical flow)
+    - visual tone, palette: ``n_frames`` sampled frames (64x64) -> :func:`palette_of_pixels` (colour clustering,
+      light-tolerant palette match), :func:`lighting_of`;
+    - motion: Farneback optical flow within shots (:func:`flow_motion`: MOTION_PAIRS consecutive pairs at
+      MOTION_SIZE, cuts left out, the median magnitude; ``motion_magnitude`` is that median); only when every
+      pair is a cut, the mean abs grey change of 4 pairs (< MOTION_STATIC static, < MOTION_SLOW slow); camera: :func:`nextads_lib.host.camera_move` (Farneback optical flow)
       over 6 consecutive frames from the middle of the video.
     """
     from ..host import camera_move, grey_small  # noqa: PLC0415
@@ -480,24 +600,30 @@ def offline_annotate_video(req: ModelRequest) -> AnnotationAnswer:
     n = count_frames(path)
     sampled = sample_indices(n, int(ctx.get("n_frames", 6)))
     pair_idx = [i for j in sample_indices(max(1, n - 1), 4) for i in (j, min(j + 1, n - 1))]
+    flow_pairs = motion_pair_indices(n)
     mid = max(0, n // 2 - 3)
     run = list(range(mid, min(n, mid + 6)))
-    want = sorted(set(sampled + pair_idx + run))
+    want = sorted(set(sampled + pair_idx + run + [i for pr in flow_pairs for i in pr]))
     got = dict(zip(want, read_frames(path, want, size=(64, 64))))  # one decoding pass for every measure
     pix = np.stack([got[i] for i in sampled]).reshape(-1, 3).astype(np.float32)
-    cents, shares = dominant_colours(pix, k=4)
-    palette_name, _ = nearest_palette(cents, shares)
+    palette_name, cents = palette_of_pixels(pix)
     pairs = grey_small(np.stack([got[i] for i in pair_idx]))
     mag = float(np.abs(pairs[1::2] - pairs[0::2]).mean()) if len(pairs) >= 2 else 0.0
-    motion = "static" if mag < MOTION_STATIC else "slow" if mag < MOTION_SLOW else "dynamic"
+    import cv2  # noqa: PLC0415
+
+    small = {i: cv2.resize(got[i], MOTION_SIZE, interpolation=cv2.INTER_AREA) for pr in flow_pairs for i in pr}
+    motion, flow = flow_motion([(small[a], small[b]) for a, b in flow_pairs])
+    if not motion:  # every sampled pair was a cut: the frame change decides
+        motion = "static" if mag < MOTION_STATIC else "slow" if mag < MOTION_SLOW else "dynamic"
     cam, _ = camera_move(np.stack([got[i] for i in run]))
     summary = (f"{topic_name(TOPIC_IDS[top[0]])} video, {tone} tone, {narrative}; {palette_name} palette, "
-               f"{lighting_of(pix)} visual tone, {motion} motion (frame change {mag:.3f}), camera {cam}. "
+               f"{lighting_of(pix)} visual tone, {motion} motion (median flow "
+               f"{'n/a' if flow is None else f'{flow:.2f} px/frame'} within shots, frame change {mag:.3f}), camera {cam}. "
                "Offline heuristics.")
     return AnnotationAnswer(topic=TOPIC_IDS[top[0]], topic_scores=scores, tone=tone, narrative=narrative,
                             information_density=_density([text]), visual_tone=lighting_of(pix),
                             palette=[_hex(c) for c in cents], palette_name=palette_name, motion=motion, camera=cam,
-                            motion_magnitude=round(mag, 5), summary=summary)
+                            motion_magnitude=round(flow if flow is not None else mag, 5), summary=summary)
 
 
 def build_video_profile_request(history: UserHistory, annotations: Sequence[VideoAnnotation],
@@ -538,8 +664,8 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     - interests: :func:`interest_preferences` of the history's texts (the annotations' per-video topics are
       too coarse to tell interests apart);
     - tone, narrative, density, visual tone (lighting), motion: majority vote over the annotations;
-    - palette: k-means colours of the covers (:func:`dominant_colours`) -> :func:`nearest_palette`; without
-      readable covers, the annotations' palette names vote;
+    - palette: a vote of the covers (:func:`palette_vote`) and the annotations' palette names (one per video);
+    - evidence: the items that voted for the palette, then for the motion, then the covers;
     - elements: the interests' name phrases, largest interest first.
     """
     ctx = req.context
@@ -551,18 +677,19 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     density = _vote([a["information_density"] for a in anns], ("low", "medium", "high")) or "medium"
     lighting = _vote([a["visual_tone"] for a in anns], LIGHTINGS)
     motion = _vote([a["motion"] for a in anns], ("static", "slow", "dynamic")) or "static"
-    pix = _image_pixels([x["path"] for x in ctx.get("images", [])])
-    if pix:
-        cents, shares = dominant_colours(np.concatenate(pix))
-        palette_name, _ = nearest_palette(cents, shares)
-        palette = [_hex(c) for c in cents]
-    else:
-        palette_name = _vote([a["palette_name"] for a in anns], tuple(PALETTES))
-        palette = list(dict.fromkeys(h for a in anns for h in a["palette"]))[:5]
+    imgs = ctx.get("images", [])
+    palette_name, palette, pal_evidence, _ = palette_vote(
+        [(x["item_id"], x["path"]) for x in imgs], extra=[(a["item_id"], a["palette_name"]) for a in anns
+                                                          if a.get("palette_name")])
+    if not palette:
+        palette = list(dict.fromkeys(h for a in anns if a.get("palette_name") == palette_name
+                                     for h in a["palette"]))[:5]
+    pix = _image_pixels([x["path"] for x in imgs])
+    mot_evidence = [a["item_id"] for a in anns if a["motion"] == motion]
     cams = Counter(a["camera"] for a in anns)
     visual = VisualStyle(palette=palette, palette_name=palette_name, lighting=lighting, motion=motion,
                          elements=list(dict.fromkeys(p for t in topics for p in t.label.split(", ") if p))[:5],
-                         evidence=[x["item_id"] for x in ctx.get("images", [])])
+                         evidence=list(dict.fromkeys(pal_evidence + mot_evidence + [x["item_id"] for x in imgs])))
     names = "; ".join(f"{t.label} ({topic_name(t.topic)}, {t.weight:.2f})" for t in topics)
     summary = (f"Interests: {names}. Prefers a {tone} tone, {narrative} structure, {density} information density; "
                f"{palette_name or 'no'} palette, {lighting or 'unknown'} visual tone, {motion} motion, camera mostly "

@@ -1,0 +1,209 @@
+"""The offline judge's proxy formulas: what a VLM judge would score, measured on what was rendered.
+
+Each function scores the creative's frames (and the text it says and shows) against the user's history, the
+product's record or the host video, with image statistics and MiniLM sentence embeddings only. This module
+imports nothing of the Director (``nextads_lib.director``, ``nextads_lib.planner``, the producer, the sample; a
+test parses its imports). It still shares two things with the Director, said in :data:`PROXY_WEAKNESS`: the
+coarse taxonomy (``nextads_lib.topics``, through :func:`nextads_lib.embed.topic_distribution`) that the
+Director's matching also reads, and the plan's text, which the offline judge reads as its stand-in for what the
+creative says.
+:mod:`nextads_lib.judge`'s ``offline`` handlers call these functions; the formulas, where each proxy is weak and
+what would make it agree with a VLM judge are in ``docs/proxies.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import embed
+
+#: where each proxy is weak (shown in the offline judge's reasons and in ``docs/proxies.md``)
+PROXY_WEAKNESS: dict[str, str] = {
+    "personalization_presentation": "colour statistics only; the offline Director pastes crops of the history "
+                                    "images into the creative, so this proxy rewards that by construction",
+    "personalization_content": "reads the plan's text, not the video; its topic term uses the same coarse "
+                               "taxonomy as the Director's matching",
+    "product_alignment": "colour-histogram + template match of the product's own images (the compositor pastes "
+                         "them); name, points and facts from the plan's text, not OCR of the frames",
+    "integration_quality": "picture change at the seams and colour agreement; no sense of narrative flow",
+    "diversity": "colour histograms and plan-text cosine; blind to shot composition and narrative form",
+}
+
+# ---------------------------------------------------------------------------------- image statistics
+def colour_hist(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Normalised ``bins**3`` RGB histogram of any array of RGB pixels (last axis 3)."""
+    px = np.asarray(pixels).reshape(-1, 3).astype(np.int32)
+    q = np.clip(px * bins // 256, 0, bins - 1)
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    h = np.bincount(idx, minlength=bins ** 3).astype(np.float64)
+    return h / max(h.sum(), 1.0)
+
+
+def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two distributions: 1 identical, 0 disjoint."""
+    return float(np.clip(np.sqrt(np.asarray(p) * np.asarray(q)).sum(), 0.0, 1.0))
+
+
+#: style statistics and the ranges their differences are normalised by
+STYLE_RANGES: dict[str, float] = {"brightness": 0.5, "saturation": 0.5, "warmth": 0.3, "contrast": 0.25,
+                                  "texture": 0.08}
+
+
+def style_stats(images: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean brightness (HSV value), saturation, warmth ((R-B)/255), contrast (luma std) and texture (mean
+    absolute luma gradient) over images (H, W, 3) uint8, each in 0..1."""
+    acc: dict[str, list[float]] = {k: [] for k in STYLE_RANGES}
+    for im in images:
+        rgb = np.asarray(im, np.float32) / 255.0
+        mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+        sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        gx = np.abs(np.diff(luma, axis=1)).mean() if luma.shape[1] > 1 else 0.0
+        gy = np.abs(np.diff(luma, axis=0)).mean() if luma.shape[0] > 1 else 0.0
+        acc["brightness"].append(float(mx.mean()))
+        acc["saturation"].append(float(sat.mean()))
+        acc["warmth"].append(float((rgb[..., 0] - rgb[..., 2]).mean()))
+        acc["contrast"].append(float(luma.std()))
+        acc["texture"].append(float((gx + gy) / 2))
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
+
+
+def style_agreement(a: dict[str, float], b: dict[str, float]) -> float:
+    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`STYLE_RANGES`."""
+    d = [min(1.0, abs(a[k] - b[k]) / r) for k, r in STYLE_RANGES.items()]
+    return float(1.0 - np.mean(d))
+
+
+def template_match(frames: np.ndarray, template: np.ndarray, scales: Sequence[float] = (0.3, 0.45, 0.6, 0.8)) -> float:
+    """Best normalised cross-correlation (OpenCV ``TM_CCOEFF_NORMED``, grey) of ``template`` resized to each
+    ``scale`` x the frame width, over all frames; 0 when the template is flat or never fits."""
+    import cv2  # noqa: PLC0415
+
+    best = 0.0
+    tg = cv2.cvtColor(np.ascontiguousarray(template), cv2.COLOR_RGB2GRAY)
+    if tg.std() < 2.0:  # a flat template has no structure to correlate
+        return 0.0
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    fh, fw = grey[0].shape
+    for s in scales:
+        tw = max(4, int(round(fw * s)))
+        th = max(4, int(round(tg.shape[0] * tw / tg.shape[1])))
+        if th >= fh or tw >= fw:
+            continue
+        t = cv2.resize(tg, (tw, th), interpolation=cv2.INTER_AREA)
+        if t.std() < 2.0:
+            continue
+        for g in grey:
+            r = cv2.matchTemplate(g, t, cv2.TM_CCOEFF_NORMED)
+            v = float(np.nanmax(r)) if r.size else 0.0
+            if np.isfinite(v):
+                best = max(best, v)
+    return max(0.0, min(1.0, best))
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+_STOP = {"with", "your", "that", "this", "from", "into", "than", "more", "every", "each", "they", "them", "their",
+         "have", "will", "just", "what", "when", "where", "which", "about", "only", "also", "over", "under"}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 4 and w not in _STOP}
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:[.,]\d+)?", text))
+
+
+def _clip01(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
+    """``10 x (0.7 BC + 0.3 S)``: colour-histogram Bhattacharyya coefficient and style agreement of the history
+    images vs the creative frames (see the module docstring). Returns the score and its terms."""
+    h_hist = np.mean([colour_hist(a) for a in history_images], axis=0)
+    f_hist = np.mean([colour_hist(f) for f in frames], axis=0)
+    bc = bhattacharyya(h_hist, f_hist)
+    sa = style_agreement(style_stats(history_images), style_stats(list(frames)))
+    return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
+
+
+def topic_vector(texts: Sequence[str]) -> np.ndarray:
+    """Mean MiniLM soft topic distribution of ``texts`` (sums to 1)."""
+    return embed.topic_distribution(list(texts)).mean(axis=0)
+
+
+def content_proxy(history: Sequence[str], plan: str) -> tuple[float, dict[str, float]]:
+    """``10 x (0.6 T + 0.4 C)`` (module docstring): topic overlap and scaled centroid cosine."""
+    u = topic_vector(history)
+    c = topic_vector([plan])
+    overlap = float(np.minimum(u, c).sum())
+    hv = embed.embed(list(history)).mean(axis=0)
+    hv = hv / max(float(np.linalg.norm(hv)), 1e-9)
+    cos = float(hv @ embed.embed([plan])[0])
+    return 10.0 * (0.6 * overlap + 0.4 * _clip01(cos / 0.6)), {"overlap": overlap, "cos": cos}
+
+
+def product_proxy(frames: np.ndarray, assets: Sequence[np.ndarray], text: str, product: dict[str, Any]
+                  ) -> tuple[float, dict[str, float]]:
+    """``10 x (0.4 V + 0.2 N + 0.25 P + 0.15 F) - 3 x forbidden`` (module docstring)."""
+    f_hists = [colour_hist(f) for f in frames]
+    vis = []
+    for a in assets:
+        ah = colour_hist(a)
+        bc = max(bhattacharyya(ah, fh) for fh in f_hists)
+        tm = template_match(frames, a)
+        vis.append(0.5 * bc + 0.5 * tm)
+    v = float(np.mean(vis)) if vis else 0.0
+    low = text.lower()
+    n = 0.6 * (product["name"].lower() in low) + 0.4 * (product["brand"].lower() in low)
+    words = _content_words(text)
+    sp = product["selling_points"]
+    covered = 0
+    for point in sp:
+        pw = _content_words(point)
+        covered += int(bool(pw) and len(pw & words) / len(pw) >= 0.5)
+    p = covered / len(sp) if sp else 0.0
+    record = " ".join([product.get("description", ""), product.get("slogan", ""), " ".join(sp),
+                       " ".join(f"{k} {v}" for k, v in product.get("facts", {}).items())])
+    nums = _numbers(text)
+    unsupported = sorted(x for x in nums if x not in _numbers(record))
+    f = 1.0 - len(unsupported) / len(nums) if nums else 1.0
+    forbidden = [c for c in product.get("forbidden_claims", []) if c and c.lower() in low]
+    score = 10.0 * (0.4 * v + 0.2 * n + 0.25 * p + 0.15 * f) - 3.0 * len(forbidden)
+    return float(min(10.0, max(0.0, score))), {"visual": v, "name": n, "points": p, "facts": f,
+                                               "forbidden": float(len(forbidden)), "unsupported": float(len(unsupported))}
+
+
+def seam_continuity(seam_change_in: float | None, seam_change_out: float | None,
+                    host_median_change: float | None) -> float | None:
+    """``K = clip(1 - log2(max(r, 1)) / 4, 0, 1)`` with ``r`` the mean seam change over the host's median
+    frame change (floored at 0.01); None when the seam changes are unknown."""
+    vals = [float(x) for x in (seam_change_in, seam_change_out) if x is not None and math.isfinite(float(x))]
+    if not vals:
+        return None
+    r = float(np.mean(vals)) / max(float(host_median_change or 0.0), 0.01)
+    return _clip01(1.0 - math.log2(max(r, 1.0)) / 4.0)
+
+
+def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """``10 x (1 - mean pairwise similarity)``, similarity ``0.5 BC + 0.5 max(0, cos)`` (module docstring)."""
+    hists = [np.mean([colour_hist(f) for f in fs], axis=0) for fs in frame_sets]
+    emb = embed.embed(list(texts))
+    vis, txt = [], []
+    for i in range(len(hists)):
+        for j in range(i + 1, len(hists)):
+            vis.append(bhattacharyya(hists[i], hists[j]))
+            txt.append(max(0.0, float(emb[i] @ emb[j])))
+    sim = 0.5 * float(np.mean(vis)) + 0.5 * float(np.mean(txt))
+    return 10.0 * _clip01(1.0 - sim), {"visual": float(np.mean(vis)), "text": float(np.mean(txt))}
+
+
+__all__ = ["PROXY_WEAKNESS", "STYLE_RANGES", "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match",
+           "presentation_proxy", "topic_vector", "content_proxy", "product_proxy", "seam_continuity",
+           "diversity_proxy"]

@@ -1,0 +1,164 @@
+"""The backends' shared pieces without a server: error texts, the content parts a model sees and their cache keys
+(real PNG and MP4 files decoded back), the JSON extraction, the re-ask's validation text and the usage sums.
+Expected values are written out here (known base64, a file's sha256 by hashlib, decoded pixel sizes)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import BaseModel, Field, RootModel, ValidationError
+
+from nextads_lib import media
+from nextads_lib.backends.base import (
+    BackendError,
+    ImagePart,
+    ModelRequest,
+    TextPart,
+    TransientError,
+    VideoPart,
+    b64,
+    extract_json,
+    summarize_usage,
+    validation_errors,
+)
+from nextads_lib.schemas import Usage
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Score(BaseModel):
+    score: float = Field(ge=0, le=10)
+    rationale: str = Field(min_length=1)
+
+
+def decode_png(data: bytes) -> Image.Image:
+    assert data.startswith(PNG_MAGIC)
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "PNG"
+    return im
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_backend_error_names_the_item_the_task_and_the_reason():
+    e = BackendError("pair 3", "judge.content", "answered 400")
+    assert str(e) == "pair 3 [judge.content]: answered 400"
+    assert (e.item, e.task, e.reason) == ("pair 3", "judge.content", "answered 400")
+    assert str(BackendError("", "setup", "no key")) == "request [setup]: no key"
+
+
+def test_transient_error_keeps_its_message_and_delay():
+    e = TransientError("429: slow down", 2.5)
+    assert str(e) == "429: slow down" and e.retry_after == 2.5
+    assert TransientError("timeout").retry_after is None
+
+
+# ----------------------------------------------------------------------------------------- content parts
+def test_b64_is_standard_base64():
+    assert b64(b"\x00\xff\x10") == "AP8Q"
+    assert b64(b"ab") == "YWI="
+
+
+def test_image_part_from_a_file_and_from_pixels(tmp_path):
+    a = np.zeros((500, 1000, 4), np.uint8)
+    a[..., 0], a[..., 3] = 200, 255
+    p = tmp_path / "wide.png"
+    Image.fromarray(a, "RGBA").save(p)
+    im = decode_png(ImagePart(str(p)).png_bytes())
+    assert im.size == (768, 384) and im.mode == "RGB"  # thumbnail to 768 on the long side, alpha dropped
+    assert im.getpixel((10, 10)) == (200, 0, 0)
+    assert decode_png(ImagePart(p).png_bytes(max_side=100)).size == (100, 50)
+    pil = Image.fromarray(a, "RGBA")
+    small = decode_png(ImagePart(pil).png_bytes(max_side=200))
+    assert small.size == (200, 100) and small.mode == "RGB"
+    # a file is keyed by its bytes, pixels by their PNG: the same content gives the same key, other content another
+    assert ImagePart(str(p)).key() == {"image_sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    assert ImagePart(p).key() == ImagePart(str(p)).key()
+    k = ImagePart(pil).key()
+    assert list(k) == ["image_png"] and k == ImagePart(Image.fromarray(a, "RGBA")).key()
+    b = a.copy()
+    b[0, 0, 1] = 9
+    assert ImagePart(Image.fromarray(b, "RGBA")).key() != k
+
+
+def test_video_part_frames_and_key(tmp_path):
+    frames = [np.full((64, 96, 3), 20 * i, np.uint8) for i in range(10)]
+    v = tmp_path / "v.mp4"
+    media.write_video(v, frames, fps=5.0)
+    pngs = VideoPart(str(v), n_frames=4).frames_png(max_side=48)
+    assert len(pngs) == 4
+    ims = [decode_png(x) for x in pngs]
+    assert all(im.size == (48, 32) for im in ims)
+    greys = [np.asarray(im.convert("L"), float).mean() for im in ims]
+    # frames 1, 3, 6, 8 of 10 (bin centres): greys 20, 60, 120, 160 give or take the codec
+    assert greys == sorted(greys) and greys[0] == pytest.approx(20, abs=8) and greys[-1] == pytest.approx(160, abs=8)
+    assert len(VideoPart(v).frames_png()) == 8
+    assert decode_png(VideoPart(v, 1).frames_png()[0]).size == (96, 64)  # never enlarged
+    assert VideoPart(v, n_frames=4).key() == {"video_sha256": hashlib.sha256(v.read_bytes()).hexdigest(),
+                                              "n_frames": 4}
+
+
+def test_request_user_text_and_cache_parts(tmp_path):
+    p = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(p)
+    r = ModelRequest(task="t", system="s", parts=[TextPart("one"), ImagePart(p), TextPart("two")], schema=Score)
+    assert r.user_text() == "one\ntwo"
+    assert r.cache_parts() == [{"text": "one"}, {"image_sha256": hashlib.sha256(p.read_bytes()).hexdigest()},
+                               {"text": "two"}]
+
+
+# ------------------------------------------------------------------------------------------ JSON answers
+def test_extract_json_from_whole_fenced_and_embedded_answers():
+    assert extract_json('{"score": 7, "rationale": "ok"}') == {"score": 7, "rationale": "ok"}
+    assert extract_json('Here:\n```json\n{"score": 3}\n```\nthanks') == {"score": 3}
+    assert extract_json('Here:\n```\n{"score": 4}\n```') == {"score": 4}
+    # the OUTERMOST braces of an answer wrapped in prose, nested objects kept
+    assert extract_json('Sure! {"a": {"b": 1}, "c": 2} Hope it helps.') == {"a": {"b": 1}, "c": 2}
+    assert extract_json('  [1, 2]  ') == [1, 2]
+
+
+@pytest.mark.parametrize("text, shown", [(None, "''"), ("", "''"), ("no json } here", "'no json } here'"),
+                                         ("half { open", "'half { open'")])
+def test_extract_json_failure_says_so_and_quotes_the_answer(text, shown):
+    with pytest.raises(ValueError) as ei:
+        extract_json(text)
+    msg = str(ei.value)
+    assert msg.startswith("no JSON object in the answer (") and msg.endswith(f"): {shown}")
+
+
+def test_extract_json_quotes_at_most_200_characters():
+    with pytest.raises(ValueError) as ei:
+        extract_json("x" * 500)
+    assert str(ei.value).endswith(": '" + "x" * 200 + "'")
+
+
+def test_validation_errors_name_each_field_for_the_reask():
+    with pytest.raises(ValidationError) as ei:
+        Score.model_validate({"score": 11, "rationale": ""})
+    assert validation_errors(ei.value) == ("score: Input should be less than or equal to 10; "
+                                           "rationale: String should have at least 1 character")
+    with pytest.raises(ValidationError) as ei:
+        Score.model_validate([1, 2])
+    assert validation_errors(ei.value).startswith("<root>: Input should be a valid dictionary")
+
+    class Many(RootModel[list[int]]):
+        pass
+
+    with pytest.raises(ValidationError) as ei:
+        Many.model_validate(["x"] * 12)
+    text = validation_errors(ei.value)
+    assert text.count("; ") == 9 and text.startswith("0: Input should be a valid integer")  # the first ten only
+    assert validation_errors(ValueError("no JSON object in the answer")) == "no JSON object in the answer"
+
+
+# ----------------------------------------------------------------------------------------------- usage
+def test_usage_summary_counts_calls_and_rounds_cost_and_latency():
+    us = [Usage(backend="b", model="m", input_tokens=10, output_tokens=2, latency_s=1.23456, cost_usd=0.1234567),
+          Usage(backend="b", model="m", input_tokens=5, output_tokens=1, latency_s=0.0, cost_usd=0.0, cached=True)]
+    assert summarize_usage(us) == {"calls": 1, "cached": 1, "input_tokens": 15, "output_tokens": 3,
+                                   "cost_usd": 0.123457, "latency_s": 1.235}
+    assert summarize_usage([]) == {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0,
+                                   "cost_usd": 0.0, "latency_s": 0.0}

@@ -36,8 +36,8 @@ WORK = ROOT / "build" / "mutation"
 #: fast ones that exercise them, so the whole table runs within 40 minutes on a 2-core machine.
 MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     "backends_base": ("nextads_lib/backends/base.py", ["tests/test_backend_core.py", "tests/test_backends.py"], []),
-    "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backends.py"], []),
-    "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backends.py"], []),
+    "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
+    "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
     "store": ("nextads_lib/store.py", ["tests/test_store.py", "tests/test_core.py"], []),
     "judge": ("nextads_lib/judge.py", ["tests/test_judge.py"], []),
     "verifier": ("nextads_lib/verifier.py", ["tests/test_verifier.py", "tests/test_verify_pci.py"], []),

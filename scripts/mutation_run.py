@@ -39,7 +39,11 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
     "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
     "store": ("nextads_lib/store.py", ["tests/test_store.py", "tests/test_core.py"], []),
-    "judge": ("nextads_lib/judge.py", ["tests/test_judge.py"], []),
+    # judge: the validation of an answer and what a failure becomes (judge_pair and its helpers), the labels and
+    # the protocol a number stands for; not the prompts' wording nor the offline proxies' arithmetic
+    "judge": ("nextads_lib/judge.py", ["tests/test_judge_validation.py", "tests/test_judge.py"],
+              ["criteria_for", "label_for", "protocol_from_label", "run_protocol_of", "combined_protocol",
+               "_missing", "_check_videos", "judge_pair"]),
     "verifier": ("nextads_lib/verifier.py", ["tests/test_verifier.py", "tests/test_verify_pci.py"], []),
     "host": ("nextads_lib/host.py", ["tests/test_host.py", "tests/test_splice.py"],
              ["fit_frame", "splice", "valid_range", "find_candidates", "seam_changes"]),

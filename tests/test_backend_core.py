@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from nextads_lib import media
 from nextads_lib.backends.base import (
     BackendError,
     ImagePart,
+    ModelBackend,
     ModelRequest,
     TextPart,
     TransientError,
@@ -162,3 +164,110 @@ def test_usage_summary_counts_calls_and_rounds_cost_and_latency():
                                    "cost_usd": 0.123457, "latency_s": 1.235}
     assert summarize_usage([]) == {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0,
                                    "cost_usd": 0.0, "latency_s": 0.0}
+
+
+def test_more_json_answers():
+    assert extract_json('Answer: {"a": 1}.') == {"a": 1}  # the object ends at the last brace, not after it
+    with pytest.raises(ValueError, match=r"\(Expecting value: line 1 column 1"):  # the parser's own reason
+        extract_json("")
+
+    class Inner(BaseModel):
+        score: int
+
+    class Outer(BaseModel):
+        items: list[Inner]
+
+    with pytest.raises(ValidationError) as ei:
+        Outer.model_validate({"items": [{"score": 1}, {"score": "high"}]})
+    assert validation_errors(ei.value) == ("items.1.score: Input should be a valid integer, unable to parse string "
+                                           "as an integer")
+
+
+def test_video_frames_are_at_most_512_wide_by_default(tmp_path):
+    v = tmp_path / "wide.mp4"
+    media.write_video(v, [np.full((64, 640, 3), 100, np.uint8)] * 2, fps=2.0)
+    (png,) = VideoPart(v, n_frames=1).frames_png()
+    assert decode_png(png).size[0] == 512
+
+
+# ------------------------------------------------------------------------------------- retry and record
+class Scripted(ModelBackend):
+    """A backend that gives the answers it was given, in order (an exception is raised); each call takes
+    ``call_s`` seconds."""
+
+    kind = "scripted"
+
+    def __init__(self, *answers, model="my-model", call_s=0.0, **kw):
+        super().__init__(model, **kw)
+        self.answers, self.call_s = list(answers), call_s
+
+    def _call(self, req, repair):
+        if self.call_s:
+            time.sleep(self.call_s)
+        a = self.answers.pop(0)
+        if isinstance(a, BaseException):
+            raise a
+        return a, 10, 5
+
+
+GOOD = '{"score": 7, "rationale": "ok"}'
+
+
+def req1():
+    return ModelRequest(task="t.score", system="s", parts=[TextPart("x")], schema=Score, item="pair 1")
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """time.sleep recorded instead of slept (tenacity waits through it)."""
+    got = []
+    monkeypatch.setattr(time, "sleep", lambda s: got.append(round(s, 6)))
+    return got
+
+
+def test_transient_failures_back_off_exponentially_up_to_the_cap(sleeps):
+    b = Scripted(*[TransientError("503")] * 3, GOOD)
+    assert b.complete(req1()).value.score == 7 and b.calls == 4
+    assert sleeps == [1.0, 2.0, 4.0]  # the default base delay doubles
+    sleeps.clear()
+    Scripted(*[TransientError("503")] * 3, GOOD, backoff_s=0.5, max_backoff_s=1.0).complete(req1())
+    assert sleeps == [0.5, 1.0, 1.0]
+
+
+def test_the_servers_delay_is_honoured_up_to_the_cap(sleeps):
+    Scripted(TransientError("429", retry_after=7.0), TransientError("429", retry_after=100.0), GOOD).complete(req1())
+    assert sleeps == [7.0, 30.0]  # the default cap: 30 s
+    sleeps.clear()
+    Scripted(TransientError("429", retry_after=0.0), GOOD, backoff_s=3.0).complete(req1())
+    assert sleeps == [0.0]  # "retry now" is not replaced by the backoff
+
+
+def test_five_attempts_by_default_then_a_named_failure(sleeps):
+    b = Scripted(*[TransientError("503 busy")] * 6)
+    with pytest.raises(BackendError) as ei:
+        b.complete(req1())
+    assert b.calls == 5 and len(sleeps) == 4
+    assert str(ei.value) == "pair 1 [t.score]: scripted:my-model still failing after 5 attempts: 503 busy"
+    b = Scripted(*[TransientError("503")] * 3, max_attempts=2)
+    with pytest.raises(BackendError, match="after 2 attempts"):
+        b.complete(req1())
+    assert b.calls == 2
+
+
+def test_a_non_transient_failure_is_not_retried(sleeps):
+    b = Scripted(BackendError("pair 1", "t.score", "answered 400"), GOOD)
+    with pytest.raises(BackendError, match="answered 400"):
+        b.complete(req1())
+    assert b.calls == 1 and sleeps == []
+
+
+def test_usage_records_latency_and_the_price_table(tmp_path):
+    t = tmp_path / "p.yaml"
+    t.write_text("my-model: {input: 1.0, output: 2.0}\n")
+    b = Scripted(GOOD, call_s=0.02, price_table=str(t))
+    u = b.complete(req1()).usage
+    assert 0.02 <= u.latency_s < 2 and u.latency_s == round(u.latency_s, 4)
+    assert (u.input_tokens, u.output_tokens, u.cached) == (10, 5, False)
+    assert u.cost_usd == pytest.approx(10 / 1e6 * 1.0 + 5 / 1e6 * 2.0)
+    assert u.backend == "scripted:my-model" and u.model == "my-model"
+    assert Scripted(GOOD).complete(req1()).usage.cost_usd == 0.0  # not in the default table

@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
                  ["tests/test_verifier_disclosure.py", "tests/test_verifier.py::test_decision_thresholds"],
                  ["decide", "_segment", "check_disclosure", "_label_indices", "label_frames", "label_text_ok",
                   "_slot_of"]),
-    "host": ("nextads_lib/host.py", ["tests/test_host.py", "tests/test_splice.py"],
+    "host": ("nextads_lib/host.py", ["tests/test_host_candidates.py", "tests/test_host.py", "tests/test_splice.py"],
              ["fit_frame", "splice", "valid_range", "find_candidates", "seam_changes"]),
     "bench": ("nextads_lib/bench.py", ["tests/test_bench_ranking.py"],
               ["item_text", "user_criterion", "semantic_fit", "compatibility", "rank_products", "build_bench"]),

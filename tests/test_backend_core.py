@@ -271,3 +271,68 @@ def test_usage_records_latency_and_the_price_table(tmp_path):
     assert u.cost_usd == pytest.approx(10 / 1e6 * 1.0 + 5 / 1e6 * 2.0)
     assert u.backend == "scripted:my-model" and u.model == "my-model"
     assert Scripted(GOOD).complete(req1()).usage.cost_usd == 0.0  # not in the default table
+
+
+# ------------------------------------------------------------------------------- complete: cache and repair
+def test_an_answer_is_cached_with_its_tokens_and_served_without_a_call(tmp_path):
+    b = Scripted("Here it is: " + GOOD, cache_dir=tmp_path)
+    r = b.complete(req1())
+    assert (r.value.score, r.cached, r.raw) == (7, False, "Here it is: " + GOOD) and b.calls == 1
+    again = Scripted(cache_dir=tmp_path)  # no answers left: a call would fail
+    hit = again.complete(req1())
+    assert (hit.value.score, hit.cached, hit.raw, again.calls) == (7, True, "Here it is: " + GOOD, 0)
+    assert hit.usage.model_dump() == {"backend": "scripted:my-model", "model": "my-model", "input_tokens": 10,
+                                      "output_tokens": 5, "latency_s": 0.0, "cost_usd": 0.0, "cached": True}
+    assert again.usage == [hit.usage] and again.usage_summary()["cached"] == 1
+    assert Scripted(GOOD).complete(req1()).cached is False  # no cache dir: nothing kept
+
+
+def test_a_cached_answer_the_schema_no_longer_accepts_is_asked_again(tmp_path):
+    b = Scripted(GOOD, cache_dir=tmp_path)
+    b.complete(req1())
+    key = b.cache_key(req1())
+    b.cache.put_json("model", key, {"value": {"score": 99, "rationale": "stale"}, "raw": "", "input_tokens": 1})
+    fresh = Scripted('{"score": 2, "rationale": "new"}', cache_dir=tmp_path)
+    r = fresh.complete(req1())
+    assert r.value.score == 2 and not r.cached and fresh.calls == 1
+    b.cache.put_json("model", key, {"raw": "no value at all"})
+    assert Scripted('{"score": 3, "rationale": "x"}', cache_dir=tmp_path).complete(req1()).value.score == 3
+    # and the new answer replaced the broken entry
+    hit = Scripted(cache_dir=tmp_path).complete(req1())
+    assert hit.cached and hit.value.score == 3 and hit.usage.input_tokens == 10 and hit.usage.output_tokens == 5
+
+
+def test_an_invalid_answer_is_reasked_once_with_the_error_and_tokens_add_up(tmp_path):
+    seen = []
+
+    class Recording(Scripted):
+        def _call(self, req, repair):
+            seen.append(repair)
+            return super()._call(req, repair)
+
+    b = Recording("not json", '{"score": 12, "rationale": "x"}', GOOD, cache_dir=tmp_path)
+    with pytest.raises(BackendError) as ei:
+        b.complete(req1())
+    assert seen[0] is None and seen[1].startswith("no JSON object in the answer")
+    e = ei.value
+    assert (e.item, e.task) == ("pair 1", "t.score")
+    assert e.reason == ("scripted:my-model answer failed validation twice: "
+                        "score: Input should be less than or equal to 10")
+    assert len(b.usage) == 1 and (b.usage[0].input_tokens, b.usage[0].output_tokens) == (20, 10)
+    assert not b.cache.has("model", b.cache_key(req1()))  # a failure is not cached
+    r = b.complete(req1())  # the next request starts afresh (no repair text)
+    assert seen[2] is None and r.value.score == 7
+
+
+def test_a_repaired_answer_counts_both_calls(tmp_path):
+    b = Scripted('{"score": 7}', GOOD, cache_dir=tmp_path)
+    r = b.complete(req1())
+    assert r.value.score == 7 and r.raw == GOOD and b.calls == 2
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (20, 10)
+    assert Scripted(cache_dir=tmp_path).complete(req1()).usage.input_tokens == 20
+
+
+def test_backend_names():
+    assert Scripted(model="m").name == "scripted:m"
+    assert Scripted(model="").name == "scripted"
+    assert ModelBackend("x").name == "base:x"

@@ -116,8 +116,9 @@ def test_a_pair_without_a_plan_is_missing_with_the_reason(pair, tmp_path):
     empty = tmp_path / "u1__nothing"
     empty.mkdir()
     b = Scripted('{"score": 5, "reason": "x"}')
-    s = judged(pair, b, pair_dir=empty)
+    s = judged(pair, b, pair_dir=empty, protocol="extended")
     assert s.score is None and s.pair_id == "u1__nothing" and "plan.json" in s.error and not b.requests
+    assert s.protocol == "extended"
     assert s.error.startswith("ArtifactError: ")  # the store's error type, named
     pci = judged(pair, b, criterion="integration_quality")
     assert pci.score is None and pci.error == "ValueError: integration_quality is judged for PCI only"
@@ -195,6 +196,7 @@ def test_the_protocol_a_run_was_made_under():
         "paper+slot_layouts"
     assert judge.run_protocol_of({"protocol": " study-v9 "}) == "study-v9"  # unparseable: kept as recorded
     assert judge.run_protocol_of({"protocol": "paper"}, {"protocol": "extended"}) == "paper"  # summary first
+    assert judge.run_protocol_of({"protocol": None}, object()) == "extended"  # a manifest without the field
 
 
 def test_the_protocol_a_judged_number_stands_for():
@@ -211,5 +213,41 @@ def test_protocol_labels_parse_back():
     assert (p.base, p.post_production, p.judge_extras, p.compat_threshold) == ("paper", True, False, 0.25)
     assert judge.protocol_from_label("extended+no_frame_overwrite").frame_overwrite is False
     assert judge.protocol_from_label(" paper + slot_layouts ").slot_layouts is True
-    with pytest.raises(ValueError):
-        judge.protocol_from_label("paper+no_such_switch")
+    for bad in ("paper+no_such_switch", "extended+zz_judge_extras", "paper+compat_threshold=0.2=3"):
+        with pytest.raises(ValueError):
+            judge.protocol_from_label(bad)
+
+
+def test_a_missing_score_defaults_to_the_paper_protocol():
+    s = judge._missing(PRES, Scripted(), "p1", "boom")
+    assert (s.score, s.reason, s.error, s.protocol, s.pair_id) == (None, "", "boom", "paper", "p1")
+    assert judge._missing(PRES, Scripted(), "p1", "boom", "extended").protocol == "extended"
+
+
+def test_eight_frames_by_default(pair):
+    prod, d, hist = pair
+    b = Scripted('{"score": 5, "reason": "x"}')
+    judge.judge_pair(PRES, d, task="pcg", product=prod, history=hist, backend=b)
+    (video,) = [p for p in b.requests[0][0].parts if type(p).__name__ == "VideoPart"]
+    assert video.n_frames == 8
+
+
+class OfflineLike(Scripted):
+    kind = "offline"
+
+
+def test_integration_request_has_the_host_title_and_seam_stills_for_a_model_only(pair, tmp_path):
+    prod, d, hist = pair
+    p = make_pair(tmp_path / "run", "u1__pci", prod, frames_with(EARTH, n=6), PERSONAL, task="pci")
+    (p / "integration.json").write_text(json.dumps({"seam_in_s": 0.6, "seam_out_s": 1.2, "insert_at_s": 0.6,
+                                                    "integrated_duration_s": 2.0}))
+    write_creative(p / "integrated.mp4", frames_with(EARTH, n=10))
+    stills = lambda b: [x for x in b.requests[0][0].parts if type(x).__name__ == "ImagePart"]  # noqa: E731
+    vlm = Scripted('{"score": 5, "reason": "x"}')
+    s = judged(pair, vlm, pair_dir=p, criterion="integration_quality", task="pci", protocol="extended",
+               host_title="Coffee at the cafe")
+    assert s.score == 5 and vlm.requests[0][0].context["host_text"] == "Coffee at the cafe"
+    assert len(stills(vlm)) == 4  # before/after each seam
+    off = OfflineLike('{"score": 5, "reason": "x"}')
+    s = judged(pair, off, pair_dir=p, criterion="integration_quality", task="pci", protocol="extended")
+    assert s.proxy and stills(off) == []  # the proxy reads the seams from integration.json: no stills decoded

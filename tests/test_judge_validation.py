@@ -131,6 +131,7 @@ def test_an_undecodable_creative_is_caught_before_the_model_is_paid(pair, tmp_pa
     b = Scripted('{"score": 5, "reason": "x"}')
     s = judged(pair, b, pair_dir=bad, protocol="extended")
     assert s.score is None and s.error.startswith("undecodable video: creative.mp4: ") and b.calls == 0
+    assert s.pair_id == "u1__bad"
     assert s.protocol == "extended" and s.label == "Personalization-Presentation (judge: scripted:m)"
 
 
@@ -173,6 +174,9 @@ def test_the_offline_judge_leaves_the_decode_to_its_proxies(pair, tmp_path):
 
     s = judged(pair, get_backend("offline"), pair_dir=bad)
     assert s.score is None and "undecodable" in s.error and s.proxy and "proxy" in s.label
+    # no decode check before an offline call: the handler itself meets the file
+    off = OfflineLike('{"score": 5, "reason": "x"}')
+    assert judged(pair, off, pair_dir=bad).score == 5 and off.calls == 1
 
 
 # ------------------------------------------------------------------------------------------- protocols

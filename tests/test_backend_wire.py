@@ -151,8 +151,27 @@ def test_a_video_goes_to_openai_as_n_frames(tmp_path):
     assert len(imgs(O.OpenAIBackend("gpt-4o", n_frames=5))) == 5
 
 
+class _BadRequest(Exception):
+    """An API error whose text says nothing but its status (the details are in its body only)."""
+
+    def __init__(self, body):
+        super().__init__("Error code: 400")
+        self.body = body
+
+
 def _bad_request(message="", param=None, code=None):
-    return NS(body={"error": {"message": message, "param": param, "code": code}})
+    return _BadRequest({"error": {"message": message, "param": param, "code": code}})
+
+
+def test_step_down_reads_the_param_and_the_message_of_the_body():
+    assert O.OpenAIBackend("m")._step_down(_bad_request("Invalid value", param="response_format"))
+    assert O.OpenAIBackend("m")._step_down(_bad_request("Invalid json_schema: 'strict' is not supported"))
+    assert not O.OpenAIBackend("m")._step_down(_bad_request("Invalid value", param="messages"))
+
+
+def test_retry_after_of_an_api_error():
+    assert O._retry_after(NS(response=NS(headers={"retry-after": "3"}))) == 3.0
+    assert O._retry_after(NS(response=None)) is None and O._retry_after(ValueError()) is None
 
 
 def test_step_down_strict_then_non_strict_then_json_then_nothing():

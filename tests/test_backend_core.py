@@ -336,3 +336,80 @@ def test_backend_names():
     assert Scripted(model="m").name == "scripted:m"
     assert Scripted(model="").name == "scripted"
     assert ModelBackend("x").name == "base:x"
+
+
+def test_each_attempt_takes_its_turn_in_the_apis_window_except_offline(monkeypatch, sleeps):
+    from nextads_lib import ratelimit
+
+    turns, seen = [], []
+    monkeypatch.setattr(ratelimit, "acquire", lambda name, tokens=0.0, **kw: turns.append((name, tokens)))
+
+    class Recording(Scripted):
+        def _call(self, req, repair):
+            seen.append(req)
+            return super()._call(req, repair)
+
+    r = req1()
+    Recording(TransientError("503"), GOOD).complete(r)
+    assert turns == [("scripted:my-model", ratelimit.estimate_tokens(r))] * 2 and turns[0][1] >= 2048
+    assert seen == [r, r]  # the request itself is what each attempt sends
+
+    class Offline(Scripted):
+        kind = "offline"
+
+    turns.clear()
+    Offline(GOOD).complete(req1())
+    assert turns == []  # offline answers are computed here: no API window
+
+
+def test_the_cache_entry_names_its_backend_and_task(tmp_path):
+    b = Scripted(GOOD, cache_dir=tmp_path)
+    b.complete(req1())
+    entry = b.cache.get_json("model", b.cache_key(req1()))
+    assert entry == {"value": {"score": 7.0, "rationale": "ok"}, "raw": GOOD, "input_tokens": 10, "output_tokens": 5,
+                     "backend": "scripted:my-model", "task": "t.score"}
+
+
+def test_a_cache_entry_without_tokens_or_raw_text_reads_as_zero_and_empty(tmp_path):
+    b = Scripted(cache_dir=tmp_path)
+    b.cache.put_json("model", b.cache_key(req1()), {"value": {"score": 4, "rationale": "old"}})
+    hit = b.complete(req1())
+    assert hit.cached and hit.value.score == 4 and hit.raw == ""
+    assert (hit.usage.input_tokens, hit.usage.output_tokens, b.calls) == (0, 0, 0)
+
+
+def test_a_failed_answer_records_its_latency(sleeps):
+    b = Scripted("nope", "still nope")
+    with pytest.raises(BackendError):
+        b.complete(req1())
+    assert 0 <= b.usage[0].latency_s < 60
+
+
+def test_the_wire_version_is_in_the_key():
+    class V1(Scripted):
+        wire_version = "wire-1"
+
+    class V2(Scripted):
+        wire_version = "wire-2"
+
+    assert V1().cache_key(req1()) != V2().cache_key(req1())
+    assert V1().cache_key(req1()) != Scripted().cache_key(req1())
+
+
+def test_register_offline_keeps_the_handler():
+    from nextads_lib.backends.base import OFFLINE_HANDLERS, register_offline
+
+    def handler(req):
+        return Score(score=1, rationale="r")
+
+    assert register_offline("test_core.score")(handler) is handler
+    try:
+        assert OFFLINE_HANDLERS["test_core.score"] is handler
+    finally:
+        OFFLINE_HANDLERS.pop("test_core.score", None)
+
+
+def test_usage_summary_counts_uncached_calls():
+    us = [Usage(backend="b", model="m"), Usage(backend="b", model="m"), Usage(backend="b", model="m", cached=True)]
+    assert summarize_usage(us)["calls"] == 2 and summarize_usage(us)["cached"] == 1
+    assert ModelBackend().name == "base"

@@ -413,3 +413,15 @@ def test_usage_summary_counts_uncached_calls():
     us = [Usage(backend="b", model="m"), Usage(backend="b", model="m"), Usage(backend="b", model="m", cached=True)]
     assert summarize_usage(us)["calls"] == 2 and summarize_usage(us)["cached"] == 1
     assert ModelBackend().name == "base"
+
+
+def test_an_answer_with_a_date_is_cached_as_json(tmp_path):
+    import datetime as dt
+
+    class When(BaseModel):
+        at: dt.datetime
+
+    r = ModelRequest(task="t.when", system="s", parts=[TextPart("x")], schema=When)
+    assert Scripted('{"at": "2026-01-02T03:04:05"}', cache_dir=tmp_path).complete(r).value.at.day == 2
+    hit = Scripted(cache_dir=tmp_path).complete(r)
+    assert hit.cached and hit.value.at == dt.datetime(2026, 1, 2, 3, 4, 5)

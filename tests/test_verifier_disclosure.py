@@ -257,3 +257,11 @@ def test_decision_thresholds_are_strict_below():
     assert V.decide([chk(("minor", None))], 0.1, th) == (
         "reject", ["reject: utility 0.10 < 0.30", "revise: safety/r0: m0"])
     assert V.decide([], 0.5, {"reject_utility": 0.6, "accept_utility": 0.7})[0] == "reject"
+
+
+def test_slot_of_a_time():
+    p = plan2()
+    assert [V._slot_of(p, t) for t in (0.0, 1.4999, 1.5, 1.500002, 2.999, 3.0, 7.0)] == [0, 0, 0, 1, 1, 1, 1]
+    assert V._slot_of(p, -0.0000005) == 0  # within the tolerance of the first slot's start
+    empty = p.model_copy(update={"slots": []})
+    assert V._slot_of(empty, 1.0) is None

@@ -190,6 +190,7 @@ def test_offline_answers_are_recomputed_when_the_handler_code_changes(tmp_path, 
            "def h(r):\n    return Score(score={n}, rationale='v{n}')\n")
     mod.write_text(src.format(n=1))
     monkeypatch.syspath_prepend(str(mod.parent))
+    monkeypatch.delitem(sys.modules, "heur_mod", raising=False)  # a second run in one process imports afresh
     importlib.import_module("heur_mod")
     b = get_backend("offline", cache_dir=tmp_path / "c")
     r = ModelRequest(task="heur.score", system="", parts=[TextPart(text="x")], schema=Score)

@@ -8,6 +8,8 @@ by the code under test."""
 
 from __future__ import annotations
 
+import inspect
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -43,7 +45,7 @@ def differs(before: str, after: str) -> bool:
 
 def patch_version(monkeypatch, fn, value: str = "test-version-x") -> None:
     """Set the ``CODE_VERSION`` that ``fn`` reads (its module's global) to ``value``."""
-    fn = getattr(fn, "__func__", fn)
+    fn = inspect.unwrap(getattr(fn, "__func__", fn))  # a decorated function's own (mutmut wraps each one)
     assert "CODE_VERSION" in fn.__globals__, f"{fn.__qualname__} reads no CODE_VERSION global"
     monkeypatch.setitem(fn.__globals__, "CODE_VERSION", value)
 

@@ -128,7 +128,7 @@ class ModelServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._t = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._t.start()
 
     @property

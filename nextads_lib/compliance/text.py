@@ -65,8 +65,10 @@ _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "“": '"'
                          "©": " ", "℠": " "})
 
 
+@lru_cache(maxsize=200_000)
 def normalise(text: str) -> str:
-    """NFKC, accents removed, case folded, quotes/dashes unified, whitespace collapsed."""
+    """NFKC, accents removed, case folded, quotes/dashes unified, whitespace collapsed (memoised: the checks
+    normalise the same plan and OCR lines many times)."""
     t = unicodedata.normalize("NFKC", str(text).translate(_QUOTES)).translate(_QUOTES)
     t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
     return re.sub(r"\s+", " ", t.casefold()).strip()
@@ -78,8 +80,13 @@ _IRREGULAR = {"women": "woman", "men": "man", "children": "child", "kids": "kid"
 
 def tokens(text: str) -> list[str]:
     """Words and numbers of the normal form; a possessive 's is dropped ("women's" -> "women")."""
+    return list(_tokens(str(text)))
+
+
+@lru_cache(maxsize=200_000)
+def _tokens(text: str) -> tuple[str, ...]:
     t = re.sub(r"'s\b", "", normalise(text))
-    return re.findall(r"[a-z0-9]+", t)
+    return tuple(re.findall(r"[a-z0-9]+", t))
 
 
 @lru_cache(maxsize=1)
@@ -96,7 +103,12 @@ def stem(word: str) -> str:
 
 
 def stems(text: str) -> list[str]:
-    return [stem(w) for w in tokens(text)]
+    return list(_stems(str(text)))
+
+
+@lru_cache(maxsize=200_000)
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in _tokens(text))
 
 
 _FOLD = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "3": "e", "5": "s", "$": "s", "@": "a", "7": "t"})

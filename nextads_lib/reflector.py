@@ -466,7 +466,7 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
             producer = edit.producer_for(man, cache_dir)
         if changed:
             rep = edit.edit_slots(cur, req.model_copy(update={"storyboard": plan}), sorted(changed), out_video, producer,
-                                  base_changed=sorted(base_changed & changed))
+                                  base_changed=sorted(base_changed & changed), manifest=man)  # Sora: the API's remix
             report["slots"], report["frames"] = rep.slots, len(rep.frames_rendered)
             report["frame_indices"] = rep.frames_rendered
             cur = out_video

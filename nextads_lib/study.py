@@ -96,11 +96,12 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
     # 2 cores: PCG creatives at 270x480 and 12 fps (the notebook's default is 360x640 at 15 fps; PCI renders at its
     # hosts' size), the extra `extended` rows on the first 5 users (25 pairs; Table 1 gives every row's number of
     # pairs), verification (OCR, C2PA, up to two rounds) on the first 10 pairs of each nextads run, and the
-    # ablations on 2 users x 2 products per task
+    # ablations on 2 users x 2 products per task, in the kernel's own process (a pool per variant run cost more in
+    # worker start-ups than its work; the runner keeps the other core busy)
     "embedded": {"10_run_pcg": {"width": 270, "height": 480, "fps": 12},
                  "10_run_pcg__extended": {"limit_users": 5}, "11_run_pci__extended": {"limit_users": 5},
                  "12_verify_and_reflect": {"limit_pairs": 10},
-                 "41_protocol_ablations": {"n_users": 2, "products_per_user": 2}},
+                 "41_protocol_ablations": {"n_users": 2, "products_per_user": 2, "workers": 1}},
     "smoke": {
         "01_build_pcg_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},
         "02_build_pci_bench": {"n_users": 3, "products_per_user": 2, "sample_users": 8},

@@ -12,8 +12,10 @@ last frame. The prompt names the product and describes it from its library recor
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,25 @@ MODERATION_WORDS = ("moderation", "content_policy", "safety", "policy_violation"
 def _is_moderation(code: str | None, message: str | None) -> bool:
     text = f"{code or ''} {message or ''}".lower()
     return any(w in text for w in MODERATION_WORDS)
+
+
+@contextlib.contextmanager
+def _job_errors(item: str, what: str) -> Iterator[None]:
+    """A job request's API errors as :class:`ProducerError` naming the item: a 400 as moderation or as the
+    rejection's code and message (from the error body), any other API error as ``<what> failed``."""
+    import openai  # noqa: PLC0415
+
+    try:
+        yield
+    except openai.BadRequestError as e:
+        body = e.body if isinstance(e.body, dict) else {}
+        err = body.get("error", body) if isinstance(body, dict) else {}
+        code, msg = (err or {}).get("code"), (err or {}).get("message") or str(e)
+        if _is_moderation(code, msg):
+            raise ProducerError(item, f"moderation: {msg}") from e
+        raise ProducerError(item, f"request rejected ({code}): {msg}") from e
+    except openai.APIError as e:
+        raise ProducerError(item, f"{what} failed: {type(e).__name__}: {e}") from e
 
 
 class SoraProducer(ClipProducer):
@@ -76,8 +97,6 @@ class SoraProducer(ClipProducer):
 
     def _clip(self, req: ProducerRequest, *, index: int, prompt: str, image: np.ndarray, last_image,
               seconds: int, size: tuple[int, int]) -> tuple[np.ndarray, float, dict[str, Any]]:
-        import openai  # noqa: PLC0415
-
         item = f"{request_item(req)}, sora clip {index}"
         prompt = conditioning.name_product(prompt, req, conditioning.product_record(
             req, self.extra.get("product"), self.extra.get("products_dir")))
@@ -85,41 +104,21 @@ class SoraProducer(ClipProducer):
             image = conditioning.letterbox(image, size[0], size[1])
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG")
-        try:
+        with _job_errors(item, "create"):
             job = self.client.videos.create(model=self.model, prompt=prompt, seconds=str(seconds),
                                             size=f"{size[0]}x{size[1]}",
                                             input_reference=("reference.png", buf.getvalue(), "image/png"))
-        except openai.BadRequestError as e:
-            body = e.body if isinstance(e.body, dict) else {}
-            err = body.get("error", body) if isinstance(body, dict) else {}
-            code, msg = (err or {}).get("code"), (err or {}).get("message") or str(e)
-            if _is_moderation(code, msg):
-                raise ProducerError(item, f"moderation: {msg}") from e
-            raise ProducerError(item, f"request rejected ({code}): {msg}") from e
-        except openai.APIError as e:
-            raise ProducerError(item, f"create failed: {type(e).__name__}: {e}") from e
         return self._finish_job(job, item, seconds, prompt, last_image)
 
     def remix(self, req: ProducerRequest, video_id: str, prompt: str, *, index: int = 0
               ) -> tuple[np.ndarray, float, dict[str, Any]]:
         """The API's own edit of a finished video: ``POST /videos/{video_id}/remix`` with ``prompt`` (the same
         model, size and length), polled and downloaded like a new clip; billed like one."""
-        import openai  # noqa: PLC0415
-
         item = f"{request_item(req)}, sora remix of {video_id} (clip {index})"
         prompt = conditioning.name_product(prompt, req, conditioning.product_record(
             req, self.extra.get("product"), self.extra.get("products_dir")))
-        try:
+        with _job_errors(item, "remix"):
             job = self.client.videos.remix(video_id, prompt=prompt)
-        except openai.BadRequestError as e:
-            body = e.body if isinstance(e.body, dict) else {}
-            err = body.get("error", body) if isinstance(body, dict) else {}
-            code, msg = (err or {}).get("code"), (err or {}).get("message") or str(e)
-            if _is_moderation(code, msg):
-                raise ProducerError(item, f"moderation: {msg}") from e
-            raise ProducerError(item, f"request rejected ({code}): {msg}") from e
-        except openai.APIError as e:
-            raise ProducerError(item, f"remix failed: {type(e).__name__}: {e}") from e
         frames, fps, info = self._finish_job(job, item, int(float(job.seconds)), prompt, None)
         return frames, fps, {**info, "remixed_from": video_id}
 

@@ -23,8 +23,10 @@ cells with those references.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -222,9 +224,9 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
         marker.unlink(missing_ok=True)
         t0 = time.time()
         try:
-            pm.execute_notebook(
+            pm.execute_notebook(  # no ``cwd``: papermill would chdir the whole process from each thread
                 str(notebooks_dir() / step.notebook), str(out), parameters=params, kernel_name="python3",
-                cwd=str(project_root()), progress_bar=False, log_output=False,
+                progress_bar=False, log_output=False,
             )
         except PapermillExecutionError as e:
             with lock:
@@ -239,7 +241,10 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
 
     todo = list(steps)
     running: dict[object, Step] = {}
-    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+    old_cwd = os.getcwd()
+    os.chdir(project_root())  # kernels start in the project root; once, here, for every thread
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+        stack.callback(os.chdir, old_cwd)
         while todo or running:
             for step in [s for s in todo if all(d.name in finished for d in deps[s.name])]:
                 if failures or len(running) >= max(1, int(jobs)):

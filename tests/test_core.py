@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 
@@ -256,7 +258,9 @@ def test_runner_starts_independent_steps_together_and_waits_for_upstream(monkeyp
     def t(name: str) -> float:
         return float((log / name).read_text())
 
+    cwd = os.getcwd()
     study.run("p", "data", jobs=2)
+    assert os.getcwd() == cwd  # the kernels ran in the project root; the caller's directory is left as it was
     assert t("b.start") >= t("a.end") and t("c.start") >= t("a.end")
     assert t("c.start") < t("b.end") and t("b.start") < t("c.end")  # b and c overlapped
     assert t("d.start") >= max(t("b.end"), t("c.end"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,16 @@ AI_LABEL = "AI Created"
 
 def project_root() -> Path:
     """The study's root: ``$NEXTADS_ROOT``, else the nearest ancestor of the working directory that holds
-    both ``notebooks/`` and ``pyproject.toml``, else the package's parent (editable install), else cwd."""
-    env = os.environ.get("NEXTADS_ROOT")
+    both ``notebooks/`` and ``pyproject.toml``, else the package's parent (editable install), else cwd.
+    Memoised per (``$NEXTADS_ROOT``, working directory): every artifact path goes through it."""
+    return _project_root(os.environ.get("NEXTADS_ROOT") or "", os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _project_root(env: str, cwd_: str) -> Path:
     if env:
         return Path(env).resolve()
-    cwd = Path.cwd().resolve()
+    cwd = Path(cwd_).resolve()
     for cand in (cwd, *cwd.parents):
         if (cand / "pyproject.toml").is_file() and (cand / "notebooks").is_dir():
             return cand

@@ -280,7 +280,7 @@ def _iter_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
 
     with av.open(str(path)) as c:
         for fr in c.decode(video=0):
-            yield fr.to_ndarray(format="rgb24")
+            yield fr.to_ndarray(format="rgb24", threads=1)  # swscale's own thread pool only waits on small frames
 
 
 def fit_frame(frame: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:

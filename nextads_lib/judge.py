@@ -73,6 +73,9 @@ criterion (:func:`video_frames`).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 import threading
 import traceback
 from collections import OrderedDict
@@ -346,19 +349,33 @@ def combined_protocol(run_protocol: str, judge_protocol: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- frame access
-_FRAMES: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+_FRAMES: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
 _FRAMES_LOCK = threading.Lock()
 _FRAMES_MAX = 256
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(path: str | Path) -> str:
+    """A digest of a file's bytes, memoised per (path, mtime, size): the key under which the offline proxies
+    share work between files of the same content (a GenericAds run renders one creative per product, copied into
+    every pair of that product)."""
+    p = Path(path)
+    st = p.stat()
+    k = (str(p), st.st_mtime_ns, st.st_size)
+    d = _DIGESTS.get(k)
+    if d is None:
+        d = _DIGESTS[k] = hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+    return d
 
 
 def video_frames(path: str | Path, n: int, width: int = PROXY_WIDTH) -> np.ndarray:
     """``n`` evenly spaced frames ``(n, H, W, 3)`` uint8 of a video decoded at ``width`` (aspect kept, even),
-    memoised per (file, mtime, n, width) so every criterion of a creative decodes it once. Raises MediaError."""
+    memoised per (file content, n, width) so every criterion of a creative, and every copy of it, decodes it
+    once. Raises MediaError."""
     p = resolve(path)
     if not p.is_file():
         raise MediaError(f"{p}: file not found")
-    st = p.stat()
-    key = (str(p), st.st_mtime_ns, int(n), int(width))
+    key = (content_digest(p), int(n), int(width))
     with _FRAMES_LOCK:
         if key in _FRAMES:
             _FRAMES.move_to_end(key)
@@ -398,14 +415,28 @@ def frames_at(path: str | Path, times: Sequence[float], width: int = PROXY_WIDTH
 
 
 def _image_array(path: str | Path, side: int = 64) -> np.ndarray | None:
+    """The image at ``path`` as a thumbnail of at most ``side`` px (None when unreadable), memoised per (file,
+    mtime, side): a user's history images and a product's assets are read for every pair."""
+    p = resolve(path)
+    try:
+        mtime = p.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _thumbnail(str(p), mtime, int(side))
+
+
+@functools.lru_cache(maxsize=2048)
+def _thumbnail(path: str, mtime_ns: int, side: int) -> np.ndarray | None:
     from PIL import Image  # noqa: PLC0415
 
     try:
-        im = load_image(resolve(path))
+        im = load_image(path)
     except MediaError:
         return None
     im.thumbnail((side, side), Image.Resampling.BILINEAR)
-    return np.asarray(im, np.uint8)
+    arr = np.asarray(im, np.uint8)
+    arr.setflags(write=False)  # shared by every caller
+    return arr
 
 
 # ------------------------------------------------------------------------------------------------ text
@@ -990,12 +1021,26 @@ def offline_content(req: ModelRequest) -> JudgeAnswer:
         f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
 
 
+_PRODUCT_MEMO: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
+
+
 @register_offline("judge.product_alignment")
 def offline_product(req: ModelRequest) -> JudgeAnswer:
     ctx = req.context
     frames = video_frames(ctx["creative"], ctx["n_frames"])
     assets = [a for a in (_image_array(p, 96) for p in ctx.get("product_assets", [])) if a is not None]
-    score, t = product_proxy(frames, assets, ctx["plan_text"], ctx["product"])
+    # the same creative, assets, text and record give the same answer (a GenericAds run repeats them per user)
+    key = json.dumps([content_digest(resolve(ctx["creative"])), ctx["n_frames"], ctx.get("product_assets", []),
+                      [a.shape for a in assets], ctx["plan_text"], ctx["product"]], sort_keys=True, default=str)
+    with _FRAMES_LOCK:
+        hit = _PRODUCT_MEMO.get(key)
+    if hit is None:
+        hit = product_proxy(frames, assets, ctx["plan_text"], ctx["product"])
+        with _FRAMES_LOCK:
+            _PRODUCT_MEMO[key] = hit
+            while len(_PRODUCT_MEMO) > 4096:
+                _PRODUCT_MEMO.popitem(last=False)
+    score, t = hit
     return JudgeAnswer(score=round(score, 4), rationale=(
         f"Proxy: product assets found in the frames {t['visual']:.2f} ({len(assets)} assets), name/brand in the "
         f"text {t['name']:.1f}, selling points covered {t['points']:.2f}, factual consistency {t['facts']:.2f} "

@@ -7,6 +7,8 @@ final name.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -130,7 +132,7 @@ def _read_frames_av(path: Path, idx: list[int], size: tuple[int, int] | None) ->
         for i, fr in enumerate(c.decode(video=0)):
             if i in want:
                 kw = {"width": size[0], "height": size[1]} if size else {}
-                got[i] = fr.to_ndarray(format="rgb24", **kw)
+                got[i] = fr.to_ndarray(format="rgb24", threads=1, **kw)
             if i >= max(idx):
                 break
     return np.stack([got[i] for i in idx])
@@ -286,17 +288,46 @@ def write_video(
     return probe(path)
 
 
+_IMAGES: OrderedDict[tuple[str, int, int, str], Image.Image] = OrderedDict()
+_IMAGES_LOCK = threading.Lock()
+_IMAGES_MAX_BYTES = 128 << 20
+_IMAGES_BYTES = [0]
+
+
 def load_image(path: str | os.PathLike[str], mode: str = "RGB") -> Image.Image:
-    """Open and fully decode an image; an error names the file."""
+    """Open and fully decode an image; an error names the file. Decoded images are memoised per (file, mtime,
+    size, mode), up to 128 MB per process (a product's images and a user's history are read for every pair);
+    each call returns its own copy."""
     p = Path(path)
-    if not p.is_file():
+    try:
+        st = p.stat()
+    except OSError:
+        st = None
+    if st is None or not p.is_file():
         raise MediaError(f"{p}: image not found")
+    key = (str(p), st.st_mtime_ns, st.st_size, mode)
+    with _IMAGES_LOCK:
+        hit = _IMAGES.get(key)
+        if hit is not None:
+            _IMAGES.move_to_end(key)
+    if hit is not None:
+        return hit.copy()
     try:
         with Image.open(p) as im:
             im.load()
-            return im.convert(mode)
+            out = im.convert(mode)
     except (UnidentifiedImageError, OSError) as e:
         raise MediaError(f"{p}: unreadable image ({e})") from e
+    nbytes = out.width * out.height * len(out.getbands())
+    if nbytes <= _IMAGES_MAX_BYTES // 8:
+        with _IMAGES_LOCK:
+            if key not in _IMAGES:
+                _IMAGES[key] = out.copy()
+                _IMAGES_BYTES[0] += nbytes
+            while _IMAGES_BYTES[0] > _IMAGES_MAX_BYTES and _IMAGES:
+                _, old = _IMAGES.popitem(last=False)
+                _IMAGES_BYTES[0] -= old.width * old.height * len(old.getbands())
+    return out
 
 
 def save_image(path: str | os.PathLike[str], image: Image.Image | np.ndarray, **kw) -> Path:

@@ -276,7 +276,7 @@ def decode(video_path: str | os.PathLike[str]) -> Clip:
 
                         rgb.extend(cv2.cvtColor(y, cv2.COLOR_YUV2RGB_I420) for y in yuv)
                         yuv = []
-                    rgb.append(fr.to_ndarray(format="rgb24"))
+                    rgb.append(fr.to_ndarray(format="rgb24", threads=1))
     except MediaError:
         raise
     except Exception as e:  # av.error.InvalidDataError and friends

@@ -6,10 +6,15 @@ runs these for every mutant of judge_pair and its helpers."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from nextads_lib import judge
+from nextads_lib import judge, media
+from nextads_lib.backends import get_backend
 from nextads_lib.backends.base import BackendError, ModelBackend
 from nextads_lib.media import MediaError
 
@@ -170,8 +175,6 @@ def test_the_offline_judge_leaves_the_decode_to_its_proxies(pair, tmp_path):
     prod, d, hist = pair
     bad = make_pair(tmp_path / "run", "u1__bad", prod, None, PERSONAL)
     (bad / "creative.mp4").write_bytes(b"junk")
-    from nextads_lib.backends import get_backend
-
     s = judged(pair, get_backend("offline"), pair_dir=bad)
     assert s.score is None and "undecodable" in s.error and s.proxy and "proxy" in s.label
     # no decode check before an offline call: the handler itself meets the file
@@ -255,3 +258,46 @@ def test_integration_request_has_the_host_title_and_seam_stills_for_a_model_only
     off = OfflineLike('{"score": 5, "reason": "x"}')
     s = judged(pair, off, pair_dir=p, criterion="integration_quality", task="pci", protocol="extended")
     assert s.proxy and stills(off) == []  # the proxy reads the seams from integration.json: no stills decoded
+
+
+def test_copies_of_one_creative_are_decoded_and_matched_once(pair, tmp_path, monkeypatch):
+    """A GenericAds run copies one creative per product into every pair: the offline judge decodes it and scores
+    its product alignment once, and a changed file is read again."""
+    prod, d, hist = pair
+    copies = []
+    for i in range(3):
+        c = make_pair(tmp_path / "run", f"u{i}__copy", prod, None, PERSONAL)
+        shutil.copy(d / "creative.mp4", c / "creative.mp4")
+        copies.append(c)
+    decodes, matches = [], []
+    real_read, real_proxy = judge.read_frames, judge.product_proxy
+    monkeypatch.setattr(judge, "read_frames", lambda *a, **k: decodes.append(a[0]) or real_read(*a, **k))
+    monkeypatch.setattr(judge, "product_proxy", lambda *a, **k: matches.append(1) or real_proxy(*a, **k))
+    judge._FRAMES.clear()
+    judge._PRODUCT_MEMO.clear()
+    b = get_backend("offline")
+    scores = [judged(pair, b, pair_dir=c, criterion="product_alignment").score for c in copies]
+    assert scores[0] is not None and scores == [scores[0]] * 3
+    assert len(decodes) == 1 and len(matches) == 1
+    # another content under the same name is decoded and scored anew
+    shutil.copy(copies[0] / "creative.mp4", tmp_path / "keep.mp4")
+    media.write_video(copies[1] / "creative.mp4", [np.zeros((64, 36, 3), np.uint8)] * 6, 6.0)
+    judged(pair, b, pair_dir=copies[1], criterion="product_alignment")
+    assert len(decodes) == 2 and len(matches) == 2
+
+
+def test_a_thumbnail_is_read_once_and_reread_when_the_file_changes(tmp_path, monkeypatch):
+    p = tmp_path / "a.png"
+    Image.new("RGB", (80, 40), (200, 10, 10)).save(p)
+    opened = []
+    real = media.Image.open
+    monkeypatch.setattr(media.Image, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    a = judge._image_array(p, 32)
+    assert a.shape == (16, 32, 3) and tuple(a[0, 0]) == (200, 10, 10)
+    assert judge._image_array(p, 32) is a and len(opened) == 1
+    Image.new("RGB", (40, 40), (0, 0, 250)).save(p)
+    os.utime(p, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    b = judge._image_array(p, 32)
+    assert b.shape == (32, 32, 3) and tuple(b[0, 0]) == (0, 0, 250) and len(opened) == 2
+    assert not b.flags.writeable and np.array_equal(judge._image_array(p, 32), b)
+    assert judge._image_array(tmp_path / "missing.png", 32) is None

@@ -203,3 +203,32 @@ def test_cache_get_or_create_file_uses_namespace_key_and_suffix(tmp_path):
     c.get_or_create_file("frames", key, ".mp4", make)
     c.get_or_create_file("clips", key, ".png", make)
     assert len(calls) == 4
+
+
+def test_load_image_memoises_a_decoded_copy_per_file_version(tmp_path, monkeypatch):
+    """Every call returns its own image (a caller may draw on it), decoded once per file version."""
+    import os
+
+    from PIL import Image
+
+    from nextads_lib import media
+
+    p = tmp_path / "x.png"
+    Image.new("RGB", (20, 10), (1, 2, 3)).save(p)
+    opened = []
+    real = media.Image.open
+    monkeypatch.setattr(media.Image, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    a = media.load_image(p)
+    a.paste((255, 255, 255), (0, 0, 20, 10))
+    b = media.load_image(p)
+    assert b.getpixel((0, 0)) == (1, 2, 3) and b is not a and len(opened) == 1
+    assert media.load_image(p, "L").mode == "L" and len(opened) == 2  # another mode is another entry
+    Image.new("RGB", (20, 10), (9, 9, 9)).save(p)
+    os.utime(p, ns=(5, 5))
+    assert media.load_image(p).getpixel((0, 0)) == (9, 9, 9) and len(opened) == 3
+    p.unlink()
+    with pytest.raises(media.MediaError, match="image not found"):
+        media.load_image(p)
+    p.write_bytes(b"not an image")
+    with pytest.raises(media.MediaError, match="unreadable image"):
+        media.load_image(p)

@@ -27,7 +27,10 @@ low video quality (utility)                              execution    ``regenera
 **Routing** (:data:`ROUTES`): ``replace_text``, ``change_hook``, ``add_constraint``, ``swap_asset`` go to the
 Director: a patch of ``plan.json`` re-validated by :func:`nextads_lib.director.validate_storyboard` (plus the
 added constraints); a patch that adds validation errors is refused. The slots whose rendered content changed
-are then re-rendered by the Producer's slot editor (:mod:`nextads_lib.producer.edit`), nothing else.
+are then re-rendered by the Producer's slot editor (:mod:`nextads_lib.producer.edit`), nothing else. For a
+generative Producer (sora, veo, wan) a slot whose composition changed is re-rendered too (the composition is its
+clip's prompt); the edit operations used (remix, extension, regeneration) and their cost go into the round's
+``producer.json`` (``settings["edits"]``) and the round's cost.
 ``recaption``, ``regenerate_slot``, ``relabel`` and ``trim_slot`` go to the Producer directly.
 
 **Loop.** :func:`verify_and_reflect` verifies each pair's creative (round 0), and while it is not accepted
@@ -456,6 +459,12 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
             else:
                 trims.append(d)
     req, man = edit.producer_request(src_dir, plan)
+    if not man.backend.startswith("compositor"):
+        # a generative Producer draws the slot's composition (it is the clip's prompt): a new one is a new picture
+        before = {x.index: x.composition for x in plan0.slots}
+        drawn = {x.index for x in plan.slots if x.index in before and x.composition != before[x.index]}
+        changed |= drawn
+        base_changed |= drawn
     src_video = src_dir / "creative.mp4"
     out_video = round_dir / "creative.mp4"
     report: dict[str, Any] = {"slots": [], "frames": 0, "notes": []}
@@ -469,6 +478,9 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
                                   base_changed=sorted(base_changed & changed), manifest=man)  # Sora: the API's remix
             report["slots"], report["frames"] = rep.slots, len(rep.frames_rendered)
             report["frame_indices"] = rep.frames_rendered
+            report["edits"] = rep.edits
+            if rep.note:
+                applied.append(f"producer edit: {rep.note}")
             cur = out_video
         if relabel:
             tmp = round_dir / "creative.relabel.mp4"
@@ -506,9 +518,13 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
     from .media import probe  # noqa: PLC0415
 
     info = probe(out_video)
+    # the manifest keeps every edit made since the render (operation: compositor / remix / extend / regenerate)
+    edits = list(man.settings.get("edits") or []) + [{**e, "round": round_dir.name} for e in report.get("edits", [])]
+    edit_cost = sum(float(e.get("cost_usd", 0.0)) for e in report.get("edits", []))
     write_json(round_dir / "producer.json", man.model_copy(update={
         "video_path": display_path(out_video), "n_frames": info.n_frames,
-        "duration_s": round(info.n_frames / man.fps, 6)}))
+        "duration_s": round(info.n_frames / man.fps, 6), "settings": {**man.settings, "edits": edits},
+        "cost_usd": round(man.cost_usd + edit_cost, 6)}))
     # PCI: the integrated video gets the same frames at its seam
     if task == "pci" and (src_dir / "integration.json").is_file():
         shutil.copyfile(src_dir / "integration.json", round_dir / "integration.json")
@@ -529,7 +545,8 @@ def apply_directives(src_dir: Path, round_dir: Path, directives: list[Directive]
             else:
                 shutil.copyfile(src_dir / "integrated.mp4", round_dir / "integrated.mp4")
     return {"applied": applied, "skipped": skipped, "slots": report["slots"], "frames": report["frames"],
-            "constraints": forbid, "outside_max_diff": report.get("outside_max_diff")}
+            "constraints": forbid, "outside_max_diff": report.get("outside_max_diff"),
+            "edits": report.get("edits", []), "edit_cost_usd": round(edit_cost, 6)}
 
 
 # --------------------------------------------------------------------------------------------------- loop
@@ -603,6 +620,7 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
         plan = read_model(src / "plan.json", Storyboard)
         rec = RoundRecord(pair_id=man.pair_id, round=k, decision_before=ver.decision, reflector_backend=reflector.name,
                           utility_before=ver.utility_score, violations_before=len(ver.violations))
+        edit_cost = 0.0
         try:
             ans = reflect(ver, plan, product, reflector, profile)
             rec.attribution, rec.directives = ans.attribution, ans.directives
@@ -615,10 +633,12 @@ def verify_pair(pair_dir: Path, man: PairManifest, *, task: str, run: str, produ
                 constraints = res["constraints"]
                 rec.applied, rec.skipped = res["applied"], res["skipped"]
                 rec.slots_rerendered, rec.frames_rerendered = res["slots"], res["frames"]
+                edit_cost = float(res.get("edit_cost_usd", 0.0))
         except Exception as e:  # noqa: BLE001 - recorded against the pair's round
             rec.failure = f"{type(e).__name__}: {e}"
         usage = reflector.usage[n0:]
-        rec.cost_usd = round(sum(u.cost_usd for u in usage), 6)
+        rec.cost_usd = round(sum(u.cost_usd for u in usage) + edit_cost, 6)  # the Reflector's calls and the edits'
+
         if rec.failure or not (rdir / "creative.mp4").is_file():
             rec.seconds = round(time.perf_counter() - t0, 3)
             write_json(rdir / "round.json", rec)

@@ -65,6 +65,7 @@ from .schemas import (
     Evidence,
     Grounding,
     Product,
+    ProducerManifest,
     ProductLibrary,
     Storyboard,
     UserHistory,
@@ -697,11 +698,29 @@ def text_rendered(frame: np.ndarray, layer: Any, min_contrast: float = THRESHOLD
     return float(np.median(reg[letters])) - float(np.median(reg[box])) >= min_contrast
 
 
-def check_rendering(plan: Storyboard, video: Path) -> ComplianceCheck:
+def draws_text(creative_dir: Path) -> bool:
+    """Whether the creative's Producer draws the slots' on-screen text (``producer.json``): the compositor does,
+    and every Producer with ``post_production``; a generative creative under the paper protocol (sora, veo, wan
+    without post production) is the model's frames with only the label, so it never shows that text."""
+    p = Path(creative_dir) / "producer.json"
+    if not p.is_file():
+        return True
+    try:
+        man = read_model(p, ProducerManifest)
+    except Exception:  # noqa: BLE001 - unreadable: assume the text should be there
+        return True
+    return man.backend.startswith("compositor") or bool(man.settings.get("post_production", True))
+
+
+def check_rendering(plan: Storyboard, video: Path, drawn: bool = True) -> ComplianceCheck:
     """Each slot's on-screen text is burned into the slot's middle frame (execution quality, used by the
-    Reflector to route "text not rendered" to the Producer)."""
+    Reflector to route "text not rendered" to the Producer). Not checked when the Producer draws no text
+    (``drawn`` False, :func:`draws_text`): there, a missing line is the protocol, not a rendering fault."""
     from .producer import post  # noqa: PLC0415
 
+    if not drawn:
+        return _check("rendering", [], slots_checked=0,
+                      skipped="the Producer draws no on-screen text (generative, no post production)")
     viol: list[Violation] = []
     try:
         info = probe(video)
@@ -1067,7 +1086,7 @@ def verify_creative(
     if int(th.get("ocr_frames_per_slot", 0)) > 0 and video.is_file():
         units, ocr_info = frame_units(plan, video, per_slot=int(th["ocr_frames_per_slot"]), cache=cache)
         ocr_info["enabled"] = True
-    rendering = check_rendering(plan, video)
+    rendering = check_rendering(plan, video, drawn=draws_text(creative_dir))
     planned = [u.text for u in text_units(plan, composition=False)]
     extra = unplanned_text(planned, units, product)
     if extra and grounding is not None:  # the assets' own text is read only when some line is not planned

@@ -425,9 +425,114 @@ def test_edit_slots_dispatches_a_sora_creative_to_slot_regeneration(env, image, 
     man = p.render(req, tmp_path / "a.mp4")
     again = edit.producer_for(ProducerManifest.model_validate(man.model_dump()))
     assert again.kind == "sora" and again.per == "creative" and not again.post_production
+    again.poll_interval_s = 0.0  # the manifest does not carry the polling interval (default 5 s)
     n = sum(e["route"] == "sora.remix" for e in env.log)
     rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 0, "a mug, top view"), [0, 2], tmp_path / "b.mp4", again,
                           manifest=man)
     assert sum(e["route"] == "sora.remix" for e in env.log) == n + 2 and rep.slots == [0, 2]
     assert media.count_frames(tmp_path / "b.mp4") == media.count_frames(tmp_path / "a.mp4")
     assert not list(tmp_path.glob("*.slot*.mp4"))
+
+
+# ----------------------------------------------------------------------- Veo's video extension (issue 17)
+def _centre(frame):
+    h, w = frame.shape[:2]
+    return frame[h // 3: h // 2, w // 4: 3 * w // 4].reshape(-1, 3).astype(np.float32).mean(axis=0)
+
+
+def test_veo_last_slot_edit_extends_the_clip_before_it(env, image, tmp_path):
+    """A 12 s creative of Veo 3.1 clips (8 s for slots 0-1, 4 s for slot 2): an edit of the last slot sends the
+    first clip, byte for byte as the API returned it, as the video to extend, with the patched prompt; the slot's
+    frames are the continuation (not the input), every frame before it is unchanged up to re-encoding."""
+    from nextads_lib.producer import edit, post
+
+    p = get_producer("veo:veo-3.1-fast-generate-preview", poll_interval_s=0.0, post_production=False)
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    clips = man.settings["clips"]
+    assert [c["slots"] for c in clips] == [[0, 1], [2]] and all(c["video_file"] and c["video_sha256"] for c in clips)
+    n_image = sum(e["route"] == "veo.create" and e["has_image"] for e in env.log)
+    rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 2, "a bold end card with the mug"), [2],
+                          tmp_path / "b.mp4", p, manifest=man)
+    ext = [e for e in env.log if e["route"] == "veo.create"][-1]
+    assert ext["instance_keys"] == ["prompt", "video"] and not ext["has_last_frame"]
+    assert "a bold end card" in ext["prompt"] and "durationSeconds" not in ext["parameters"]
+    assert ext["video_sha256"] == clips[0]["video_sha256"] and ext["video_seconds"] == 8.0  # the previous video
+    assert sum(e["route"] == "veo.create" and e["has_image"] for e in env.log) == n_image  # nothing generated anew
+    [rec] = rep.edits
+    assert rec["operation"] == "extend" and rec["slots"] == [2] and rec["source"] == "clip 0 as generated"
+    assert rec["extensions"] == 1 and rec["cost_usd"] == pytest.approx(7 * p.price) and "extension" in rep.note
+    a, b = media.read_frames(tmp_path / "a.mp4"), media.read_frames(tmp_path / "b.mp4")
+    sp = post.slot_spans(req.storyboard, req.fps)[2]
+    assert a.shape == b.shape and rep.frames_rendered == list(range(sp.start, sp.stop))
+    assert max(_diff(a[i], b[i]) for i in range(sp.start)) < 2.0  # unchanged up to re-encoding
+    rgb = np.array(env.continuations[rec["result"][0]], np.float32)
+    assert all(np.abs(_centre(b[i]) - rgb).max() < 12 for i in range(sp.start, sp.stop))  # the continuation
+    assert np.mean([_diff(a[i], b[i]) for i in range(sp.start, sp.stop)]) > 5.0
+    assert all(label_present(f) for f in b[sp.start:sp.stop])
+
+
+def test_veo_tail_of_two_slots_is_extended_twice(env, image, tmp_path):
+    """Per-slot clips: an edit of slots 1 and 2 (8 s) continues slot 0's clip by two 7 s extensions, the second
+    one extending the API's first answer; slot 0 is untouched."""
+    from nextads_lib.producer import edit, post
+
+    p = get_producer("veo:veo-3.1-generate-preview", poll_interval_s=0.0, post_production=False, per="slot")
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 1), [1, 2], tmp_path / "b.mp4", p, manifest=man)
+    exts = [e for e in env.log if e["route"] == "veo.create"][-2:]
+    assert [e["instance_keys"] for e in exts] == [["prompt", "video"]] * 2
+    assert exts[0]["video_sha256"] == man.settings["clips"][0]["video_sha256"] and exts[0]["video_seconds"] == 4.0
+    assert exts[1]["video_seconds"] == 11.0 and "slow motion" in exts[0]["prompt"]
+    [rec] = rep.edits
+    assert rec["operation"] == "extend" and rec["slots"] == [1, 2] and rec["extensions"] == 2
+    a, b = media.read_frames(tmp_path / "a.mp4"), media.read_frames(tmp_path / "b.mp4")
+    spans = post.slot_spans(req.storyboard, req.fps)
+    assert max(_diff(a[i], b[i]) for i in range(spans[1].start)) < 2.0
+    c1, c2 = (np.array(env.continuations[r], np.float32) for r in rec["result"])
+    # slot 1 (4..8 s) and slot 2 up to 11 s are the first continuation, slot 2's last second the second one
+    assert np.abs(_centre(b[spans[1].start + 1]) - c1).max() < 12 and np.abs(_centre(b[spans[2].start]) - c1).max() < 12
+    assert np.abs(_centre(b[spans[2].stop - 1]) - c2).max() < 12
+
+
+def test_veo_mid_slot_keeps_regeneration_and_a_model_without_extension_regenerates(env, image, tmp_path):
+    from nextads_lib.producer import edit
+
+    p = get_producer("veo:veo-3.1-fast-generate-preview", poll_interval_s=0.0, post_production=False)
+    req = _three(image)
+    man = p.render(req, tmp_path / "a.mp4")
+    rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 0, "a mug, top view"), [0, 2], tmp_path / "b.mp4", p,
+                          manifest=man)
+    assert [e["operation"] for e in rep.edits] == ["extend", "regenerate"]  # the tail first, then slot 0
+    assert [e["route"] == "veo.create" and e["has_image"] for e in env.log if e["route"] == "veo.create"][-2:] == \
+        [False, True]
+    q = get_producer("veo:veo-3.0-generate-001", poll_interval_s=0.0, post_production=False)
+    man = q.render(req, tmp_path / "c.mp4")
+    rep = edit.edit_slots(tmp_path / "c.mp4", _patched(req, 2, "x"), [2], tmp_path / "d.mp4", q, manifest=man)
+    create = [e for e in env.log if e["route"] == "veo.create"][-1]
+    assert create["has_image"] and "video" not in create["instance_keys"]
+    assert [e["operation"] for e in rep.edits] == ["regenerate"] and "no extension" in rep.note
+
+
+def test_fake_veo_extension_is_strict(env, image, tmp_path):
+    from google.genai import errors, types
+
+    client = _vertex_client(env)
+    clip = video_routes.tiny_mp4(4, (720, 1280), 3)
+
+    def extend(model="veo-3.1-generate-preview", data=clip, mime="video/mp4", **src):
+        return client.models.generate_videos(model=model, source=types.GenerateVideosSource(
+            prompt="more", video=types.Video(video_bytes=data, mime_type=mime), **src))
+
+    for kw, msg in [({"model": "veo-3.0-generate-001"}, "does not support video extension"),
+                    ({"data": b"not a video"}, "could not be decoded"),
+                    ({"mime": "video/quicktime"}, "mimeType"),
+                    ({"data": video_routes.tiny_mp4(31, (720, 1280), 3)}, "1 to 30 seconds"),
+                    ({"data": video_routes.tiny_mp4(4, (720, 720), 3)}, "aspect ratio"),
+                    ({"image": types.Image(image_bytes=Path(image).read_bytes(), mime_type="image/png")}, "both")]:
+        with pytest.raises(errors.APIError) as e:
+            extend(**kw)
+        assert e.value.code == 400 and msg in e.value.message, (kw, e.value.message)
+    op = extend()
+    assert not op.done and env.log[-1]["video_seconds"] == 4.0

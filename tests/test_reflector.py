@@ -300,3 +300,98 @@ def test_apply_reports_the_decoded_check_outside_the_edit(paths):
     res = apply(paths, d, dirs)
     assert res["outside_max_diff"] is not None and res["outside_max_diff"] < TOL
     assert any(a.startswith("decoded check:") for a in res["applied"])
+
+
+# --------------------------------------------------------- a Sora creative through the loop (issue 17)
+@pytest.fixture(scope="module")
+def video_server():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("video_routes", Path(__file__).parent / "fakeapi" / "video_routes.py")
+    routes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(routes)
+    with routes.VideoServer() as s:
+        yield s
+
+
+@pytest.mark.parametrize("spec,which,operation", [("sora:sora-2", "middle", "remix"),
+                                                    ("veo:veo-3.1-fast-generate-preview", "last", "extend")])
+def test_generative_creative_through_the_loop_is_edited_at_the_flagged_slot(paths, video_server, monkeypatch, spec,
+                                                                             which, operation):
+    """verify_and_reflect on a run whose creative an API model made (the tests' local videos server): the Verifier
+    flags another brand in one slot's composition, the Reflector answers with a slot directive, apply_directives
+    sends the API's own edit with the patched prompt (Sora: the remix of the clip covering the slot, with that
+    clip's id; Veo, the last slot: the extension of the footage before it), and only that slot's frames change;
+    the round's producer.json records the operation."""
+    import shutil
+
+    from nextads_lib.producer import get_producer
+    from nextads_lib.schemas import PairManifest, ProducerManifest
+    from nextads_lib.store import write_json
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", video_server.url + "/v1")
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-test")
+    monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", video_server.url + "/")
+    for var in ("GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    real = edit.producer_for
+
+    def fast(man, cache_dir=None):  # the re-made Producer polls the local server without waiting
+        p = real(man, cache_dir)
+        p.poll_interval_s = 0.0
+        return p
+
+    monkeypatch.setattr(edit, "producer_for", fast)
+    run = f"nextads__offline__{spec.split(':')[0]}__paper"
+    src, dst = paths.run_dir("pcg", RUN) / PAIR, paths.run_dir("pcg", run) / PAIR
+    shutil.rmtree(dst.parent, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("verify", "released*", "creative.mp4"))
+    product, _, lib = inputs(paths)
+    brand = V.other_brands(product, lib)[0]
+    plan = read_model(src / "plan.json", Storyboard)
+    order = sorted(plan.slots, key=lambda x: x.start_s)
+    target = (order[1] if which == "middle" else order[-1]).index
+    slots = [s.model_copy(update={"composition": f"{s.composition.rstrip('.')}, a {brand} mug beside it"})
+             if s.index == target else s for s in plan.slots]
+    plan = plan.model_copy(update={"slots": slots})
+    write_json(dst / "plan.json", plan)
+    req, _ = edit.producer_request(dst)
+    sman = get_producer(spec, poll_interval_s=0.0, post_production=False).render(req, dst / "creative.mp4")
+    write_json(dst / "producer.json", sman)
+    pm = read_model(dst / "manifest.json", PairManifest)
+    write_json(dst / "manifest.json", pm.model_copy(update={"run_name": run, "producer_backend": spec}))
+    [clip] = sman.settings["clips"]  # a 7 s plan is one 8 s clip
+    n0 = len(video_server.log)
+
+    df = R.verify_and_reflect(paths, "pcg", run, max_rounds=1, utility=stub_utility(paths), progress=False)
+
+    v0 = read_model(dst / "verify" / "round_0" / "verification.json", V.Verification)
+    assert any(v.rule == "other_brand" and v.evidence.slot == target and v.evidence.field == "composition"
+               for v in v0.violations)
+    rd = dst / "verify" / "round_1"
+    ans = json.loads((rd / "directives.json").read_text())
+    fix = [d for d in ans["directives"] if d["kind"] == "replace_text" and d["slot"] == target]
+    assert fix and fix[0]["field"] == "composition" and brand not in fix[0]["new"]
+    calls = [e for e in video_server.log[n0:] if e["route"] in ("sora.create", "sora.remix", "veo.create")]
+    assert len(calls) == 1  # one API edit, nothing else generated
+    if operation == "remix":
+        assert calls[0]["route"] == "sora.remix" and calls[0]["id"] == clip["job"]  # the finished clip's edit
+        prompt = calls[0]["body"]["prompt"]
+    else:
+        assert calls[0]["instance_keys"] == ["prompt", "video"]  # Veo's extension of the footage before the slot
+        sp = span_of(plan, target)
+        assert calls[0]["video_seconds"] == pytest.approx(sp.start / req.fps, abs=1 / clip["fps"])  # slots before
+        prompt = calls[0]["prompt"]
+    assert brand not in prompt and fix[0]["new"].rstrip(".") in prompt
+    pman = read_model(rd / "producer.json", ProducerManifest)
+    [rec] = pman.settings["edits"]
+    assert rec["operation"] == operation and rec["slots"] == [target] and rec["round"] == "round_1"
+    assert pman.cost_usd == pytest.approx(sman.cost_usd + rec["cost_usd"]) and rec["cost_usd"] > 0
+    diffs = frame_diffs(dst / "creative.mp4", rd / "creative.mp4")
+    sp = span_of(plan, target)
+    assert np.r_[diffs[:sp.start], diffs[sp.stop:]].max() < TOL and diffs[sp.start:sp.stop].min() > TOL
+    row = df[df["round"] == 1].iloc[0]
+    assert row["slots_rerendered"] == str(target) and row["frames_rerendered"] == sp.n
+    assert row["decision"] == "accept", df[["round", "decision", "rules"]]

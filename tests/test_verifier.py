@@ -251,6 +251,14 @@ def test_text_not_rendered_is_an_execution_finding(paths):
     rv = only(verify(paths, d), "rendering")
     assert len(rv) == 1 and rv[0].evidence.slot == 1 and rv[0].rule == "text_not_rendered"
     assert rv[0].evidence.text == plan.slots[1].on_screen_text
+    # a generative creative under the paper protocol draws no on-screen text at all: not a rendering fault
+    man = json.loads((d / "producer.json").read_text())
+    write_json(d / "producer.json", {**man, "backend": "sora:sora-2", "settings": {**man["settings"],
+                                                                                   "post_production": False}})
+    assert not V.draws_text(d) and only(verify(paths, d), "rendering") == []
+    write_json(d / "producer.json", {**man, "backend": "sora:sora-2", "settings": {**man["settings"],
+                                                                                   "post_production": True}})
+    assert V.draws_text(d) and len(only(verify(paths, d), "rendering")) == 1
 
 
 def test_undecodable_video_is_a_named_violation(paths):

@@ -6,6 +6,7 @@ them to the storyboard's slots. Without ``post_production`` the clips' own sound
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from pathlib import Path
@@ -84,6 +85,21 @@ def decode_clip(data: bytes, where: str) -> tuple[np.ndarray, float]:
         return out, fps
 
 
+def keep_clip(data: bytes, kind: str, cache_dir: Path | None, out_path: Path) -> dict[str, str]:
+    """Store a generated clip's bytes unchanged, content-addressed (``<kind>-<sha256[:16]>.mp4``) under the render
+    cache's ``clips/`` folder, else beside the creative in ``<creative stem>_clips/``; returns the manifest's
+    record of it (``video_file``, ``video_sha256``)."""
+    from ..config import display_path  # noqa: PLC0415
+    from ..store import write_bytes  # noqa: PLC0415
+
+    digest = hashlib.sha256(data).hexdigest()
+    folder = Path(cache_dir) / "clips" if cache_dir else out_path.parent / f"{out_path.stem}_clips"
+    p = folder / f"{kind}-{digest[:16]}.mp4"
+    if not p.is_file():
+        write_bytes(p, data)
+    return {"video_file": display_path(p), "video_sha256": digest}
+
+
 class ClipProducer(Producer):
     """Subclasses set ``allowed_seconds``, ``api_size(aspect)`` and ``_clip(...)``."""
 
@@ -147,6 +163,9 @@ class ClipProducer(Producer):
             if frames.shape[0] == 0:
                 raise ProducerError(request_item(req), f"{self.kind} clip {j} has no frames")
             cost += float(info.get("cost_usd", 0.0))
+            data = info.pop("_video_bytes", None)
+            if data is not None:  # kept as the API returned it, for edits that send it back (Veo's extension)
+                info.update(keep_clip(data, self.kind, self.cache_dir, out_path))
             prev_last = frames[-1]
             sounds.append(clip_audio(frames))
             clips.append((frames, fps))

@@ -16,9 +16,21 @@ outside the edited slots differ from the original only by encoder tolerance). No
 
 The soundtrack is recomputed from the patched plan (deterministic: the same music bed and the cached Piper
 lines, so unchanged slots sound the same) and muxed again. :func:`edit_slots` needs the compositor; a
-creative of a generative Producer (sora, veo, wan) is edited by :func:`regenerate_slot`: only the affected slot's
-clip is generated again (Sora: the API's remix of the clip covering it), conditioned on the neighbouring frames
-of the creative, and spliced in the same way.
+creative of a generative Producer (sora, veo, wan) is edited with the API's own edit operation where there is
+one, else by generating the slot's clip again, and spliced in the same way:
+
+========  ======================================================  ==========================================
+Producer  edited tail (the last slot, and edited slots before it)  any other slot
+========  ======================================================  ==========================================
+sora      the API's remix of the clip covering the slot            (same)
+veo       the API's video extension of the generated footage       a new clip: first frame = the previous
+          before the tail (:func:`extend_tail`; models with        slot's last frame, ``lastFrame`` = the next
+          ``extend`` in ``veo.CAPABILITIES``)                      slot's first where the model takes one
+wan       a new clip (first / last frame as for veo; same seed)    (same)
+========  ======================================================  ==========================================
+
+Each operation is recorded in the :class:`EditReport` (``edits``), which the Reflector writes into the round's
+``producer.json`` (``settings["edits"]``).
 """
 
 from __future__ import annotations
@@ -62,10 +74,15 @@ class EditReport:
     n_frames: int = 0
     seconds: float = 0.0
     note: str = ""
+    #: one record per operation, for the producer manifest's ``edits``: ``operation`` (``compositor``,
+    #: ``remix``: Sora's edit of a finished video, ``extend``: Veo's video extension, ``regenerate``: a new clip
+    #: of the slot), ``slots``, what it started from and ``cost_usd``
+    edits: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"video_path": self.video_path, "slots": self.slots, "frames_rendered": len(self.frames_rendered),
-                "n_frames": self.n_frames, "seconds": round(self.seconds, 3), "note": self.note}
+                "n_frames": self.n_frames, "seconds": round(self.seconds, 3), "note": self.note,
+                "edits": self.edits}
 
 
 # ------------------------------------------------------------------------------------------ request
@@ -203,16 +220,30 @@ def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: S
     remix)."""
     t0 = time.perf_counter()
     if producer.kind != "compositor":
-        cur, rendered, notes = Path(src_video), [], []
+        cur, rendered, notes, edits = Path(src_video), [], [], []
         todo = sorted(set(slots))
-        for n, s_ in enumerate(todo):
-            dst = Path(out_path) if n == len(todo) - 1 else Path(out_path).with_suffix(f".slot{s_}.mp4")
-            rep = regenerate_slot(cur, req, s_, dst, producer, manifest)
+        # Veo: the edited tail (the last slot and the edited slots right before it) continues the footage before
+        # it by the API's video extension, first; the other slots are regenerated after, so their last frame is
+        # taken from the new tail
+        tail = tail_slots(req, todo)
+        why = extension_unavailable(producer, req, manifest, tail) if (producer.kind == "veo" and tail) else "n/a"
+        steps: list[tuple[str, list[int]]] = []
+        if why is None:
+            steps.append(("extend", tail))
+        elif producer.kind == "veo" and tail:
+            notes.append(f"veo: no extension ({why})")
+        steps += [("regenerate", [s_]) for s_ in todo if not (why is None and s_ in tail)]
+        for n, (op, ss) in enumerate(steps):
+            dst = Path(out_path) if n == len(steps) - 1 else Path(out_path).with_suffix(f".slot{ss[0]}.mp4")
+            if op == "extend":
+                rep = extend_tail(cur, req, ss, dst, producer, manifest)
+            else:
+                rep = regenerate_slot(cur, req, ss[0], dst, producer, manifest, extend=False)
             if cur != Path(src_video):
                 cur.unlink(missing_ok=True)
-            cur, rendered, notes = dst, rendered + rep.frames_rendered, notes + [rep.note]
-        return EditReport(str(out_path), todo, rendered, probe(out_path).n_frames if todo else 0,
-                          time.perf_counter() - t0, "; ".join(notes))
+            cur, rendered, notes, edits = dst, rendered + rep.frames_rendered, notes + [rep.note], edits + rep.edits
+        return EditReport(str(out_path), todo, sorted(rendered), probe(out_path).n_frames if todo else 0,
+                          time.perf_counter() - t0, "; ".join(notes), edits)
     src_video, out_path = Path(src_video), Path(out_path)
     orig = read_frames(src_video)
     spans = post.slot_spans(req.storyboard, req.fps)
@@ -239,7 +270,8 @@ def edit_slots(src_video: str | os.PathLike[str], req: ProducerRequest, slots: S
             frames[nx.start:nx.start + n_tr] = new[:n_tr]
             rendered += list(range(nx.start, nx.start + n_tr))
     _write(out_path, frames, req.fps, _soundtrack(producer, req), producer)
-    return EditReport(str(out_path), sorted(set(slots)), rendered, len(frames), time.perf_counter() - t0)
+    return EditReport(str(out_path), sorted(set(slots)), rendered, len(frames), time.perf_counter() - t0,
+                      edits=[{"operation": "compositor", "slots": sorted(set(slots)), "cost_usd": 0.0}])
 
 
 def relabel(src_video: str | os.PathLike[str], req: ProducerRequest, out_path: str | os.PathLike[str],
@@ -327,8 +359,9 @@ def splice_into(integrated: str | os.PathLike[str], creative: str | os.PathLike[
 
 
 
-__all__ = ["EditError", "EditReport", "edit_slots", "regenerate_slot", "producer_for", "producer_request", "relabel",
-           "render_slot_frames", "splice_into", "trim_plan", "trim_slot"]
+__all__ = ["EditError", "EditReport", "edit_slots", "extend_tail", "extension_unavailable", "generated_footage",
+           "regenerate_slot", "producer_for", "producer_request", "relabel", "render_slot_frames", "splice_into",
+           "tail_slots", "trim_plan", "trim_slot"]
 
 
 # ------------------------------------------------------------------------- generative slot edits (issue 17)
@@ -347,12 +380,14 @@ def _remix_job(man: ProducerManifest | None, slot_index: int) -> tuple[int, str]
 
 def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slot_index: int,
                     out_path: str | os.PathLike[str], producer: Producer, manifest: ProducerManifest | None = None, *,
-                    remix: bool = True) -> EditReport:
+                    remix: bool = True, extend: bool = True) -> EditReport:
     """Regenerate only the clip of ``slot_index`` with a generative Producer (sora, veo, wan) under ``req`` (the
     patched plan, same timing and seed) and splice it into the creative at ``src_video``.
 
     - Sora with ``remix`` and the manifest's job id of the clip covering the slot: the API's own edit, ``POST
       /videos/{id}/remix`` with the patched prompt of that clip; the slot's time range is cut from the remix.
+    - Veo with ``extend``, the last slot, a model that extends videos and the generated clips in the manifest:
+      the API's video extension of the footage before the slot (:func:`extend_tail`).
     - Otherwise a new clip of the slot alone, with the same seed (Wan: the seed of that slot's per-slot job),
       its first frame the previous slot's last frame in the creative (slot 0: the request's first frame, else
       the collage), its last frame the next slot's first frame where the model takes one (Veo models with
@@ -366,6 +401,9 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
 
     t0 = time.perf_counter()
     src_video, out_path = Path(src_video), Path(out_path)
+    if extend and producer.kind == "veo" and tail_slots(req, [slot_index]) == [slot_index] \
+            and extension_unavailable(producer, req, manifest, [slot_index]) is None:
+        return extend_tail(src_video, req, [slot_index], out_path, producer, manifest)
     orig = read_frames(src_video)
     sb = req.storyboard
     spans = post.slot_spans(sb, req.fps)
@@ -402,6 +440,9 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
                                   num_frames=nf, gw=gw, gh=gh, seed=derive_seed(req.seed, "wan", i))
         cfps = float(producer.gen["gen_fps"])
         note = f"wan: first frame from the {first_src}, last frame {'from the next slot' if (takes_last and nxt is not None) else 'not given'}"
+        record = {"operation": "regenerate", "slots": [slot_index], "first_frame": first_src,
+                  "last_frame": bool(takes_last and nxt is not None), "seed": derive_seed(req.seed, "wan", i),
+                  "cost_usd": 0.0}
     elif isinstance(producer, ClipProducer):
         gw, gh = producer.api_size(req.aspect_ratio)
         job = _remix_job(manifest, slot_index) if (remix and producer.kind == "sora") else None
@@ -415,6 +456,8 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
             b = int(round((sp.stop / req.fps - t_clip) * cfps))
             clip = frames[max(0, a):max(a + 1, b)]
             note = f"sora remix of {vid} -> {info.get('job')}"
+            record = {"operation": "remix", "slots": [slot_index], "source": vid, "result": info.get("job"),
+                      "clip": k, "prompt": info.get("prompt"), "cost_usd": float(info.get("cost_usd", 0.0))}
         else:
             image = first if first is not None else conditioning_image(producer, req, sp, gw, gh)
             last_image = nxt if _takes_last_frame(producer) else None
@@ -423,8 +466,12 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
                 image=post.fit_image(image, gw, gh),
                 last_image=None if last_image is None else post.fit_image(last_image, gw, gh),
                 seconds=pick_seconds(sp.n / req.fps, producer.allowed_seconds), size=(gw, gh))
+            info.pop("_video_bytes", None)
             note = (f"{producer.kind}: new clip, first frame from the {first_src}, last frame "
                     f"{'from the next slot' if last_image is not None else 'not given'}")
+            record = {"operation": "regenerate", "slots": [slot_index], "first_frame": first_src,
+                      "last_frame": last_image is not None, "result": info.get("job") or info.get("operation"),
+                      "prompt": info.get("prompt"), "cost_usd": float(info.get("cost_usd", 0.0))}
     else:
         raise EditError(item, f"'{producer.name}' is not a generative Producer (use edit_slots for the compositor)")
     if clip.shape[0] == 0:
@@ -443,7 +490,7 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
         audio = read_audio(src_video, post.AUDIO_RATE)  # the clips' own sound is kept as it was
     _write(out_path, frames_out, req.fps, audio, producer)
     return EditReport(str(out_path), [slot_index], list(range(sp.start, sp.stop)), len(frames_out),
-                      time.perf_counter() - t0, note)
+                      time.perf_counter() - t0, note, [record])
 
 
 def _takes_last_frame(producer: Producer) -> bool:
@@ -458,3 +505,185 @@ def conditioning_image(producer: Producer, req: ProducerRequest, sp: post.SlotSp
         return conditioning.collage_array(req, gw, gh)
     imgs = [producer.load(req, p, f"slot {sp.slot.index} image") for p in producer.conditioning_images(req, sp.slot)]
     return post.fit_image(imgs[0], gw, gh)
+
+
+# ------------------------------------------------------------------------------ Veo's video extension (issue 17)
+def tail_slots(req: ProducerRequest, slots: Sequence[int]) -> list[int]:
+    """Of ``slots``, the run of slots in time order that ends with the creative's last slot (every slot of it
+    edited), without the first slot (nothing before it to continue); empty when the last slot is not edited."""
+    spans = post.slot_spans(req.storyboard, req.fps)
+    want = set(slots)
+    out: list[int] = []
+    for sp in reversed(spans[1:]):
+        if sp.slot.index not in want:
+            break
+        out.insert(0, sp.slot.index)
+    return out
+
+
+def extension_unavailable(producer: Producer, req: ProducerRequest, manifest: ProducerManifest | None,
+                          tail: Sequence[int]) -> str | None:
+    """Why the tail ``tail`` cannot be made by Veo's video extension (None when it can): the Producer is not
+    Veo or its model does not extend videos (:data:`veo.CAPABILITIES`), the manifest does not keep the generated
+    clips, a slot before the tail was edited since the render (the footage before it is no longer as
+    generated), or that footage is shorter than the API's minimum input."""
+    from .veo import CAPABILITIES, EXTEND_INPUT_S  # noqa: PLC0415
+
+    cap = getattr(producer, "cap", None)
+    if producer.kind != "veo" or cap is None or not cap.extend:
+        return (f"{producer.name} does not extend videos (models that do: "
+                f"{', '.join(m for m, c in CAPABILITIES.items() if c.extend)})")
+    if manifest is None:
+        return "no producer manifest (the generated clips are recorded there)"
+    spans = post.slot_spans(req.storyboard, req.fps)
+    pos = {sp.slot.index: i for i, sp in enumerate(spans)}
+    if not tail or any(s not in pos for s in tail):
+        return "no tail of slots to continue"
+    first = min(pos[s] for s in tail)
+    if first == 0:
+        return "the first slot has nothing before it to continue"
+    clips = manifest.settings.get("clips") or []
+    if not clips or any(not c.get("video_file") for c in clips):
+        return "the manifest does not keep the generated clips (rendered before they were kept)"
+    earlier = {s for e in (manifest.settings.get("edits") or []) for s in (e.get("slots") or [])}
+    moved = sorted(s for s in earlier if pos.get(s, -1) < first)
+    if moved:
+        return f"slot(s) {moved} before the tail were edited since the render"
+    if spans[first].start / req.fps < EXTEND_INPUT_S[0]:
+        return f"the footage before slot {spans[first].slot.index} is shorter than {EXTEND_INPUT_S[0]:.0f} s"
+    return None
+
+
+def _clip_bytes(c: dict[str, Any]) -> bytes:
+    import hashlib  # noqa: PLC0415
+
+    from ..config import resolve  # noqa: PLC0415
+
+    p = resolve(str(c["video_file"]))
+    if not p.is_file():
+        raise EditError(f"clip {p}", "the generated clip kept at render time is missing")
+    data = p.read_bytes()
+    if c.get("video_sha256") and hashlib.sha256(data).hexdigest() != c["video_sha256"]:
+        raise EditError(f"clip {p}", "the kept clip's bytes differ from the manifest's sha256")
+    return data
+
+
+def generated_footage(manifest: ProducerManifest, req: ProducerRequest, upto: int
+                      ) -> tuple[np.ndarray, float, bytes | None]:
+    """The generated frames the creative shows before the slot at time position ``upto``, as the model made them
+    (API size, no label or post step): the manifest's kept clips cut as the render cut them (``per="slot"``: each
+    slot's clip to its slot's length; ``per="creative"``: the clips joined and split in proportion to the slots).
+    Returns the frames, their fps, and the clip's bytes as returned when the footage is exactly one whole clip
+    (else None: the footage must be encoded again)."""
+    from .clips import decode_clip  # noqa: PLC0415
+
+    clips = manifest.settings.get("clips") or []
+    spans = post.slot_spans(req.storyboard, req.fps)
+    decoded = [decode_clip(_clip_bytes(c), f"clip {k}") for k, c in enumerate(clips)]
+    fps = float(decoded[0][1])
+    if manifest.settings.get("per") == "slot":
+        pieces = []
+        for (frames, f), sp in zip(decoded[:upto], spans[:upto]):
+            keep = max(1, min(frames.shape[0], int(round(sp.n / req.fps * f))))
+            pieces.append(np.asarray(frames[:keep]))
+        whole_first = upto == 1 and pieces[0].shape[0] == decoded[0][0].shape[0]
+    else:
+        whole = np.concatenate([np.asarray(f) for f, _ in decoded])
+        whole = whole[: max(len(spans), min(whole.shape[0], int(round(req.storyboard.duration_s * fps))))]
+        a = min(int(spans[upto].start * whole.shape[0] / spans[-1].stop), whole.shape[0] - 1)
+        pieces = [whole[:a]]
+        whole_first = a == decoded[0][0].shape[0]
+    footage = np.concatenate(pieces)
+    return footage, fps, (_clip_bytes(clips[0]) if whole_first else None)
+
+
+def _encode(frames: np.ndarray, fps: float) -> bytes:
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "footage.mp4"
+        write_video(p, list(frames), fps, crf=EDIT_CRF)
+        return p.read_bytes()
+
+
+def extend_tail(src_video: str | os.PathLike[str], req: ProducerRequest, slots: Sequence[int],
+                out_path: str | os.PathLike[str], producer: Producer, manifest: ProducerManifest | None) -> EditReport:
+    """Re-render the tail ``slots`` (the last slot and the edited slots right before it, :func:`tail_slots`) of a
+    Veo creative by the API's video extension: the generated footage before the tail (:func:`generated_footage`;
+    one whole clip is sent as the API returned it, else the cut footage encoded again, at most its last 30 s) is
+    sent as ``source.video`` with the patched plan's prompt for the next :data:`veo.EXTEND_SECONDS`; the answer
+    (input + continuation) is extended again while the tail needs more. The continuation is cut to the tail's
+    slots by time, finished like the render (label; text and dissolves only where the render draws them) and
+    spliced; every frame before the tail is the original's decoded frame, re-encoded once."""
+    from .clips import prompt_for  # noqa: PLC0415
+    from .veo import EXTEND_INPUT_S, EXTEND_SECONDS  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    src_video, out_path = Path(src_video), Path(out_path)
+    item = f"creative {src_video.name}, tail {list(slots)}"
+    if not slots or set(tail_slots(req, slots)) != set(slots):
+        raise EditError(item, "not a tail of the creative (the last slot and the slots right before it)")
+    why = extension_unavailable(producer, req, manifest, slots)
+    if why is not None:
+        raise EditError(item, why)
+    assert manifest is not None
+    orig = read_frames(src_video)
+    sb = req.storyboard
+    spans = post.slot_spans(sb, req.fps)
+    if spans[-1].stop != len(orig):
+        raise EditError(item, f"has {len(orig)} frames, the plan's timing needs {spans[-1].stop}")
+    first = next(i for i, sp in enumerate(spans) if sp.slot.index in set(slots))
+    footage, ffps, exact = generated_footage(manifest, req, first)
+    max_in = int(EXTEND_INPUT_S[1] * ffps)
+    if footage.shape[0] > max_in:
+        footage, exact = footage[-max_in:], None
+    video = exact if exact is not None else _encode(footage, ffps)
+    source = "clip 0 as generated" if exact is not None else f"footage of {footage.shape[0] / ffps:.2f} s, re-encoded"
+    t_start = spans[first].start / req.fps
+    need = spans[-1].stop / req.fps - t_start
+    n_in_s = footage.shape[0] / ffps
+    parts: list[np.ndarray] = []
+    got, cfps, ops, cost, m = 0.0, 0.0, [], 0.0, 0
+    while got < need - 1e-6:
+        window = [sp.slot.index for sp in spans[first:]
+                  if sp.start / req.fps < t_start + got + EXTEND_SECONDS and sp.stop / req.fps > t_start + got]
+        out, fps, info = producer.extend(req, video, prompt_for(sb, window, t_start + got), index=m)  # type: ignore[attr-defined]
+        # the answer is the input and its continuation (a server that answers the continuation alone is taken whole)
+        cut = int(round(n_in_s * fps)) if out.shape[0] / fps > n_in_s + 0.5 else 0
+        new = np.asarray(out[cut:])
+        if new.shape[0] == 0:
+            raise EditError(item, f"extension {info.get('operation')} added no frames")
+        cfps = cfps or float(fps)
+        parts.append(new)
+        got += new.shape[0] / fps
+        ops.append(info.get("operation"))
+        cost += float(info.get("cost_usd", 0.0))
+        m += 1
+        video, n_in_s = info["_video_bytes"], out.shape[0] / fps
+        if n_in_s > EXTEND_INPUT_S[1]:  # the next input: the answer's last 30 s
+            keep = np.asarray(out[-int(EXTEND_INPUT_S[1] * fps):])
+            video, n_in_s = _encode(keep, fps), keep.shape[0] / fps
+    cont = np.concatenate(parts)
+    width, height = producer.size(req)
+    frames_out = list(orig)
+    rendered: list[int] = []
+    for sp in spans[first:]:
+        a = int(round((sp.start / req.fps - t_start) * cfps))
+        b = int(round((sp.stop / req.fps - t_start) * cfps))
+        a = min(a, cont.shape[0] - 1)
+        src = post.clip_source(cont[a:max(a + 1, b)], width, height)
+        _, new_frames = render_slot_frames(producer, req, sp.slot.index, source_override=src,
+                                           prev_frame=frames_out[sp.start - 1], headlines=producer.post_production)
+        frames_out[sp.start:sp.stop] = new_frames
+        rendered += list(range(sp.start, sp.stop))
+    audio = None
+    if producer.post_production:
+        audio = _soundtrack(producer, req)
+    elif probe(src_video).has_audio:
+        audio = read_audio(src_video, post.AUDIO_RATE)  # the clips' own sound is kept as it was
+    _write(out_path, frames_out, req.fps, audio, producer)
+    tail = [sp.slot.index for sp in spans[first:]]
+    record = {"operation": "extend", "slots": tail, "source": source, "input_seconds": round(footage.shape[0] / ffps, 3),
+              "extensions": len(ops), "result": ops, "cost_usd": round(cost, 4)}
+    note = f"veo extension of the {source} ({len(ops)} x {EXTEND_SECONDS} s) for slots {tail}"
+    return EditReport(str(out_path), tail, rendered, len(frames_out), time.perf_counter() - t0, note, [record])

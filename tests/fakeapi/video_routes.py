@@ -20,6 +20,10 @@ only known instance and parameter fields, and check each model's capabilities fr
 written from Google's documentation independently of the Producer's own table: clip lengths, ``lastFrame``,
 ``generateAudio``, ``referenceImages`` (400 INVALID_ARGUMENT otherwise). ``server.fail_polls`` holds HTTP
 statuses answered to the next operation polls (transient failures).
+
+Veo's video extension (``instances[0].video``) is checked by ``_veo_video`` (a model that extends, no ``image``
+beside it, inline mp4 of 1 to 30 s, 16:9 or 9:16); the answer is the input's frames followed by 7 s of one flat
+colour, recorded per operation in ``VideoServer.continuations``; the input videos are kept in ``videos``.
 """
 
 from __future__ import annotations
@@ -39,14 +43,19 @@ import numpy as np
 
 SORA_FIELDS = {"prompt", "model", "seconds", "size", "input_reference"}
 SORA_SIZES = {"sora-2": {"720x1280", "1280x720"}, "sora-2-pro": {"720x1280", "1280x720", "1024x1792", "1792x1024"}}
-#: model -> (clip lengths, lastFrame, generateAudio, referenceImages)
+#: model -> (clip lengths, lastFrame, generateAudio, referenceImages, video extension). Extension: "Extend Veo on
+#: Vertex AI-generated videos" (cloud.google.com/vertex-ai/generative-ai/docs/video/extend-a-veo-video) lists the
+#: 3.1 models (and veo-2.0-generate-exp / -preview), not veo-2.0-generate-001 nor 3.0
 VEO_MODELS = {
-    "veo-2.0-generate-001": ((5, 6, 7, 8), False, False, False),
-    "veo-3.0-generate-001": ((4, 6, 8), False, True, False),
-    "veo-3.0-fast-generate-001": ((4, 6, 8), False, True, False),
-    "veo-3.1-generate-preview": ((4, 6, 8), True, True, True),
-    "veo-3.1-fast-generate-preview": ((4, 6, 8), True, True, False),
+    "veo-2.0-generate-001": ((5, 6, 7, 8), False, False, False, False),
+    "veo-3.0-generate-001": ((4, 6, 8), False, True, False, False),
+    "veo-3.0-fast-generate-001": ((4, 6, 8), False, True, False, False),
+    "veo-3.1-generate-preview": ((4, 6, 8), True, True, True, True),
+    "veo-3.1-fast-generate-preview": ((4, 6, 8), True, True, False, True),
 }
+#: the extension: an input video of 1 to 30 s, continued by 7 s; the answer is the input and the continuation
+VEO_EXTEND_S, VEO_EXTEND_INPUT_S = 7, (1.0, 30.0)
+VEO_VIDEO_FIELDS = {"bytesBase64Encoded", "gcsUri", "mimeType"}
 VEO_INSTANCE = {"prompt", "image", "lastFrame", "referenceImages", "video", "mask"}
 VEO_PARAMETERS = {"aspectRatio", "durationSeconds", "sampleCount", "negativePrompt", "resolution", "generateAudio",
                   "seed", "personGeneration", "storageUri", "enhancePrompt", "fps", "compressionQuality",
@@ -95,6 +104,8 @@ class VideoServer:
         self.ops: dict[str, dict] = {}
         self.files: dict[str, bytes] = {}
         self.references: list[bytes] = []  # Sora input_reference images, in order
+        self.videos: list[bytes] = []  # Veo extension input videos, in order
+        self.continuations: dict[str, tuple[int, int, int]] = {}  # operation -> the RGB of its continuation
         self.fail_polls: list[int] = []
         self._n = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -108,6 +119,21 @@ class VideoServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def extended(self, ext: dict, name: str) -> bytes:
+        """The answer to an extension: the input's decoded frames, then VEO_EXTEND_S s of a flat colour (its RGB
+        in ``continuations[name]``, chosen per operation), at the input's size and fps."""
+        from nextads_lib.media import write_video
+
+        frames, fps = ext["frames"], ext["fps"]
+        rgb = tuple(int(x) for x in np.random.default_rng(len(self.continuations) + 7).integers(40, 215, 3))
+        self.continuations[name] = rgb
+        cont = np.empty((int(round(VEO_EXTEND_S * fps)),) + frames.shape[1:], np.uint8)
+        cont[:] = rgb
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "x.mp4"
+            write_video(p, list(frames) + list(cont), fps)
+            return p.read_bytes()
 
     def _next(self, prefix: str) -> str:
         self._n += 1
@@ -258,17 +284,17 @@ class VideoServer:
                 inst = (req.get("instances") or [{}])[0]
                 params = req.get("parameters") or {}
                 img = (inst.get("image") or {}).get("bytesBase64Encoded")
-                server.log.append({"route": "veo.create", "model": model, "prompt": inst.get("prompt"),
-                                   "has_image": bool(img),
-                                   "image_size": image_size(base64.b64decode(img)) if img else None,
-                                   "has_last_frame": bool((inst.get("lastFrame") or {}).get("bytesBase64Encoded")),
-                                   "reference_images": [r.get("referenceType") for r in inst.get("referenceImages") or []],
-                                   "instance_keys": sorted(inst), "parameters": params,
-                                   "key": self.headers.get("x-goog-api-key", "")})
+                entry = {"route": "veo.create", "model": model, "prompt": inst.get("prompt"), "has_image": bool(img),
+                         "image_size": image_size(base64.b64decode(img)) if img else None,
+                         "has_last_frame": bool((inst.get("lastFrame") or {}).get("bytesBase64Encoded")),
+                         "reference_images": [r.get("referenceType") for r in inst.get("referenceImages") or []],
+                         "instance_keys": sorted(inst), "parameters": params,
+                         "key": self.headers.get("x-goog-api-key", "")}
+                server.log.append(entry)
                 if model not in VEO_MODELS:
                     return self._send(404, {"error": {"code": 404, "status": "NOT_FOUND",
                                                       "message": f"Publisher Model `{model}` not found."}})
-                secs, last_ok, audio_ok, refs_ok = VEO_MODELS[model]
+                secs, last_ok, audio_ok, refs_ok, extend_ok = VEO_MODELS[model]
                 for k in sorted(set(inst) - VEO_INSTANCE):
                     return self._g_bad(f'Invalid JSON payload received. Unknown name "{k}" at \'instances[0]\': Cannot find field.')
                 for k in sorted(set(params) - VEO_PARAMETERS):
@@ -282,9 +308,61 @@ class VideoServer:
                     return self._g_bad(f"generateAudio is not supported by {model}.")
                 if "referenceImages" in inst and not refs_ok:
                     return self._g_bad(f"referenceImages is not supported by {model}.")
+                extension = None
+                if "video" in inst:
+                    extension, err = self._veo_video(model, inst, extend_ok)
+                    if err:
+                        return self._g_bad(err)
+                    entry.update({"video_sha256": extension["sha256"], "video_seconds": extension["seconds"]})
+                    server.videos.append(extension["data"])
                 name = f"models/{model}/operations/{server._next('op')}"
-                server.ops[name] = {"polls": 0, "prompt": inst.get("prompt", ""), "params": params}
+                server.ops[name] = {"polls": 0, "prompt": inst.get("prompt", ""), "params": params,
+                                    "extension": extension}
                 self._send(200, {"name": name, "done": False})
+
+            def _veo_video(self, model: str, inst: dict, extend_ok: bool) -> tuple[dict | None, str | None]:
+                """Check an extension request's ``instances[0].video`` as Vertex AI does: a model that extends,
+                no ``image`` beside it, exactly one of ``bytesBase64Encoded`` / ``gcsUri`` with ``mimeType``
+                video/mp4, a decodable video of 1 to 30 s in 16:9 or 9:16. Returns (the decoded input, None) or
+                (None, the 400 message)."""
+                import hashlib
+
+                from nextads_lib.media import MediaError, probe, read_frames
+
+                v = inst["video"]
+                if not extend_ok:
+                    return None, f"The model {model} does not support video extension."
+                if "image" in inst:
+                    return None, "image and video cannot both be set: a video is extended, an image is animated."
+                if not isinstance(v, dict) or set(v) - VEO_VIDEO_FIELDS:
+                    bad = sorted(set(v) - VEO_VIDEO_FIELDS) if isinstance(v, dict) else ["video"]
+                    return None, f'Invalid JSON payload received. Unknown name "{bad[0]}" at \'instances[0].video\'.'
+                if ("bytesBase64Encoded" in v) == ("gcsUri" in v):
+                    return None, "video: exactly one of bytesBase64Encoded and gcsUri must be set."
+                if "gcsUri" in v:
+                    return None, "video.gcsUri: the stand-in reads inline videos only."
+                if v.get("mimeType") != "video/mp4":
+                    return None, f"video.mimeType '{v.get('mimeType')}' is not supported (video/mp4)."
+                try:
+                    data = base64.b64decode(v["bytesBase64Encoded"], validate=True)
+                except (ValueError, TypeError):
+                    return None, "video.bytesBase64Encoded is not valid base64."
+                with tempfile.TemporaryDirectory() as d:
+                    p = Path(d) / "in.mp4"
+                    p.write_bytes(data)
+                    try:
+                        info, frames = probe(p), read_frames(p)
+                    except MediaError:
+                        return None, "The input video could not be decoded."
+                secs = len(frames) / info.fps
+                if not VEO_EXTEND_INPUT_S[0] <= secs <= VEO_EXTEND_INPUT_S[1] + 1e-6:
+                    return None, (f"The input video is {secs:.2f} s long; videos of {VEO_EXTEND_INPUT_S[0]:.0f} to "
+                                  f"{VEO_EXTEND_INPUT_S[1]:.0f} seconds can be extended.")
+                ar = info.width / info.height
+                if not (abs(ar - 16 / 9) < 0.05 or abs(ar - 9 / 16) < 0.05):
+                    return None, f"The input video's aspect ratio {info.width}x{info.height} is not 16:9 or 9:16."
+                return {"data": data, "sha256": hashlib.sha256(data).hexdigest(), "seconds": round(secs, 3),
+                        "frames": frames, "fps": info.fps}, None
 
             def _veo_fetch(self, name: str):
                 """Vertex AI's fetchPredictOperation: the finished video comes inline (bytesBase64Encoded)."""
@@ -301,6 +379,10 @@ class VideoServer:
                     return self._send(200, {"name": name, "done": False})
                 if "FORBIDDEN" in op["prompt"]:
                     resp = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["Video was filtered by safety settings."]}
+                elif op["extension"] is not None:
+                    resp = {"@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                            "videos": [{"bytesBase64Encoded": b64(server.extended(op["extension"], name)),
+                                        "mimeType": "video/mp4"}]}
                 else:
                     secs = int(op["params"].get("durationSeconds", 8))
                     w, h = (720, 1280) if op["params"].get("aspectRatio") == "9:16" else (1280, 720)

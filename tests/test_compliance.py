@@ -74,19 +74,32 @@ def test_identifiers_in_other_notations():
 
 # ------------------------------------------------------------------------------------- labelled set
 def test_labelled_set_covers_every_check_with_a_held_out_third():
-    cases = bench.load_cases(DATA / "cases.jsonl")
+    cases = bench.load_cases()
     assert len(cases) >= 150 and len({c["id"] for c in cases}) == len(cases)
     assert {c["check"] for c in cases} == set(bench.CHECKS)
     held = sum(c["split"] == "heldout" for c in cases) / len(cases)
-    assert 0.25 <= held <= 0.42
+    assert 1 / 3 <= held <= 0.42
     for check in bench.CHECKS:  # positives and clean look-alikes in both splits
         for split in ("build", "heldout"):
             labels = {c["label"] for c in cases if c["check"] == check and c["split"] == split}
             assert labels == {0, 1}, (check, split)
+        for label in (0, 1):  # held-out v2: at least 40 positives and 40 clean cases of every check
+            assert sum(c["check"] == check and c["split"] == "heldout" and c["label"] == label for c in cases) >= 40
     assert {c["where"] for c in cases} >= {"plan", "frame", "video"}
-    # the split is a fixed function of the id, not a choice made case by case
-    for c in cases:
-        assert c["split"] == ("heldout" if int(hashlib.sha1(c["id"].encode()).hexdigest(), 16) % 3 == 0 else "build")
+    # the split is a fixed function of the id (the part a case was written in), not a choice made case by case:
+    # the held-out v2 part is its own file; the v1 held-out third was read by developers and is build now
+    build, held = bench.load_cases(DATA / "cases.jsonl"), bench.load_cases(DATA / "heldout_v2.jsonl")
+    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in build)
+    assert all(c["split"] == "heldout" == bench.split_of(c["id"]) for c in held)
+    assert sum(c.get("split_v1") == "heldout" for c in build) > 300
+    assert not {c["text"] for c in held} & {c["text"] for c in build}
+
+
+def test_a_case_stored_in_the_wrong_split_is_refused(tmp_path):
+    c = {"id": "v2-safety-999", "check": "safety", "label": 1, "where": "plan", "kind": "x", "text": "t", "split": "build"}
+    (tmp_path / "c.jsonl").write_text(json.dumps(c) + "\n")
+    with pytest.raises(ValueError, match="wrong split"):
+        bench.load_cases(tmp_path / "c.jsonl")
 
 
 def test_calibration_is_of_this_set_and_build_only():

@@ -57,6 +57,27 @@ def test_age_patterns(text, ages):
     assert set(T.pattern_hits(T.AGE_PATTERNS, text)) >= ages and (ages or not T.pattern_hits(T.AGE_PATTERNS, text))
 
 
+def test_ocr_lines_that_lost_their_spaces_are_taken_apart_for_the_patterns():
+    assert T.deglue("new momsloveit") == "new moms loveit" and T.deglue("singlemoms only") == "single moms only"
+    assert T.deglue("over50? try it") == "over 50? try it"
+    # a word that merely starts or ends like a glued noun stays whole
+    assert T.deglue("new momentum") == "new momentum" and T.deglue("canteens open") == "canteens open"
+    assert T.pattern_hits(T.FAMILY_PATTERNS, "NEW MOMSLOVEIT", ocr=True) == ["new moms"]
+    assert T.pattern_hits(T.FAMILY_PATTERNS, "NEW MOMSLOVEIT") == []  # the plan's text is not de-glued
+    assert T.pattern_hits(T.AGE_PATTERNS, "OVER50? TRY IT", ocr=True)
+    assert not T.pattern_hits(T.FAMILY_PATTERNS + T.AGE_PATTERNS, "NEW MOMENTUM, SCHOOL CANTEENS", ocr=True)
+
+
+@pytest.mark.parametrize("text,hit", [
+    ("Brewed for people with bodies like yours.", True),
+    ("Made for your body type.", True),
+    ("Good mornings for every body.", False),
+    ("A full body like a dark roast, smooth like yours truly.", False),
+])
+def test_the_viewers_body_addressed_by_comparison(text, hit):
+    assert bool(T.pattern_hits(T.GROUP_PATTERNS, text)) is hit
+
+
 def test_prices_and_percentages_are_values():
     assert T.money_values("Only $19.99, or 20 dollars, €5") == {19.99, 20.0, 5.0}
     assert T.percent_values("save 30%, thirty-five percent, half price") == {30.0, 35.0, 50.0}
@@ -266,6 +287,8 @@ def test_ocr_renderings_of_the_plans_own_text_are_not_unplanned():
     # OCR slips in long words, words glued across boxes, the product's name misread and glued
     assert V.unplanned_text(["Your sound, on the move"], _read("SonetteLoopBuds", "earburs,32", "gamesng:"), sonetto) == []
     assert V.unplanned_text(["Get there, your way"], _read("supportallet or cash"), ambli) == []
+    # no word of the line is planned exactly, but each is a slip or a glued run of planned words: OCR, not garbling
+    assert V.unplanned_text(["Your sound, on the move"], _read("Sweatresistant earburs"), sonetto) == []
     # text a grounding asset carries (a user's captioned photo) is allowed only when given as asset text
     assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli)
     assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli, asset_texts=["clearing my skin!"]) == []
@@ -276,6 +299,7 @@ def test_ocr_renderings_of_the_plans_own_text_are_not_unplanned():
     ("Good mornings, bag by bag", "FREE DELIVERY"),
     ("Rich crema every time", "Rlch crxma evqry tlmz"),  # a wrong letter in every short word: garbled
     ("Morrow House Roast", "Morrcw Hovse Raost"),
+    ("Your morning ritual", "Yqur mqrning rltuxl"),  # every word garbled, though two are within one slip
 ])
 def test_truly_unplanned_or_garbled_text_is_still_found(plan, read):
     prod = bench.load_context(DATA / "context.json")["products"]["morrow-coffee"]

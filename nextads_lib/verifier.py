@@ -858,7 +858,8 @@ def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], 
     line of which fewer than ``min_covered`` of the letters (in words of 3+ letters, look-alikes folded) are in
     words that render
     the plan's texts, the product's own text, the text of the grounding assets (``asset_texts``) or the label
-    (:func:`_covered`: exact, one OCR slip, or glued across boxes). Lines of fewer than ``min_letters``
+    (:func:`_covered`: exact, one OCR slip, or glued across boxes), or a line of 2+ words none of which is a planned
+    word exactly and one of which is not covered at all (every word garbled). Lines of fewer than ``min_letters``
     letters are not judged."""
     src = " ".join([*plan_texts, product_text(product) if product else "", *asset_texts, AI_LABEL])
     allowed = T.skeleton(src)
@@ -870,7 +871,11 @@ def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], 
             continue  # a fragment this short is OCR noise as often as text (a logo's edge, a texture)
         # share of the line's letters in covered words: a 3-letter fragment beside a planned word is OCR noise
         cov = sum(len(t) for t in toks if _covered(t, allowed, words)) / sum(len(t) for t in toks)
-        if cov < min_covered:
+        # a line of several words none of which is planned exactly, one of them not even within a slip, is drawn
+        # garbled ("Yqur mqrning rltuxl"): OCR slips change a word or two of a rendered line, not every word
+        garbled = len(toks) >= 2 and not any(t in words for t in toks) and not all(
+            _covered(t, allowed, words) for t in toks)
+        if cov < min_covered or garbled:
             out.append(Violation(check="rendering", rule="unplanned_text", severity="minor",
                                  message=f"frame {u.frame_index} ({u.start_s:.2f} s) shows text the plan never had: "
                                  f"'{u.text}' ({cov:.0%} of its words planned)", evidence=u.evidence(u.text)))

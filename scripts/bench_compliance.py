@@ -1,5 +1,7 @@
-"""Precision and recall of each compliance check on the labelled set (tests/data/compliance/cases.jsonl), on
-the build split (two thirds: what the checks were written and calibrated on) and the held-out third.
+"""Precision and recall of each compliance check on the labelled set, on the build split
+(tests/data/compliance/cases.jsonl: what the checks were written and calibrated on, including the v1 held-out
+third that developers read) and the held-out split (tests/data/compliance/heldout_v2.jsonl, a third of the set,
+written before any check ran on it); ``nextads_lib.compliance.bench.split_of`` is the split.
 
     python scripts/bench_compliance.py              # the table, both splits
     python scripts/bench_compliance.py --calibrate  # MiniLM policy thresholds from the build split only

@@ -57,6 +57,27 @@ def test_age_patterns(text, ages):
     assert set(T.pattern_hits(T.AGE_PATTERNS, text)) >= ages and (ages or not T.pattern_hits(T.AGE_PATTERNS, text))
 
 
+def test_ocr_lines_that_lost_their_spaces_are_taken_apart_for_the_patterns():
+    assert T.deglue("new momsloveit") == "new moms loveit" and T.deglue("singlemoms only") == "single moms only"
+    assert T.deglue("over50? try it") == "over 50? try it"
+    # a word that merely starts or ends like a glued noun stays whole
+    assert T.deglue("new momentum") == "new momentum" and T.deglue("canteens open") == "canteens open"
+    assert T.pattern_hits(T.FAMILY_PATTERNS, "NEW MOMSLOVEIT", ocr=True) == ["new moms"]
+    assert T.pattern_hits(T.FAMILY_PATTERNS, "NEW MOMSLOVEIT") == []  # the plan's text is not de-glued
+    assert T.pattern_hits(T.AGE_PATTERNS, "OVER50? TRY IT", ocr=True)
+    assert not T.pattern_hits(T.FAMILY_PATTERNS + T.AGE_PATTERNS, "NEW MOMENTUM, SCHOOL CANTEENS", ocr=True)
+
+
+@pytest.mark.parametrize("text,hit", [
+    ("Brewed for people with bodies like yours.", True),
+    ("Made for your body type.", True),
+    ("Good mornings for every body.", False),
+    ("A full body like a dark roast, smooth like yours truly.", False),
+])
+def test_the_viewers_body_addressed_by_comparison(text, hit):
+    assert bool(T.pattern_hits(T.GROUP_PATTERNS, text)) is hit
+
+
 def test_prices_and_percentages_are_values():
     assert T.money_values("Only $19.99, or 20 dollars, €5") == {19.99, 20.0, 5.0}
     assert T.percent_values("save 30%, thirty-five percent, half price") == {30.0, 35.0, 50.0}
@@ -74,19 +95,32 @@ def test_identifiers_in_other_notations():
 
 # ------------------------------------------------------------------------------------- labelled set
 def test_labelled_set_covers_every_check_with_a_held_out_third():
-    cases = bench.load_cases(DATA / "cases.jsonl")
+    cases = bench.load_cases()
     assert len(cases) >= 150 and len({c["id"] for c in cases}) == len(cases)
     assert {c["check"] for c in cases} == set(bench.CHECKS)
     held = sum(c["split"] == "heldout" for c in cases) / len(cases)
-    assert 0.25 <= held <= 0.42
+    assert 1 / 3 <= held <= 0.42
     for check in bench.CHECKS:  # positives and clean look-alikes in both splits
         for split in ("build", "heldout"):
             labels = {c["label"] for c in cases if c["check"] == check and c["split"] == split}
             assert labels == {0, 1}, (check, split)
+        for label in (0, 1):  # held-out v2: at least 40 positives and 40 clean cases of every check
+            assert sum(c["check"] == check and c["split"] == "heldout" and c["label"] == label for c in cases) >= 40
     assert {c["where"] for c in cases} >= {"plan", "frame", "video"}
-    # the split is a fixed function of the id, not a choice made case by case
-    for c in cases:
-        assert c["split"] == ("heldout" if int(hashlib.sha1(c["id"].encode()).hexdigest(), 16) % 3 == 0 else "build")
+    # the split is a fixed function of the id (the part a case was written in), not a choice made case by case:
+    # the held-out v2 part is its own file; the v1 held-out third was read by developers and is build now
+    build, held = bench.load_cases(DATA / "cases.jsonl"), bench.load_cases(DATA / "heldout_v2.jsonl")
+    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in build)
+    assert all(c["split"] == "heldout" == bench.split_of(c["id"]) for c in held)
+    assert sum(c.get("split_v1") == "heldout" for c in build) > 300
+    assert not {c["text"] for c in held} & {c["text"] for c in build}
+
+
+def test_a_case_stored_in_the_wrong_split_is_refused(tmp_path):
+    c = {"id": "v2-safety-999", "check": "safety", "label": 1, "where": "plan", "kind": "x", "text": "t", "split": "build"}
+    (tmp_path / "c.jsonl").write_text(json.dumps(c) + "\n")
+    with pytest.raises(ValueError, match="wrong split"):
+        bench.load_cases(tmp_path / "c.jsonl")
 
 
 def test_calibration_is_of_this_set_and_build_only():
@@ -253,6 +287,8 @@ def test_ocr_renderings_of_the_plans_own_text_are_not_unplanned():
     # OCR slips in long words, words glued across boxes, the product's name misread and glued
     assert V.unplanned_text(["Your sound, on the move"], _read("SonetteLoopBuds", "earburs,32", "gamesng:"), sonetto) == []
     assert V.unplanned_text(["Get there, your way"], _read("supportallet or cash"), ambli) == []
+    # no word of the line is planned exactly, but each is a slip or a glued run of planned words: OCR, not garbling
+    assert V.unplanned_text(["Your sound, on the move"], _read("Sweatresistant earburs"), sonetto) == []
     # text a grounding asset carries (a user's captioned photo) is allowed only when given as asset text
     assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli)
     assert V.unplanned_text(["Get there"], _read("Clearing my skin"), ambli, asset_texts=["clearing my skin!"]) == []
@@ -263,6 +299,7 @@ def test_ocr_renderings_of_the_plans_own_text_are_not_unplanned():
     ("Good mornings, bag by bag", "FREE DELIVERY"),
     ("Rich crema every time", "Rlch crxma evqry tlmz"),  # a wrong letter in every short word: garbled
     ("Morrow House Roast", "Morrcw Hovse Raost"),
+    ("Your morning ritual", "Yqur mqrning rltuxl"),  # every word garbled, though two are within one slip
 ])
 def test_truly_unplanned_or_garbled_text_is_still_found(plan, read):
     prod = bench.load_context(DATA / "context.json")["products"]["morrow-coffee"]

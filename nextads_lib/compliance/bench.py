@@ -1,12 +1,19 @@
-"""The labelled compliance set (``tests/data/compliance/cases.jsonl``) run through the Verifier's own checks.
+"""The labelled compliance set run through the Verifier's own checks.
 
 Each case names a check (``safety``, ``privacy``, ``fairness``, ``copyright``, ``disclosure``, ``unplanned``),
 its expected outcome (``label`` 1: the check must flag it; 0: a clean look-alike it must pass), where the
 text is (``plan``: a text of the plan; ``frame``: drawn into a frame and read back by OCR, the plan being
-clean; ``video``: a rendered clip for the label checks) and its split (``build``: two thirds, used to write
-and calibrate the checks; ``heldout``: one third, only reported). The context (product, user history) is
-``context.json``. :func:`evaluate` gives one row per case; :func:`scores` precision and recall per check and
-split; :func:`calibrate` the MiniLM policy thresholds from the build split only.
+clean; ``video``: a rendered clip for the label checks) and its split. The set has two parts:
+
+- ``tests/data/compliance/cases.jsonl`` (:func:`cases_path`): the ``build`` split, used to write the checks and
+  calibrate their thresholds. It holds the first 991 cases, including the former held-out third (v1, marked
+  ``"split_v1": "heldout"``), which moved to build once developers had read its errors.
+- ``tests/data/compliance/heldout_v2.jsonl`` (:func:`heldout_path`): the ``heldout`` split (ids ``v2-...``),
+  550 cases written before any check ran on them; only reported, never used to change a check.
+
+:func:`split_of` is the split as a function of the id. The context (product, user history) is ``context.json``.
+:func:`evaluate` gives one row per case; :func:`scores` precision and recall per check and split;
+:func:`calibrate` the MiniLM policy thresholds from the build split only.
 """
 
 from __future__ import annotations
@@ -25,8 +32,22 @@ from . import text as T
 
 
 def cases_path() -> Path:
-    """``tests/data/compliance/cases.jsonl`` of the project (a source checkout)."""
+    """``tests/data/compliance/cases.jsonl`` of the project (a source checkout): the build part."""
     return project_root() / "tests" / "data" / "compliance" / "cases.jsonl"
+
+
+def heldout_path() -> Path:
+    """``tests/data/compliance/heldout_v2.jsonl``: the held-out part (v2)."""
+    return cases_path().with_name("heldout_v2.jsonl")
+
+
+#: ids of the held-out part start with this; every other case is build
+HELDOUT_PREFIX = "v2-"
+
+
+def split_of(case_id: str) -> str:
+    """``heldout`` for a case of the held-out v2 part, else ``build`` (the v1 held-out third included: it was read)."""
+    return "heldout" if case_id.startswith(HELDOUT_PREFIX) else "build"
 
 
 
@@ -38,7 +59,14 @@ FRAME = (360, 640)
 
 
 def load_cases(path: str | Path | None = None) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in Path(path or cases_path()).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    """The cases of ``path``, or of both parts (build, then held-out) when ``path`` is None. A case whose stored
+    ``split`` is not :func:`split_of` its id is an error (a part edited by hand into the wrong split)."""
+    paths = [Path(path)] if path else [cases_path(), heldout_path()]
+    cases = [json.loads(ln) for p in paths for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    bad = [c["id"] for c in cases if c.get("split") != split_of(c["id"])]
+    if bad:
+        raise ValueError(f"cases in the wrong split: {bad[:5]}")
+    return cases
 
 
 def load_context(path: str | Path | None = None) -> dict[str, Any]:
@@ -238,7 +266,7 @@ def cached_evaluate(cache: Any, splits: tuple[str, ...] = ("build", "heldout")) 
     from .ocr import OCR_VERSION  # noqa: PLC0415
 
     here = Path(__file__).parent
-    key = content_key("compliance_bench", V.CODE_VERSION, OCR_VERSION, list(splits), cases_path(),
+    key = content_key("compliance_bench", V.CODE_VERSION, OCR_VERSION, list(splits), cases_path(), heldout_path(),
                       cases_path().with_name("context.json"), T.CALIBRATION_PATH, here / "text.py", here / "bench.py",
                       Path(V.__file__))
     hit = cache.get_json("compliance_bench", key)
@@ -249,5 +277,5 @@ def cached_evaluate(cache: Any, splits: tuple[str, ...] = ("build", "heldout")) 
     return rows
 
 
-__all__ = ["cached_evaluate", "CHECKS", "calibrate", "case_units", "clean_copy", "cases_path", "evaluate", "load_cases", "load_context", "render_frame",
+__all__ = ["cached_evaluate", "CHECKS", "calibrate", "case_units", "clean_copy", "cases_path", "evaluate", "heldout_path", "HELDOUT_PREFIX", "split_of", "load_cases", "load_context", "render_frame",
            "render_label_clip", "run_case", "scores"]

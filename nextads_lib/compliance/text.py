@@ -287,6 +287,9 @@ FAMILY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
 #: other protected groups addressed by a description a word list does not hold (body, origin, faith)
 GROUP_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\b(?:extra|few extra|spare) (?:pounds|kilos|kg|lbs|weight)\b|\bplus[- ]size\b|\bbig[- ]boned\b|\b(?:feeling|feel) fat\b",
+    # the viewer's body addressed by comparison or by its type: "bodies like yours", "your body type"
+    r"\b(?:bod(?:y|ies)|body types?|body shapes?|figures?|physiques?|builds?) like (?:yours|mine|theirs|ours)\b|"
+    r"\byour (?:body (?:type|shape|size)|physique)\b",
     r"\bnew to (?:this|the|our) country\b|\b(?:expats?|refugees?|newcomers to|migrants?|asylum seekers?)\b",
     r"\b(?:people|persons?|families|those|folks|women|men) of (?:faith|colou?r|(?:a |your |their )?(?:religion|race|ethnicity|creed))\b",
     r"\b(?:in prayer|pray(?:s|ing)? (?:five|5) times|church[- ]?goers|believers)\b",
@@ -349,9 +352,49 @@ def best_idioms(text: str) -> str:
     return _BEST_IDIOM.sub(" ", normalise(text))
 
 
+#: the people a pattern addresses (plural nouns of :data:`FAMILY_PATTERNS`, :data:`AGE_PATTERNS` and the fairness
+#: lexicon); OCR glues them to the next or previous word ("NEW MOMS LOVE IT" read "new momsloveit"), and
+#: :func:`deglue` takes them apart again. Plurals of 4+ letters only: "mom" starts "momentum", "teens" ends
+#: "canteens"
+GLUE_WORDS: frozenset[str] = frozenset({
+    "moms", "mums", "mothers", "mommies", "mummies", "dads", "fathers", "parents", "newlyweds", "widows", "widowers",
+    "divorcees", "singles", "grandmas", "grandpas", "grandparents", "retirees", "pensioners", "seniors", "boomers",
+    "millennials", "women", "ladies", "girls", "guys",
+})
+
+
+def deglue(text: str) -> str:
+    """An OCR line's words that lost the space around a :data:`GLUE_WORDS` noun split again ("new momsloveit" ->
+    "new moms loveit", "singlemoms" -> "single moms"); letters glued to digits too ("over50" -> "over 50").
+    The parts left over keep 3+ letters, so a longer word that merely starts or ends with one stays whole."""
+    t = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z]{3,})", " ", text)
+    out = []
+    for w in t.split(" "):
+        m = re.fullmatch(r"([^a-z]*)([a-z]+)([^a-z]*)", w)
+        if m and len(m.group(2)) >= 7:
+            core = m.group(2)
+            for g in GLUE_WORDS:
+                if core.startswith(g) and len(core) - len(g) >= 3:
+                    core = f"{g} {core[len(g):]}"
+                    break
+                if core.endswith(g) and len(core) - len(g) >= 3:
+                    core = f"{core[: -len(g)]} {g}"
+                    break
+            w = m.group(1) + core + m.group(3)
+        out.append(w)
+    return " ".join(out)
+
+
 def pattern_hits(patterns: tuple[re.Pattern[str], ...], text: str, *, ocr: bool = False) -> list[str]:
+    """The matches of ``patterns`` in the normal form of ``text``; for an OCR line also in its de-glued form
+    (:func:`deglue`), each match once."""
     t = ocr_digits(text) if ocr else normalise(text)
-    return [m.group(0) for p in patterns for m in p.finditer(t)]
+    hits = [m.group(0) for p in patterns for m in p.finditer(t)]
+    if ocr:
+        d = deglue(t)
+        if d != t:
+            hits += [h for h in (m.group(0) for p in patterns for m in p.finditer(d)) if h not in hits]
+    return hits
 
 
 # ------------------------------------------------------------------------------------------ e-mails
@@ -460,7 +503,7 @@ def semantic_hits(policy: str, texts: list[str], threshold: float | None = None)
 
 __all__ = [
     "AGE_PATTERNS", "CALIBRATION_PATH", "CLAIM_PATTERNS", "FAMILY_PATTERNS", "GROUP_PATTERNS", "SCARCITY_PATTERNS",
-    "best_idioms", "ocr_digits", "POLICIES", "TextUnit", "calibration", "clauses", "fold",
+    "best_idioms", "deglue", "GLUE_WORDS", "ocr_digits", "POLICIES", "TextUnit", "calibration", "clauses", "fold",
     "money_values", "normalise", "notation_in", "obfuscated_emails", "pattern_hits", "percent_values", "phrase_in",
     "plain_numbers", "semantic_hits", "semantic_scores", "skeleton", "stem", "stems", "tokens",
 ]

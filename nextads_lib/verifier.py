@@ -78,7 +78,7 @@ from .compliance.text import TextUnit
 from .store import read_json, read_model
 
 #: bump when a check or the decision rule changes (part of the loop's cache keys)
-CODE_VERSION = "verifier-2"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start
+CODE_VERSION = "verifier-3"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production
 
 #: decision thresholds (utility scores are 0..1)
 THRESHOLDS: dict[str, float] = {

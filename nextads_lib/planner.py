@@ -437,6 +437,8 @@ def plan_stage(paths: StudyPaths, stage: str, calls: list[PlannedCall], *, tasks
         if c.backend not in measured_by:
             measured_by[c.backend] = measured_tokens(paths, c.backend) if is_paid(c.backend) else {}
         m = measured_by[c.backend].get(c.task)
+        if c.backend.split(":", 1)[0] == "offline":
+            continue  # no tokens, no cost: counted in the calls only
         if m:
             i, o = m[0], m[1]
         else:
@@ -448,13 +450,16 @@ def plan_stage(paths: StudyPaths, stage: str, calls: list[PlannedCall], *, tasks
         if s not in src:
             src.append(s)
     costs = {b: round(cost_usd(b, int(round(t[0])), int(round(t[1])), price_table), 6) for b, t in tokens.items()}
+    sources = {"tokens": "; ".join(src) or "no paid model calls", "cost": "price table"}
+    if any(c.backend.split(":", 1)[0] == "offline" for c in calls):
+        sources["offline"] = "offline backends: no tokens or cost; requests counted without checking the cache"
     return StagePlan(
         stage=stage, tasks=list(tasks), backends=dict(backends), runs=runs, items=items, items_todo=items_todo,
         model_calls=len(todo), cached_calls=len(calls) - len(todo), calls_by_task=dict(sorted(by_task.items())),
         input_tokens=int(round(sum(t[0] for t in tokens.values()))),
         output_tokens=int(round(sum(t[1] for t in tokens.values()))),
         cost_usd=round(sum(costs.values()), 6), cost_by_backend=costs, bound=bound,
-        sources={"tokens": "; ".join(src) or "no model calls", "cost": "price table"})
+        sources=sources)
 
 
 def plan_judge(paths: StudyPaths, tasks: list[str] | str, backend: Any, *, n_frames: int = 8,
@@ -499,13 +504,16 @@ def plan_verify(paths: StudyPaths, tasks: list[str] | str, *, verifier_backend: 
                       bound=bound)
 
 
-def plan_video_quality(paths: StudyPaths, tasks: list[str] | str, backend: str = "offline") -> StagePlan:
+def plan_video_quality(paths: StudyPaths, tasks: list[str] | str, backend: str = "offline",
+                       pairs: list[Any] | None = None) -> StagePlan:
     """What notebook 21 will score: every backend of :mod:`nextads_lib.vbench` runs here or in VBench's own
-    environment (no paid call), so the plan counts creatives and costs 0 USD."""
+    environment (no paid call), so the plan counts creatives and costs 0 USD. ``pairs``: the tasks'
+    :func:`vbench.list_pairs` when the caller has them already."""
     from . import vbench  # noqa: PLC0415
 
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
-    pairs = [p for t in task_list for p in vbench.list_pairs(paths, t)]
+    if pairs is None:
+        pairs = [p for t in task_list for p in vbench.list_pairs(paths, t)]
     ok = [p for p in pairs if p.skip_reason is None]
     return plan_stage(paths, "video_quality", [], tasks=task_list, backends={"video_quality": backend},
                       runs=len({(p.task, p.run) for p in pairs}), items=len(pairs), items_todo=len(ok))

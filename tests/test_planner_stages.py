@@ -119,7 +119,8 @@ def test_max_cost_stops_a_verify_run_before_its_first_call(tmp_path, server, mon
     assert server.log == []
     assert not list(paths.run_dir("pcg", RUN).glob("*/verify")) and not (paths.results / "verify_pcg.parquet").exists()
     # offline backends cost nothing: the same budget lets the run through
-    assert planner.plan_verify(paths, "pcg", runs=[RUN]).cost_usd == 0
+    free = planner.plan_verify(paths, "pcg", runs=[RUN])
+    assert free.model_calls == 3 * (3 + 2 * (1 + 3)) and (free.input_tokens, free.cost_usd) == (0, 0) and "offline" in free.sources
     df = reflector.verify_and_reflect(paths, "pcg", RUN, progress=False, max_cost_usd=0.001, max_rounds=0)
     assert len(df) == 3 and server.log == []
     assert planner.plan_verify(paths, "pcg", runs=[RUN], max_rounds=0).items_todo == 0  # cached
@@ -132,3 +133,26 @@ def test_video_quality_plan_is_free_and_counts_the_creatives(tmp_path):
         "video_quality", 1, 4, 3, 0, 0.0)
     planner.check_budget(plan, 0.001)
     assert "plan video_quality pcg,pci: 3 of 4 creatives to do" in planner.format_plan(plan)
+
+
+def test_the_study_runner_passes_the_budget_to_the_evaluation_notebooks(monkeypatch, tmp_path):
+    import nbformat
+    import papermill
+
+    from nextads_lib import study
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setenv("NEXTADS_ROOT", str(tmp_path))
+    names = ["00_build_product_library.ipynb", "10_run_pcg.ipynb", "12_verify_and_reflect.ipynb",
+             "20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb"]
+    for n in names:
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / n)
+    monkeypatch.setattr(study, "steps_for", lambda profile: [study.Step(n) for n in names])
+    got: dict[str, dict] = {}
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, out, parameters, **kw: got.setdefault(src.rsplit("/", 1)[-1], parameters))
+    study.run("p", "data", executor="ray", ray_address="auto", max_cost_usd=2.5, jobs=1)
+    assert got["00_build_product_library.ipynb"] == {"data_dir": "data"}
+    for n in names[1:]:
+        assert got[n] == {"data_dir": "data", "executor": "ray", "ray_address": "auto", "max_cost_usd": 2.5}, n

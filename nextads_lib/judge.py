@@ -920,6 +920,75 @@ class _RunJudge:
         return rows
 
 
+    def planned_calls(self, uid: str, check_cache: bool = True) -> tuple[list[Any], set[str]]:
+        """The requests :meth:`one_user` would send for ``uid`` (:class:`~nextads_lib.planner.PlannedCall`), each
+        checked against the backend's model cache when ``check_cache`` (else counted as not cached, without
+        building it). A request that cannot be built is not counted (the judgment is recorded missing, no call);
+        an undecodable video is (its decode check comes at run time). Also the pairs with an uncached request."""
+        from .planner import PlannedCall  # noqa: PLC0415
+        from .ratelimit import estimate_tokens  # noqa: PLC0415
+
+        backend, name = self.backend, self.backend.name
+
+        def planned(build: Any, task: str) -> list[PlannedCall]:
+            if not check_cache:
+                return [PlannedCall(name, task)]
+            try:
+                req = build()
+            except Exception:  # noqa: BLE001 - the run records the judgment missing without a call
+                return []
+            cached = backend.cache is not None and backend.cache.has("model", backend.cache_key(req))
+            return [PlannedCall(name, req.task, cached, max(0, estimate_tokens(req) - req.max_output_tokens))]
+
+        out: list[PlannedCall] = []
+        todo: set[str] = set()
+        ok_dirs = []
+        offline = name.startswith("offline")
+        for d, m, _err in self.by_user[uid]:
+            if m is None or m.status == "failed" or not (d / "creative.mp4").is_file():
+                continue
+            ok_dirs.append(d)
+            product = self.products.get(m.product_id)
+            if product is None:
+                continue
+            bp = self.bench.get(m.pair_id)
+            host_title = getattr(bp, "host_title", None) if bp is not None else None
+            history = self.users.get(m.user_id)
+            for c in self.crits:
+                got = planned(lambda c=c, d=d, product=product, history=history, host_title=host_title: build_request(
+                    c, d, task=self.task, product=product, history=history, n_frames=self.n_frames,
+                    host_title=host_title, seam_images=not offline, protocol=self.proto), f"judge.{c}")
+                out += got
+                if any(not x.cached for x in got):
+                    todo.add(d.name)
+        if len(ok_dirs) >= 2:
+            out += planned(lambda: build_diversity_request(ok_dirs, self.n_frames, protocol=self.proto),
+                           "judge.diversity")
+        return out, todo
+
+
+def planned_calls(paths: StudyPaths, tasks: Sequence[str], backend: Any, n_frames: int = 8,
+                  protocol: Protocol | str | None = None, runs: Sequence[str] | None = None
+                  ) -> tuple[list[Any], int, int, int]:
+    """Every request :func:`judge_all` with these arguments would send (the run planner's input,
+    :func:`nextads_lib.planner.plan_judge`): ``(calls, runs, creatives, creatives with an uncached call)``.
+    The offline proxy judge's requests are counted without building them or checking the cache (they cost
+    nothing, and hashing every video would slow the embedded study)."""
+    check = not backend.name.startswith("offline")
+    calls: list[Any] = []
+    n_runs = items = todo = 0
+    for task in tasks:
+        for run in [r for r in list_runs(paths, task) if runs is None or r in set(runs)]:
+            ctx = _RunJudge(paths, task, run, backend, n_frames, protocol)
+            n_runs += 1
+            for uid in sorted(ctx.by_user):
+                got, pairs_todo = ctx.planned_calls(uid, check_cache=check)
+                calls += got
+                items += len(ctx.by_user[uid])
+                todo += len(pairs_todo)
+    return calls, n_runs, items, todo
+
+
 @contextlib.contextmanager
 def _single_torch_thread(active: bool):
     """The offline proxies embed with MiniLM on one thread (the judge's thread pool and the decoders use the
@@ -939,16 +1008,23 @@ def _single_torch_thread(active: bool):
 
 def judge_all(paths: StudyPaths, tasks: Sequence[str] | str, backend: Any, n_frames: int = 8, workers: int = 2,
               progress: bool = False, protocol: Protocol | str | None = None,
-              runs: Sequence[str] | None = None) -> dict[str, Any]:
+              runs: Sequence[str] | None = None, max_cost_usd: float | None = None) -> dict[str, Any]:
     """Judge every run of each task (paper and extended runs alike; ``runs`` restricts to those names) under the
     judge's ``protocol`` (``paper`` when None) and write ``paths.results / judge_<task>.parquet``; returns
-    ``{task: DataFrame}`` (a task without runs is left out and its parquet untouched)."""
+    ``{task: DataFrame}`` (a task without runs is left out and its parquet untouched). ``max_cost_usd`` > 0:
+    a paid backend's plan (:func:`nextads_lib.planner.plan_judge`) is checked first, and a plan over it raises
+    :class:`~nextads_lib.executor.BudgetExceeded` before any call, with nothing written."""
     import pandas as pd  # noqa: PLC0415
 
     from .store import write_parquet  # noqa: PLC0415
 
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    if max_cost_usd is not None and max_cost_usd > 0 and not backend.name.startswith("offline"):
+        from . import planner  # noqa: PLC0415
+
+        planner.check_budget(planner.plan_judge(paths, list(tasks), backend, n_frames=n_frames, protocol=protocol,
+                                                runs=list(runs) if runs is not None else None), max_cost_usd)
     out = {}
     for task in tasks:
         names = [r for r in list_runs(paths, task) if runs is None or r in set(runs)]
@@ -1097,6 +1173,6 @@ def offline_diversity(req: ModelRequest) -> JudgeAnswer:
 __all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS", "PAPER_PROMPTS", "EXTENDED_PROMPTS",
            "prompt_for", "protocol_from_label", "run_protocol_of", "combined_protocol", "COLUMNS", "JudgeAnswer",
            "JudgeScore", "JudgeError", "criteria_for", "label_for", "build_request", "build_diversity_request",
-           "judge_pair", "judge_diversity", "judge_run", "judge_all", "list_runs", "run_means", "video_frames",
+           "judge_pair", "judge_diversity", "judge_run", "judge_all", "planned_calls", "list_runs", "run_means", "video_frames",
            "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match", "plan_text",
            "presentation_proxy", "content_proxy", "product_proxy", "seam_continuity", "diversity_proxy"]

@@ -43,6 +43,7 @@ import os
 import socket
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -64,6 +65,7 @@ DEFAULT_TOKENS: dict[str, tuple[int, int]] = {
     "director.storyboard_revise": (2100, 700),
     "pci.host_summary": (2300, 200),
     "pci.integration_point": (2000, 200),
+    "reflector.directives": (2000, 600),
 }
 #: seconds per uncached call by backend kind when nothing was measured
 DEFAULT_LATENCY_S = {"openai": 6.0, "gemini": 5.0, "hf": 12.0, "offline": 0.05}
@@ -337,8 +339,10 @@ def plan_run(paths: StudyPaths, task: str = "pcg", system: str = "nextads", dire
     )
 
 
-def format_plan(plan: RunPlan) -> str:
+def format_plan(plan: RunPlan | StagePlan) -> str:
     """The plan as the lines the notebooks and the CLI print."""
+    if isinstance(plan, StagePlan):
+        return _format_stage(plan)
     h = plan.wall_s / 3600.0
     lines = [
         f"plan {plan.task}/{plan.run_name}: {plan.pairs_todo} of {plan.pairs} pairs to do ({plan.users} users)",
@@ -355,12 +359,191 @@ def format_plan(plan: RunPlan) -> str:
     return "\n".join(lines)
 
 
-def check_budget(plan: RunPlan, max_cost_usd: float | None) -> None:
+def check_budget(plan: RunPlan | StagePlan, max_cost_usd: float | None) -> None:
     """Raise :class:`~nextads_lib.executor.BudgetExceeded` when the plan's cost passes ``max_cost_usd``
-    (None or <= 0: no budget)."""
-    if max_cost_usd is not None and max_cost_usd > 0 and plan.cost_usd > max_cost_usd:
-        raise BudgetExceeded(0.0, max_cost_usd, f"the plan for {plan.task}/{plan.run_name} estimates "
-                                                f"{plan.cost_usd:.4f} USD for {plan.pairs_todo} pairs; nothing was started")
+    (None or <= 0: no budget); the message names the run or stage, the estimate and the limit."""
+    if max_cost_usd is None or max_cost_usd <= 0 or plan.cost_usd <= max_cost_usd:
+        return
+    if isinstance(plan, StagePlan):
+        raise BudgetExceeded(0.0, max_cost_usd, f"the {plan.stage} stage ({','.join(plan.tasks)}) estimates "
+                                                f"{plan.cost_usd:.4f} USD for {plan.model_calls} model calls "
+                                                f"({plan.backends}); nothing was started")
+    raise BudgetExceeded(0.0, max_cost_usd, f"the plan for {plan.task}/{plan.run_name} estimates "
+                                            f"{plan.cost_usd:.4f} USD for {plan.pairs_todo} pairs; nothing was started")
+
+
+# ------------------------------------------------------------------------------------ evaluation stages
+#: output tokens of one evaluation answer when nothing was measured: a judge's score and brief reason, a
+#: compliance check's findings, the Reflector's typed directives
+DEFAULT_EVAL_OUTPUT_TOKENS = {"judge": 150, "verifier": 200, "reflector": 600}
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One model request an evaluation stage would send: its backend, request task, whether the model cache
+    already answers it, its input tokens as the request's size gives them (:func:`~nextads_lib.ratelimit.
+    estimate_tokens` less the answer budget) and whether it is counted as an upper bound (a revision round
+    that may not happen)."""
+
+    backend: str
+    task: str
+    cached: bool = False
+    input_tokens: int = 0
+    bound: bool = False
+
+
+class StagePlan(Schema):
+    """The estimate of one evaluation stage (``judge``, ``verify``, ``video_quality``) before its first call."""
+
+    stage: str
+    tasks: list[str] = Field(default_factory=list)
+    backends: dict[str, str] = Field(default_factory=dict, description="role -> backend string")
+    runs: int = 0
+    items: int = Field(0, description="creatives the stage covers")
+    items_todo: int = Field(0, description="creatives not yet done (the rest are answered by the cache)")
+    model_calls: int = Field(0, description="uncached model calls")
+    cached_calls: int = 0
+    calls_by_task: dict[str, int] = Field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_by_backend: dict[str, float] = Field(default_factory=dict)
+    bound: str = Field("", description="what is counted as an upper bound, if anything")
+    sources: dict[str, str] = Field(default_factory=dict)
+
+
+def is_paid(backend: str) -> bool:
+    """Whether ``backend`` is a paid API (its kind has a rate-limit window: OpenAI, Gemini, Sora, Veo)."""
+    from .ratelimit import API_KINDS  # noqa: PLC0415
+
+    return backend.split(":", 1)[0] in API_KINDS
+
+
+def plan_stage(paths: StudyPaths, stage: str, calls: list[PlannedCall], *, tasks: list[str],
+               backends: dict[str, str], runs: int = 0, items: int = 0, items_todo: int = 0, bound: str = "",
+               price_table: str | None = None) -> StagePlan:
+    """Count ``calls`` (the cached ones cost nothing) and price them: tokens per request task from the model
+    cache's measurements of that backend (:func:`measured_tokens`), else the request's own size in and
+    :data:`DEFAULT_EVAL_OUTPUT_TOKENS` out; USD from the price table."""
+    from .backends.pricing import cost_usd  # noqa: PLC0415
+
+    todo = [c for c in calls if not c.cached]
+    by_task: dict[str, int] = defaultdict(int)
+    tokens: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    src: list[str] = []
+    measured_by: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for c in todo:
+        by_task[c.task] += 1
+        if c.backend not in measured_by:
+            measured_by[c.backend] = measured_tokens(paths, c.backend) if is_paid(c.backend) else {}
+        m = measured_by[c.backend].get(c.task)
+        if c.backend.split(":", 1)[0] == "offline":
+            continue  # no tokens, no cost: counted in the calls only
+        if m:
+            i, o = m[0], m[1]
+        else:
+            d_in, d_out = DEFAULT_TOKENS.get(c.task, (1500, DEFAULT_EVAL_OUTPUT_TOKENS.get(c.task.split(".")[0], 200)))
+            i, o = c.input_tokens or d_in, d_out
+        tokens[c.backend][0] += i
+        tokens[c.backend][1] += o
+        s = f"{c.task}: {'measured' if m else 'request size'}"
+        if s not in src:
+            src.append(s)
+    costs = {b: round(cost_usd(b, int(round(t[0])), int(round(t[1])), price_table), 6) for b, t in tokens.items()}
+    sources = {"tokens": "; ".join(src) or "no paid model calls", "cost": "price table"}
+    if any(c.backend.split(":", 1)[0] == "offline" for c in calls):
+        sources["offline"] = "offline backends: no tokens or cost; requests counted without checking the cache"
+    return StagePlan(
+        stage=stage, tasks=list(tasks), backends=dict(backends), runs=runs, items=items, items_todo=items_todo,
+        model_calls=len(todo), cached_calls=len(calls) - len(todo), calls_by_task=dict(sorted(by_task.items())),
+        input_tokens=int(round(sum(t[0] for t in tokens.values()))),
+        output_tokens=int(round(sum(t[1] for t in tokens.values()))),
+        cost_usd=round(sum(costs.values()), 6), cost_by_backend=costs, bound=bound,
+        sources=sources)
+
+
+def plan_judge(paths: StudyPaths, tasks: list[str] | str, backend: Any, *, n_frames: int = 8,
+               protocol: Any = "paper", runs: list[str] | None = None) -> StagePlan:
+    """What :func:`nextads_lib.judge.judge_all` with these arguments will ask ``backend`` (a backend object or
+    string): every request it builds, each checked against the model cache (:func:`judge.planned_calls`)."""
+    from . import judge  # noqa: PLC0415
+    from .backends import get_backend  # noqa: PLC0415
+
+    b = get_backend(backend, cache_dir=paths.cache) if isinstance(backend, str) else backend
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    calls, n_runs, items, todo = judge.planned_calls(paths, task_list, b, n_frames=n_frames, protocol=protocol,
+                                                     runs=runs)
+    return plan_stage(paths, "judge", calls, tasks=task_list, backends={"judge": b.name}, runs=n_runs, items=items,
+                      items_todo=todo, price_table=b.settings.get("price_table"))
+
+
+def plan_verify(paths: StudyPaths, tasks: list[str] | str, *, verifier_backend: str = "offline",
+                reflector_backend: str = "offline", vq_backend: str = "offline", max_rounds: int = 2,
+                limit_pairs: int = 0, systems: str = "nextads", protocol: str = "paper",
+                thresholds: dict[str, float] | None = None, runs: list[str] | None = None) -> StagePlan:
+    """What :func:`nextads_lib.reflector.verify_and_reflect` over the runs notebook 12 picks will ask its
+    verifier (judge) and Reflector backends: round 0's requests exactly (cache checked); each revision round
+    as if every creative not yet verified were revised ``max_rounds`` times (an upper bound: an accepted
+    creative is not revised). ``runs``: these run names of each task instead of ``systems`` / ``protocol``'s."""
+    from . import reflector  # noqa: PLC0415
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    calls: list[PlannedCall] = []
+    n_runs = items = todo = 0
+    for task in task_list:
+        for run in runs if runs is not None else reflector.list_runs(paths, task, systems, protocol):
+            c, n, t = reflector.planned_calls(paths, task, run, verifier_backend=verifier_backend,
+                                              reflector_backend=reflector_backend, vq_backend=vq_backend,
+                                              max_rounds=max_rounds, limit_pairs=limit_pairs, thresholds=thresholds)
+            calls += c
+            n_runs, items, todo = n_runs + 1, items + n, todo + t
+    bound = (f"revision rounds: every creative to do counted as revised {max_rounds} time(s)"
+             if any(c.bound for c in calls) else "")
+    return plan_stage(paths, "verify", calls, tasks=task_list, runs=n_runs, items=items, items_todo=todo,
+                      backends={"verifier": verifier_backend, "reflector": reflector_backend, "video_quality": vq_backend},
+                      bound=bound)
+
+
+def plan_video_quality(paths: StudyPaths, tasks: list[str] | str, backend: str = "offline",
+                       pairs: list[Any] | None = None) -> StagePlan:
+    """What notebook 21 will score: every backend of :mod:`nextads_lib.vbench` runs here or in VBench's own
+    environment (no paid call), so the plan counts creatives and costs 0 USD. ``pairs``: the tasks'
+    :func:`vbench.list_pairs` when the caller has them already."""
+    from . import vbench  # noqa: PLC0415
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    if pairs is None:
+        pairs = [p for t in task_list for p in vbench.list_pairs(paths, t)]
+    ok = [p for p in pairs if p.skip_reason is None]
+    return plan_stage(paths, "video_quality", [], tasks=task_list, backends={"video_quality": backend},
+                      runs=len({(p.task, p.run) for p in pairs}), items=len(pairs), items_todo=len(ok))
+
+
+def _format_stage(plan: StagePlan) -> str:
+    lines = [
+        f"plan {plan.stage} {','.join(plan.tasks)}: {plan.items_todo} of {plan.items} creatives to do "
+        f"({plan.runs} runs), backends {plan.backends}",
+        f"  model calls      {plan.model_calls} ({plan.cached_calls} answered by the cache)  {plan.calls_by_task}",
+        f"  tokens           {plan.input_tokens} in, {plan.output_tokens} out",
+        f"  cost             {plan.cost_usd:.4f} USD {plan.cost_by_backend} (price table)",
+    ]
+    if plan.bound:
+        lines.append(f"  upper bound      {plan.bound}")
+    lines.append(f"  sources          {plan.sources}")
+    return "\n".join(lines)
+
+
+def stage_vs_spent(plan: StagePlan, usage: Any) -> Any:
+    """A table (pandas) of a stage plan's estimate beside what ``usage`` (the backends' :class:`Usage` records
+    of the run) spent on uncached calls."""
+    import pandas as pd  # noqa: PLC0415
+
+    calls = [u for u in usage if not u.cached]
+    got = {"model_calls": len(calls), "input_tokens": sum(u.input_tokens for u in calls),
+           "output_tokens": sum(u.output_tokens for u in calls), "cost_usd": round(sum(u.cost_usd for u in calls), 6)}
+    est = {"model_calls": plan.model_calls, "input_tokens": plan.input_tokens, "output_tokens": plan.output_tokens,
+           "cost_usd": plan.cost_usd}
+    return pd.DataFrame([{"quantity": k, "estimate": est[k], "spent": got[k]} for k in est])
 
 
 # ------------------------------------------------------------------------------------------------- setup
@@ -528,4 +711,5 @@ if __name__ == "__main__":
 
 __all__ = ["DEFAULT_TOKENS", "DEFAULT_LATENCY_S", "WAN_GPU_S_PER_VIDEO_S", "RunPlan", "SetupError", "BudgetExceeded",
            "plan_run", "format_plan", "check_budget", "check_setup", "spent", "estimate_vs_spent",
-           "measured_tokens", "measured_run_costs", "main"]
+           "measured_tokens", "measured_run_costs", "main", "DEFAULT_EVAL_OUTPUT_TOKENS", "PlannedCall", "StagePlan",
+           "is_paid", "plan_stage", "plan_judge", "plan_verify", "plan_video_quality", "stage_vs_spent"]

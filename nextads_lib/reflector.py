@@ -737,11 +737,24 @@ def list_pairs(paths: StudyPaths, task: str, run: str) -> list[tuple[Path, PairM
 def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backend: str = "offline",
                        reflector_backend: str = "offline", vq_backend: str = "offline", max_rounds: int = 2,
                        limit_pairs: int = 0, thresholds: dict[str, float] | None = None,
-                       utility: V.UtilityAdapter | None = None, progress: bool = True) -> Any:
+                       utility: V.UtilityAdapter | None = None, progress: bool = True,
+                       max_cost_usd: float | None = None) -> Any:
     """Verify every pair of ``run`` (task ``pcg`` | ``pci``) and refine the non-accepted ones for up to
     ``max_rounds`` rounds; writes the round dirs, ``released.json`` and ``verify_<task>.parquet`` (the rows of
-    every run verified so far, this run's replaced). Returns this run's rows as a DataFrame."""
+    every run verified so far, this run's replaced). Returns this run's rows as a DataFrame. ``max_cost_usd``
+    > 0 with a paid verifier or Reflector backend: the run's plan (:func:`nextads_lib.planner.plan_verify`) is
+    checked first, and a plan over it raises :class:`~nextads_lib.executor.BudgetExceeded` before any call,
+    with nothing written."""
     import pandas as pd  # noqa: PLC0415
+
+    from . import planner  # noqa: PLC0415
+
+    if max_cost_usd is not None and max_cost_usd > 0 and (planner.is_paid(verifier_backend)
+                                                           or planner.is_paid(reflector_backend)):
+        planner.check_budget(planner.plan_verify(
+            paths, [task], verifier_backend=verifier_backend, reflector_backend=reflector_backend,
+            vq_backend=vq_backend, max_rounds=max_rounds, limit_pairs=limit_pairs, thresholds=thresholds,
+            runs=[run]), max_cost_usd)
 
     cache = Cache(paths.cache)
     library = read_model(paths.library_json, ProductLibrary)
@@ -784,6 +797,75 @@ def verify_and_reflect(paths: StudyPaths, task: str, run: str, *, verifier_backe
 
     replace_rows(paths.results / f"verify_{task}.parquet", df, lambda old: old["run"] == run)
     return df
+
+
+def planned_calls(paths: StudyPaths, task: str, run: str, *, verifier_backend: str = "offline",
+                  reflector_backend: str = "offline", vq_backend: str = "offline", max_rounds: int = 2,
+                  limit_pairs: int = 0, thresholds: dict[str, float] | None = None) -> tuple[list[Any], int, int]:
+    """The model requests :func:`verify_and_reflect` with these arguments would send for ``run``
+    (:class:`~nextads_lib.planner.PlannedCall`; the run planner's input, :func:`nextads_lib.planner.plan_verify`)
+    and ``(calls, creatives, creatives to do)``. A pair whose verification is cached costs nothing. For the
+    others, round 0: the verifier backend's judge requests (built and checked against the model cache) and,
+    when enabled, one model compliance request per check; each revision round up to ``max_rounds`` (marked
+    ``bound``: an accepted creative is not revised): the Reflector's request and the same verifier requests
+    again. An offline backend's requests are counted without building them (they cost nothing)."""
+    from .compliance.model_checks import PROMPTS  # noqa: PLC0415
+    from .compliance.model_checks import plan_text as compliance_plan_text  # noqa: PLC0415
+    from .judge import build_request as judge_request  # noqa: PLC0415
+    from .planner import PlannedCall  # noqa: PLC0415
+    from .ratelimit import estimate_tokens  # noqa: PLC0415
+
+    cache = Cache(paths.cache)
+    library = read_model(paths.library_json, ProductLibrary)
+    products = {p.id: p for p in library.products}
+    users = ({u.user_id: u for u in read_jsonl(paths.bench_users(task), UserHistory)}
+             if paths.bench_users(task).is_file() else {})
+    th = {**V.THRESHOLDS, **(thresholds or {})}
+    settings = {"verifier": verifier_backend, "vq": vq_backend, "reflector": reflector_backend,
+                "max_rounds": int(max_rounds), "thresholds": th, "run": run, "task": task}
+    utility = V.UtilityAdapter(verifier_backend, vq_backend, paths.cache)
+    judge_b = utility.backend
+    check = not verifier_backend.startswith("offline")
+    crits = list(V.UtilityAdapter.PERSONALIZATION) + ["product_alignment"] + (
+        ["integration_quality"] if task == "pci" else [])
+    model_checks = list(PROMPTS) if V.model_compliance_enabled(verifier_backend, th) else []
+    pairs = list_pairs(paths, task, run)
+    if limit_pairs and limit_pairs > 0:
+        pairs = pairs[:limit_pairs]
+    calls: list[PlannedCall] = []
+    todo = 0
+    for pair_dir, man in pairs:
+        product, history = products.get(man.product_id), users.get(man.user_id)
+        if product is None:
+            continue  # recorded as an error row, no call
+        hit = cache.get_json("verify_pair", _pair_key(settings, pair_dir, product, history))
+        if hit is not None and (pair_dir / "verify" / "round_0" / "verification.json").is_file():
+            continue
+        todo += 1
+        first: list[PlannedCall] = []
+        for c in crits:
+            if not check:
+                first.append(PlannedCall(judge_b.name, f"judge.{c}"))
+                continue
+            try:
+                req = judge_request(c, pair_dir, task=task, product=product, history=history,
+                                    n_frames=utility.n_frames, seam_images=True)
+            except Exception:  # noqa: BLE001 - the judgment is recorded missing, no call
+                continue
+            first.append(PlannedCall(judge_b.name, req.task, judge_b.cache is not None and judge_b.cache.has(
+                "model", judge_b.cache_key(req)), max(0, estimate_tokens(req) - req.max_output_tokens)))
+        sized = bool(model_checks) or not reflector_backend.startswith("offline")
+        plan = read_model(pair_dir / "plan.json", Storyboard) if sized else None
+        if plan is not None and model_checks:
+            size = 258 * int(th["model_frames"]) + len(compliance_plan_text(plan, product)) // 4
+            first += [PlannedCall(verifier_backend, f"verifier.compliance.{k}", False, size + len(PROMPTS[k]) // 4)
+                      for k in model_checks]
+        calls += first
+        refl_in = (len(REFLECT_SYSTEM) + len(plan.model_dump_json()) + 1200) // 4 if plan is not None else 0
+        for _ in range(int(max_rounds)):
+            calls.append(PlannedCall(reflector_backend, "reflector.directives", False, refl_in, bound=True))
+            calls += [PlannedCall(c.backend, c.task, False, c.input_tokens, bound=True) for c in first]
+    return calls, len(pairs), todo
 
 
 def _verify_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -971,6 +1053,6 @@ def profile_directives(long_term: dict[str, Any], short_term: list[dict[str, Any
     return out
 
 
-__all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "caught_examples", "build_request", "constraint_errors",
+__all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "caught_examples", "planned_calls", "build_request", "constraint_errors",
            "list_pairs", "list_runs", "patch_plan", "planted_demo", "profile_directives", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
            "verify_pair"]

@@ -171,10 +171,10 @@ def _present_steps(profile: str) -> tuple[list[Step], list[str]]:
     return steps, [s.notebook for s in steps_for(profile) if s not in steps]
 
 
-#: the notebooks that take the scale-out parameters (``executor``, ``ray_address``, ``max_cost_usd``)
-SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb")
-#: the notebooks that take ``executor`` and ``ray_address`` only (their pools go through the executor)
-EXECUTOR_NOTEBOOKS = ("12_verify_and_reflect.ipynb", "20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb")
+#: the notebooks that take the scale-out parameters (``executor``, ``ray_address``, ``max_cost_usd``): the runs and
+#: the evaluation stages, each of which plans its cost and checks the budget before its first paid call
+SCALE_OUT_NOTEBOOKS = ("10_run_pcg.ipynb", "11_run_pci.ipynb", "12_verify_and_reflect.ipynb",
+                       "20_evaluate_judge.ipynb", "21_evaluate_video_quality.ipynb")
 
 
 def _depends(step: Step, steps: list[Step]) -> list[Step]:
@@ -191,8 +191,8 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
     steps it reads from (:attr:`Step.after`) have finished, up to ``jobs`` notebooks at a time (each kernel
     also runs its own worker pool, so two fill a 2-core machine through kernel start-ups and serial phases;
     ``jobs=1`` is the plain sequence). ``executor="ray"`` (with ``ray_address``: empty starts a local Ray,
-    ``"auto"`` or ``ray://host:port`` joins a cluster) and ``max_cost_usd`` (a budget per run notebook) go to
-    the run notebooks (``SCALE_OUT_NOTEBOOKS``). A failure stops new steps, lets running ones finish, and
+    ``"auto"`` or ``ray://host:port`` joins a cluster) and ``max_cost_usd`` (a budget per notebook, checked
+    against its plan before its first paid call) go to the run and evaluation notebooks (``SCALE_OUT_NOTEBOOKS``). A failure stops new steps, lets running ones finish, and
     names the notebook and the cell."""
     scale = {k: v for k, v in (("executor", executor), ("ray_address", ray_address), ("max_cost_usd", max_cost_usd))
              if v and v != "local"}
@@ -252,9 +252,7 @@ def run(profile: str, data_dir: str, only: list[str] | None = None, force: bool 
                 todo.remove(step)
                 i = steps.index(step) + 1
                 params = {"data_dir": data_dir, **step.params,
-                          **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {}),
-                          **({k: v for k, v in scale.items() if k != "max_cost_usd"}
-                             if step.notebook in EXECUTOR_NOTEBOOKS else {})}
+                          **(scale if step.notebook in SCALE_OUT_NOTEBOOKS else {})}
                 out = out_dir / f"{step.name}.ipynb"
                 marker = out_dir / f".{step.name}.done"
                 key = _marker_key(step, params, lib)

@@ -163,7 +163,7 @@ class LocalExecutor:
         a loaded model through :func:`shared`; the judge's users); the Ray executor ignores it. ``init``: the
         pool processes' initializer instead of :func:`nextads_lib.runs.init_worker` (e.g. one that does not
         import torch)."""
-        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed  # noqa: PLC0415
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor  # noqa: PLC0415
 
         from .runs import init_worker  # noqa: PLC0415
 
@@ -188,18 +188,8 @@ class LocalExecutor:
                         on_result(res)
                 else:
                     with ThreadPoolExecutor(max_workers=n) as tex:
-                        tfuts = [tex.submit(run_job, worker, job, task, final_artifact) for job in jobs]
-                        tcancelled = 0
-                        for f in as_completed(tfuts):
-                            if f.cancelled():
-                                continue
-                            res = f.result()
-                            budget.add(res)
-                            on_result(res)
-                            if budget.stop() and not tcancelled:
-                                tcancelled = sum(g.cancel() for g in tfuts)
-                    if tcancelled:
-                        raise budget.error(tcancelled)
+                        _collect([tex.submit(run_job, worker, job, task, final_artifact) for job in jobs], budget,
+                                 on_result)
             finally:
                 if limits:
                     ratelimit.set_local(None)
@@ -214,19 +204,26 @@ class LocalExecutor:
                 stack.callback(ratelimit.stop_local)
             ex = stack.enter_context(ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=init,
                                                          initargs=initargs))
-            futs = [ex.submit(run_job, worker, job, task, final_artifact) for job in jobs]
-            cancelled = 0
-            for f in as_completed(futs):
-                if f.cancelled():
-                    continue
-                res = f.result()
-                budget.add(res)
-                on_result(res)
-                if budget.stop() and not cancelled:
-                    cancelled = sum(g.cancel() for g in futs)
-            if cancelled:
-                raise budget.error(cancelled)
+            _collect([ex.submit(run_job, worker, job, task, final_artifact) for job in jobs], budget, on_result)
         return n
+
+
+def _collect(futs: Sequence[Any], budget: _Budget, on_result: Callable[[Result], None]) -> None:
+    """Hand each finished job's result to ``on_result`` as it completes; once the budget would pass, cancel the
+    jobs not yet started and raise :class:`BudgetExceeded` (the pool's exit then waits for the running ones)."""
+    from concurrent.futures import as_completed  # noqa: PLC0415
+
+    cancelled = 0
+    for f in as_completed(futs):
+        if f.cancelled():
+            continue
+        res = f.result()
+        budget.add(res)
+        on_result(res)
+        if budget.stop() and not cancelled:
+            cancelled = sum(g.cancel() for g in futs)
+    if cancelled:
+        raise budget.error(cancelled)
 
 
 def _init_pool_worker(limiter: Any, init: Callable[[], None] | None = None) -> None:

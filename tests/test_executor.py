@@ -5,6 +5,7 @@ partial file; rate-limit windows hold across threads, processes and Ray tasks; m
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -106,6 +107,32 @@ def test_limits_come_from_the_table_or_the_documented_defaults(tmp_path):
     assert ratelimit.limit_for("openai:gpt-4o", str(table)) == ratelimit.Limit(rpm=7, tpm=900)
     assert ratelimit.limit_for("sora:sora-2", str(table)).rpm == ratelimit.DEFAULT_LIMITS["sora-2"]["rpm"]
     assert ratelimit.limit_for("offline", str(table)) == ratelimit.Limit()
+
+
+def _paid_job(job):
+    return {"cost_usd": 1.0, "i": job["i"]}
+
+
+@pytest.mark.parametrize("workers, threads", [(1, False), (2, True), (2, False)])
+def test_the_budget_stops_a_pool_before_the_next_job_would_pass_it(workers, threads):
+    """Inline, in threads and in processes alike: results come back as jobs finish, and once the spend plus one
+    job's mean cost would pass ``max_cost_usd`` the jobs not started are cancelled and BudgetExceeded names them."""
+    got = []
+    ex = executor.LocalExecutor(max_cost_usd=2.5)
+    with pytest.raises(executor.BudgetExceeded, match="job\\(s\\) not started") as e:
+        ex.map_jobs(_paid_job, [{"i": i} for i in range(12)], got.append, workers=workers, threads=threads,
+                    init=_no_init)
+    assert 2 <= len(got) < 12 and all(r["_new_cost_usd"] == 1.0 for r in got)
+    left = re.search(r"(\d+) user job\(s\) not started", str(e.value))
+    assert "2.5" in str(e.value) and left and len(got) + int(left.group(1)) <= 12
+    ok = []
+    assert executor.LocalExecutor(max_cost_usd=100.0).map_jobs(_paid_job, [{"i": i} for i in range(5)], ok.append,
+                                                               workers=workers, threads=threads, init=_no_init) >= 1
+    assert sorted(r["i"] for r in ok) == list(range(5))
+
+
+def _no_init() -> None:
+    return None
 
 
 def test_unknown_executor_is_a_clear_error():

@@ -336,7 +336,7 @@ class HeldOutSimulator(GroundTruthSimulator):
         t.update(fatigue=f, length_fit=math.exp(-(((c.duration_s - tstar) / 4.0) ** 2)))
         return t
 
-    def _p(self, t: dict[str, float], c: CreativeFeatures, e: float) -> tuple[float, float]:
+    def probabilities(self, t: dict[str, float], c: CreativeFeatures, e: float) -> tuple[float, float]:
         P = self.params
         p = _sigmoid(P.bias + P.w_relevance * t["relevance"] + P.w_style * t["style"] + P.w_fit * t["fit"]
                      - P.w_fatigue * t["fatigue"] + P.w_length * t["length_fit"]
@@ -345,37 +345,17 @@ class HeldOutSimulator(GroundTruthSimulator):
                       + 1.0 * t["relevance"] - 1.5 * t["fatigue"])
         return p, pc
 
-    def show(self, user_id: str, product_id: str, c: CreativeFeatures, k: int, sess: Session
-             ) -> tuple[ImpressionFeedback, dict[str, float]]:
-        t = self.terms(user_id, c, k, sess)
-        g = rng(self.seed, "evolution", user_id, product_id, k)
-        e, e2 = float(g.normal(0, 0.35)), float(g.normal(0, 1.0))
-        u1, u2, u3 = (float(x) for x in g.random(3))
-        p, pc = self._p(t, c, e)
-        skip = u1 > p
-        w = 0.1 + 0.2 * p if skip else float(np.clip(0.55 + 0.45 * p + 0.1 * e2, 0, 1))
-        replay = (not skip) and u2 < 0.35 * p * p * (1 - t["fatigue"])
-        conv = (not skip) and (not sess.converted) and u3 < pc
-        fb = ImpressionFeedback(dwell_s=round(w * c.duration_s, 4), watch_fraction=round(w, 4), skipped=bool(skip),
-                                replayed=bool(replay), converted=bool(conv),
-                                rationale=f"p_watch={p:.3f} p_conv={pc:.3f}")
+    def remember(self, sess: Session, c: CreativeFeatures) -> None:
         if not hasattr(sess, "claim_history"):
             sess.claim_history = []  # type: ignore[attr-defined]
         sess.claim_history.append(set(c.claims))  # type: ignore[attr-defined]
-        self.update(sess, c, fb, t["relevance"])
-        return fb, {**t, "p_watch": p, "p_conv": pc}
 
 
 def expected_reward(sim: Any, user_id: str, c: CreativeFeatures, k: int, sess: Session) -> float:
     """The expected :func:`reward_of` of showing ``c`` now, under ``sim``'s hidden equations with the noise at 0
     (only the oracle calls this)."""
     t = sim.terms(user_id, c, k, sess)
-    if isinstance(sim, HeldOutSimulator):
-        p, pc = sim._p(t, c, 0.0)
-    else:
-        p = _sigmoid(-0.6 + 2.2 * t["relevance"] + 0.9 * t["style"] + 0.8 * t["fit"] - 2.0 * t["fatigue"])
-        pc = _sigmoid(-4.2 + 2.0 * sess.interest + 1.2 * c.cta_strength + 0.8 * c.depth / 2.0
-                      + 1.0 * t["relevance"] - 1.5 * t["fatigue"])
+    p, pc = sim.probabilities(t, c, 0.0)
     ew = p * min(1.0, 0.55 + 0.45 * p) + (1 - p) * (0.1 + 0.2 * p)
     return float(ew + 0.5 * p * 0.35 * p * p * (1 - t["fatigue"]) + (0.0 if sess.converted else p * pc))
 

@@ -163,22 +163,32 @@ class GroundTruthSimulator:
         return {"relevance": r, "style": s, "novelty": nu, "hook_repeats": float(h), "fatigue": f, "fit": m,
                 "interest": sess.interest}
 
+    def probabilities(self, t: dict[str, float], c: CreativeFeatures, e: float) -> tuple[float, float]:
+        """``(p_watch, p_conv)`` from the impression's :meth:`terms` and the watch noise ``e`` (0 for the
+        expectation); a simulator with another response model overrides this (and :meth:`terms`)."""
+        p = _sigmoid(-0.6 + 2.2 * t["relevance"] + 0.9 * t["style"] + 0.8 * t["fit"] - 2.0 * t["fatigue"] + e)
+        pc = _sigmoid(-4.2 + 2.0 * t["interest"] + 1.2 * c.cta_strength + 0.8 * c.depth / 2.0 + 1.0 * t["relevance"]
+                      - 1.5 * t["fatigue"])
+        return p, pc
+
+    def remember(self, sess: Session, c: CreativeFeatures) -> None:
+        """What a simulator keeps of a shown creative beyond :meth:`update`'s claims and hooks (nothing here)."""
+
     def show(self, user_id: str, product_id: str, c: CreativeFeatures, k: int, sess: Session
              ) -> tuple[ImpressionFeedback, dict[str, float]]:
         t = self.terms(user_id, c, k, sess)
         g = rng(self.seed, "evolution", user_id, product_id, k)
         e, e2 = float(g.normal(0, 0.35)), float(g.normal(0, 1.0))
         u1, u2, u3 = (float(x) for x in g.random(3))
-        p = _sigmoid(-0.6 + 2.2 * t["relevance"] + 0.9 * t["style"] + 0.8 * t["fit"] - 2.0 * t["fatigue"] + e)
+        p, pc = self.probabilities(t, c, e)
         skip = u1 > p
         w = 0.1 + 0.2 * p if skip else float(np.clip(0.55 + 0.45 * p + 0.1 * e2, 0, 1))
         replay = (not skip) and u2 < 0.35 * p * p * (1 - t["fatigue"])
-        pc = _sigmoid(-4.2 + 2.0 * sess.interest + 1.2 * c.cta_strength + 0.8 * c.depth / 2.0 + 1.0 * t["relevance"]
-                      - 1.5 * t["fatigue"])
         conv = (not skip) and (not sess.converted) and u3 < pc
         fb = ImpressionFeedback(dwell_s=round(w * c.duration_s, 4), watch_fraction=round(w, 4), skipped=bool(skip),
                                 replayed=bool(replay), converted=bool(conv),
                                 rationale=f"p_watch={p:.3f} p_conv={pc:.3f}")
+        self.remember(sess, c)
         self.update(sess, c, fb, t["relevance"])
         return fb, {**t, "p_watch": p, "p_conv": pc}
 

@@ -104,7 +104,6 @@ from .proxies import (  # the offline judge's formulas (nextads_lib/proxies.py, 
     style_agreement,
     style_stats,
     template_match,
-    topic_vector,
 )
 from .schemas import (
     BenchPair,
@@ -981,13 +980,12 @@ def offline_content(req: ModelRequest) -> JudgeAnswer:
     if not texts:
         raise BackendError(req.item, req.task, "the user's history has no text to compare the plan with")
     score, t = content_proxy(texts, ctx["embed_text"])
-    from .topics import TOPIC_IDS  # noqa: PLC0415
-
-    top_u = TOPIC_IDS[int(np.argmax(topic_vector(texts)))]
-    top_c = TOPIC_IDS[int(np.argmax(topic_vector([ctx["embed_text"]])))]
+    example = texts[int(t["example"])]
     return JudgeAnswer(score=round(score, 4), rationale=(
-        f"Proxy: topic overlap {t['overlap']:.2f} (user's top topic {top_u}, creative's {top_c}) and MiniLM "
-        f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
+        f"Proxy: best match {t['interest']:.2f} (cosine {t['cos_interest']:.2f}) with one of the user's own "
+        f"{int(t['interests'])} interest clusters ({t['share']:.0%} of the history, e.g. \"{example[:60]}\") and "
+        f"MiniLM cosine {t['cos']:.2f} with the history's centroid, between {len(texts)} history texts and the plan "
+        "text (10 x (0.6 I + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
 
 
 @register_offline("judge.product_alignment")

@@ -3,10 +3,10 @@
 Each function scores the creative's frames (and the text it says and shows) against the user's history, the
 product's record or the host video, with image statistics and MiniLM sentence embeddings only. This module
 imports nothing of the Director (``nextads_lib.director``, ``nextads_lib.planner``, the producer, the sample; a
-test parses its imports). It still shares two things with the Director, said in :data:`PROXY_WEAKNESS`: the
-coarse taxonomy (``nextads_lib.topics``, through :func:`nextads_lib.embed.topic_distribution`) that the
-Director's matching also reads, and the plan's text, which the offline judge reads as its stand-in for what the
-creative says.
+test parses its imports) and not the coarse taxonomy (``nextads_lib.topics``) the Director matches with: the
+content proxy compares the plan's text with the history's own interests (clusters of its texts). It still
+shares with the Director what :data:`PROXY_WEAKNESS` says, above all the plan's text, which the offline judge
+reads as its stand-in for what the creative says.
 :mod:`nextads_lib.judge`'s ``offline`` handlers call these functions; the formulas, where each proxy is weak and
 what would make it agree with a VLM judge are in ``docs/proxies.md``.
 """
@@ -26,8 +26,9 @@ from . import embed
 PROXY_WEAKNESS: dict[str, str] = {
     "personalization_presentation": "colour statistics only; the offline Director pastes crops of the history "
                                     "images into the creative, so this proxy rewards that by construction",
-    "personalization_content": "reads the plan's text, not the video; its topic term uses the same coarse "
-                               "taxonomy as the Director's matching",
+    "personalization_content": "reads the plan's text, not the video; the user's interests are clusters of up "
+                               "to 12 history titles, so an interest seen once counts, and a plan that echoes "
+                               "the history's words scores well whatever the frames show",
     "product_alignment": "colour-histogram + template match of the product's own images (the compositor pastes "
                          "them); name, points and facts from the plan's text, not OCR of the frames",
     "integration_quality": "picture change at the seams and colour agreement; no sense of narrative flow",
@@ -133,20 +134,59 @@ def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray)
     return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
 
 
-def topic_vector(texts: Sequence[str]) -> np.ndarray:
-    """Mean MiniLM soft topic distribution of ``texts`` (sums to 1)."""
-    return embed.topic_distribution(list(texts)).mean(axis=0)
+#: history texts closer than this cosine distance (average linkage) form one of the user's own interests
+INTEREST_DISTANCE = 0.6
+#: the cosines that count as a full match (the interest term and the centroid term are ``clip(cos / this)``)
+COS_FULL = 0.6
+
+
+def interest_clusters(emb: np.ndarray, distance: float = INTEREST_DISTANCE) -> list[tuple[np.ndarray, list[int]]]:
+    """The history's own fine-grained interests: its texts' MiniLM vectors ``emb`` (unit rows) grouped by
+    average-linkage clustering on cosine distance cut at ``distance``; (unit centroid, member indices) per
+    cluster, largest first (ties: earliest member). Singletons are kept (an interest seen once)."""
+    n = len(emb)
+    if n == 0:
+        return []
+    if n == 1:
+        labels = np.ones(1, int)
+    else:
+        from scipy.cluster.hierarchy import fcluster, linkage  # noqa: PLC0415
+
+        labels = fcluster(linkage(np.asarray(emb, np.float64), "average", metric="cosine"), distance, "distance")
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        groups.setdefault(int(c), []).append(i)
+    out = []
+    for idx in sorted(groups.values(), key=lambda g: (-len(g), g[0])):
+        cen = np.asarray(emb, np.float64)[idx].mean(axis=0)
+        out.append((cen / max(float(np.linalg.norm(cen)), 1e-9), idx))
+    return out
 
 
 def content_proxy(history: Sequence[str], plan: str) -> tuple[float, dict[str, float]]:
-    """``10 x (0.6 T + 0.4 C)`` (module docstring): topic overlap and scaled centroid cosine."""
-    u = topic_vector(history)
-    c = topic_vector([plan])
-    overlap = float(np.minimum(u, c).sum())
-    hv = embed.embed(list(history)).mean(axis=0)
+    """``10 x (0.6 I + 0.4 C)``: I the plan text's best match with one of the history's own interests
+    (:func:`interest_clusters`), ``max_k clip(cos(plan, centroid_k) / COS_FULL, 0, 1) x sqrt(n_k / n_max)``
+    (an interest seen in fewer items counts less), C = ``clip(cos / COS_FULL, 0, 1)`` of the plan and the
+    history's centroid. Returns the score and its terms (``interest``, ``cos_interest`` of the best interest,
+    ``share`` its share of the history, ``example`` the index of its member nearest the plan, ``cos``)."""
+    emb = embed.embed(list(history))
+    pv = embed.embed([plan])[0].astype(np.float64)
+    clusters = interest_clusters(emb)
+    n_max = max(len(idx) for _, idx in clusters)
+    best = (-1.0, 0.0, 0.0, 0)
+    for cen, idx in clusters:
+        cos_k = float(cen @ pv)
+        v = _clip01(cos_k / COS_FULL) * math.sqrt(len(idx) / n_max)
+        if v > best[0]:
+            near = max(idx, key=lambda i: (float(emb[i] @ pv), -i))
+            best = (v, cos_k, len(idx) / len(emb), near)
+    hv = emb.mean(axis=0)
     hv = hv / max(float(np.linalg.norm(hv)), 1e-9)
-    cos = float(hv @ embed.embed([plan])[0])
-    return 10.0 * (0.6 * overlap + 0.4 * _clip01(cos / 0.6)), {"overlap": overlap, "cos": cos}
+    cos = float(hv @ pv)
+    i_term = max(0.0, best[0])
+    return 10.0 * (0.6 * i_term + 0.4 * _clip01(cos / COS_FULL)), {
+        "interest": i_term, "cos_interest": best[1], "share": best[2], "example": float(best[3]),
+        "interests": float(len(clusters)), "cos": cos}
 
 
 def product_proxy(frames: np.ndarray, assets: Sequence[np.ndarray], text: str, product: dict[str, Any]
@@ -205,5 +245,5 @@ def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> t
 
 
 __all__ = ["PROXY_WEAKNESS", "STYLE_RANGES", "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match",
-           "presentation_proxy", "topic_vector", "content_proxy", "product_proxy", "seam_continuity",
+           "presentation_proxy", "INTEREST_DISTANCE", "COS_FULL", "interest_clusters", "content_proxy", "product_proxy", "seam_continuity",
            "diversity_proxy"]

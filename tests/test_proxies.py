@@ -36,6 +36,17 @@ def test_proxies_import_nothing_of_the_director():
     assert not bad, f"proxies.py imports the Director's heuristics: {bad}"
 
 
+def test_proxies_do_not_read_the_directors_taxonomy():
+    # the content proxy scores against the history's own interests, not topics.py's coarse topics
+    imps = _imports(ROOT / "nextads_lib" / "proxies.py")
+    assert not any(m.startswith("nextads_lib.topics") for m in imps), imps
+    src = (ROOT / "nextads_lib" / "proxies.py").read_text()
+    assert "topic_distribution" not in src and "topic_matrix" not in src and "TOPIC_IDS" not in src
+    judge_src = (ROOT / "nextads_lib" / "judge.py").read_text()
+    body = judge_src[judge_src.index("def offline_content"):judge_src.index("def offline_product")]
+    assert "topic" not in body.replace("topics", "")
+
+
 def test_the_judge_scores_with_the_proxies_module():
     for name in ("presentation_proxy", "content_proxy", "product_proxy", "seam_continuity", "diversity_proxy",
                  "colour_hist", "bhattacharyya"):

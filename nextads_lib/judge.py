@@ -969,8 +969,10 @@ def offline_presentation(req: ModelRequest) -> JudgeAnswer:
         raise BackendError(req.item, req.task, "no readable history image to compare the creative with")
     score, t = presentation_proxy(hist, frames)
     return JudgeAnswer(score=round(score, 4), rationale=(
-        f"Proxy: colour-histogram agreement {t['bc']:.2f} and style-statistics agreement {t['style']:.2f} "
-        f"between {len(hist)} history images and {len(frames)} creative frames (10 x (0.7 BC + 0.3 S)). Weak: " + PROXY_WEAKNESS["personalization_presentation"] + "."))
+        f"Proxy: hue x saturation agreement {t['hs']:.2f} and look agreement {t['look']:.2f} (colourfulness, "
+        f"contrast, texture, edges) between {len(hist)} history images and {len(frames)} creative frames, "
+        f"{t['copied']:.0%} of the frames' pixels left out as copies of the history (10 x (0.7 H + 0.3 L)). "
+        "Weak: " + PROXY_WEAKNESS["personalization_presentation"] + "."))
 
 
 @register_offline("judge.personalization_content")

@@ -24,8 +24,9 @@ from . import embed
 
 #: where each proxy is weak (shown in the offline judge's reasons and in ``docs/proxies.md``)
 PROXY_WEAKNESS: dict[str, str] = {
-    "personalization_presentation": "colour statistics only; the offline Director pastes crops of the history "
-                                    "images into the creative, so this proxy rewards that by construction",
+    "personalization_presentation": "colour and image statistics only; copies of the history are found by "
+                                    "template match at low resolution and strict correlation, which misses most "
+                                    "resized pasted crops, so the offline Director's pasted crops still count",
     "personalization_content": "reads the plan's text, not the video; the user's interests are clusters of up "
                                "to 12 history titles, so an interest seen once counts, and a plan that echoes "
                                "the history's words scores well whatever the frames show",
@@ -124,14 +125,122 @@ def _clip01(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+#: copied-pixel detection: each history image (grey) is cut into COPY_GRID x COPY_GRID cells; a cell with
+#: structure (grey std >= COPY_MIN_STD) is matched (normalised cross-correlation) against the frames, resized to
+#: COPY_SIDE pixels on their short side, at each of COPY_SCALES x its size; where it correlates above COPY_THRESHOLD, that
+#: region of the frame is a copy of the history and is left out of the style comparison
+COPY_GRID, COPY_SCALES, COPY_THRESHOLD, COPY_MIN_STD, COPY_SIDE = 3, (1.1,), 0.96, 8.0, 27
+
+
+def copied_mask(history_images: Sequence[np.ndarray], frames: np.ndarray) -> np.ndarray:
+    """``(n, H, W)`` boolean mask of the frames' pixels that reproduce a region of a history image (pasted
+    crops, resized): the frames side by side (at :data:`COPY_SIDE`) are searched for each structured cell of each history image at
+    :data:`COPY_SCALES` (OpenCV ``TM_CCOEFF_NORMED``); each frame's best match above :data:`COPY_THRESHOLD` is
+    masked. Nothing is masked when the history images share no structure with the frames."""
+    import cv2  # noqa: PLC0415
+
+    fr = np.asarray(frames)
+    n, full_h, full_w = fr.shape[:3]
+    if n == 0:
+        return np.zeros((0, full_h, full_w), bool)
+    z = min(1.0, COPY_SIDE / min(full_h, full_w))
+    fh, fw = max(1, int(round(full_h * z))), max(1, int(round(full_w * z)))
+    mask = np.zeros((n, fh, fw), bool)
+    mosaic = np.ascontiguousarray(np.concatenate([cv2.resize(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY),
+                                                             (fw, fh), interpolation=cv2.INTER_AREA) for f in fr], axis=1))
+    for im in history_images:
+        g = cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY)
+        h, w = g.shape
+        for cy in range(COPY_GRID):
+            for cx in range(COPY_GRID):
+                cell = g[cy * h // COPY_GRID:(cy + 1) * h // COPY_GRID, cx * w // COPY_GRID:(cx + 1) * w // COPY_GRID]
+                if cell.size == 0 or float(cell.std()) < COPY_MIN_STD:
+                    continue
+                for s in COPY_SCALES:
+                    th, tw = int(round(cell.shape[0] * s)), int(round(cell.shape[1] * s))
+                    if th >= fh or tw >= fw or th < 4 or tw < 4:
+                        continue
+                    t = cv2.resize(cell, (tw, th), interpolation=cv2.INTER_LINEAR)
+                    r = cv2.matchTemplate(mosaic, t, cv2.TM_CCOEFF_NORMED)
+                    # each frame's best placement (placements that cross into the next frame are left out)
+                    rr = np.zeros((r.shape[0], n * fw), np.float32)
+                    rr[:, :r.shape[1]] = np.nan_to_num(r, nan=0.0)
+                    seg = rr.reshape(r.shape[0], n, fw)[:, :, :fw - tw + 1].transpose(1, 0, 2).reshape(n, -1)
+                    best = seg.argmax(axis=1)
+                    for k in np.flatnonzero(seg[np.arange(n), best] >= COPY_THRESHOLD):
+                        y, x = divmod(int(best[k]), fw - tw + 1)
+                        mask[k, y:y + th, x:x + tw] = True
+    if (fh, fw) == (full_h, full_w):
+        return mask
+    return np.stack([cv2.resize(m.astype(np.uint8), (full_w, full_h), interpolation=cv2.INTER_NEAREST) > 0
+                     for m in mask])
+
+
+def hue_sat_hist(pixels: np.ndarray, hue_bins: int = 12, sat_bins: int = 3) -> np.ndarray:
+    """Normalised hue x saturation histogram (OpenCV HSV, ``hue_bins`` x ``sat_bins``, every pixel weighted by
+    its value / 255 so near-black pixels, whose hue is noise, count little) of RGB pixels ``(..., 3)``."""
+    import cv2  # noqa: PLC0415
+
+    px = np.ascontiguousarray(np.asarray(pixels, np.uint8).reshape(1, -1, 3))
+    hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.int32)
+    hb = np.minimum(hsv[:, 0] * hue_bins // 180, hue_bins - 1)
+    sb = np.minimum(hsv[:, 1] * sat_bins // 256, sat_bins - 1)
+    h = np.bincount(hb * sat_bins + sb, weights=hsv[:, 2] / 255.0, minlength=hue_bins * sat_bins)
+    return h / max(float(h.sum()), 1e-9)
+
+
+#: the look statistics of the presentation proxy and the ranges their differences are normalised by (none of
+#: them is what the Director plans with: it plans with a named palette, lighting by brightness/warmth, motion)
+LOOK_RANGES: dict[str, float] = {"colourfulness": 0.35, "contrast": 0.25, "texture": 0.08, "edges": 0.3}
+
+
+def look_stats(pixels_by_image: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean over images of colourfulness (Hasler and Suesstrunk's M, /255), contrast (luma std), texture (mean
+    absolute luma gradient) and edge density (share of gradients above 0.08), each in 0..1; an image is
+    ``(H, W, 3)`` uint8 and may come with a boolean ``keep`` mask as a pair ``(image, keep)``."""
+    acc: dict[str, list[float]] = {k: [] for k in LOOK_RANGES}
+    for item in pixels_by_image:
+        im, keep = item if isinstance(item, tuple) else (item, None)
+        rgb = np.asarray(im, np.float32) / 255.0
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        gx = np.zeros_like(luma)
+        gy = np.zeros_like(luma)
+        gx[:, 1:] = np.abs(np.diff(luma, axis=1))
+        gy[1:, :] = np.abs(np.diff(luma, axis=0))
+        grad = (gx + gy) / 2
+        k = np.ones(luma.shape, bool) if keep is None else np.asarray(keep, bool)
+        if k.sum() < 16:
+            continue
+        r, g, b = rgb[..., 0][k], rgb[..., 1][k], rgb[..., 2][k]
+        rg, yb = r - g, 0.5 * (r + g) - b
+        acc["colourfulness"].append(float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())))
+        acc["contrast"].append(float(luma[k].std()))
+        acc["texture"].append(float(grad[k].mean()))
+        acc["edges"].append(float((grad[k] > 0.08).mean()))
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
+
+
+def look_agreement(a: dict[str, float], b: dict[str, float]) -> float:
+    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`LOOK_RANGES`."""
+    return float(1.0 - np.mean([min(1.0, abs(a[k] - b[k]) / r) for k, r in LOOK_RANGES.items()]))
+
+
 def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
-    """``10 x (0.7 BC + 0.3 S)``: colour-histogram Bhattacharyya coefficient and style agreement of the history
-    images vs the creative frames (see the module docstring). Returns the score and its terms."""
-    h_hist = np.mean([colour_hist(a) for a in history_images], axis=0)
-    f_hist = np.mean([colour_hist(f) for f in frames], axis=0)
-    bc = bhattacharyya(h_hist, f_hist)
-    sa = style_agreement(style_stats(history_images), style_stats(list(frames)))
-    return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
+    """``10 x (0.7 H + 0.3 L)`` over the frames' pixels that are not copies of the history (:func:`copied_mask`):
+    H the Bhattacharyya coefficient of the value-weighted hue x saturation histograms (:func:`hue_sat_hist`) of
+    the history images and of those pixels, L the agreement of their look statistics (:func:`look_stats`:
+    colourfulness, contrast, texture, edge density). Returns the score and its terms (``hs``, ``look``,
+    ``copied`` the share of frame pixels left out)."""
+    fr = np.asarray(frames)
+    mask = copied_mask(history_images, fr)
+    keep = ~mask
+    if keep.sum() < 16:  # the creative is nothing but copies of the history: nothing of its own to compare
+        keep = np.ones_like(mask)
+    h_hist = np.mean([hue_sat_hist(a) for a in history_images], axis=0)
+    f_hist = hue_sat_hist(fr[keep])
+    hs = bhattacharyya(h_hist, f_hist)
+    la = look_agreement(look_stats(list(history_images)), look_stats([(f, k) for f, k in zip(fr, keep)]))
+    return 10.0 * (0.7 * hs + 0.3 * la), {"hs": hs, "look": la, "copied": float(mask.mean())}
 
 
 #: history texts closer than this cosine distance (average linkage) form one of the user's own interests
@@ -245,5 +354,6 @@ def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> t
 
 
 __all__ = ["PROXY_WEAKNESS", "STYLE_RANGES", "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match",
-           "presentation_proxy", "INTEREST_DISTANCE", "COS_FULL", "interest_clusters", "content_proxy", "product_proxy", "seam_continuity",
+           "COPY_GRID", "COPY_SCALES", "COPY_THRESHOLD", "COPY_MIN_STD", "copied_mask", "hue_sat_hist",
+           "LOOK_RANGES", "look_stats", "look_agreement", "presentation_proxy", "INTEREST_DISTANCE", "COS_FULL", "interest_clusters", "content_proxy", "product_proxy", "seam_continuity",
            "diversity_proxy"]

@@ -134,7 +134,7 @@ PAPER_NAMES: dict[str, str] = {
 #: what each offline proxy measures (goes into its label)
 PROXY_NAMES: dict[str, str] = {
     "personalization_presentation": "palette/style stats",
-    "personalization_content": "MiniLM topic overlap",
+    "personalization_content": "MiniLM interest match",
     "product_alignment": "asset match + plan text",
     "integration_quality": "seam continuity + topic",
     "diversity": "colour-hist + MiniLM dissimilarity",

@@ -107,7 +107,6 @@ from .proxies import (  # the offline judge's formulas (nextads_lib/proxies.py, 
     style_agreement,
     style_stats,
     template_match,
-    topic_vector,
 )
 from .schemas import (
     BenchPair,
@@ -138,7 +137,7 @@ PAPER_NAMES: dict[str, str] = {
 #: what each offline proxy measures (goes into its label)
 PROXY_NAMES: dict[str, str] = {
     "personalization_presentation": "palette/style stats",
-    "personalization_content": "MiniLM topic overlap",
+    "personalization_content": "MiniLM interest match",
     "product_alignment": "asset match + plan text",
     "integration_quality": "seam continuity + topic",
     "diversity": "colour-hist + MiniLM dissimilarity",
@@ -1077,8 +1076,10 @@ def offline_presentation(req: ModelRequest) -> JudgeAnswer:
         raise BackendError(req.item, req.task, "no readable history image to compare the creative with")
     score, t = presentation_proxy(hist, frames)
     return JudgeAnswer(score=round(score, 4), rationale=(
-        f"Proxy: colour-histogram agreement {t['bc']:.2f} and style-statistics agreement {t['style']:.2f} "
-        f"between {len(hist)} history images and {len(frames)} creative frames (10 x (0.7 BC + 0.3 S)). Weak: " + PROXY_WEAKNESS["personalization_presentation"] + "."))
+        f"Proxy: hue x saturation agreement {t['hs']:.2f} and look agreement {t['look']:.2f} (colourfulness, "
+        f"contrast, texture, edges) between {len(hist)} history images and {len(frames)} creative frames, "
+        f"{t['copied']:.0%} of the frames' pixels left out as copies of the history (10 x (0.7 H + 0.3 L)). "
+        "Weak: " + PROXY_WEAKNESS["personalization_presentation"] + "."))
 
 
 @register_offline("judge.personalization_content")
@@ -1088,13 +1089,12 @@ def offline_content(req: ModelRequest) -> JudgeAnswer:
     if not texts:
         raise BackendError(req.item, req.task, "the user's history has no text to compare the plan with")
     score, t = content_proxy(texts, ctx["embed_text"])
-    from .topics import TOPIC_IDS  # noqa: PLC0415
-
-    top_u = TOPIC_IDS[int(np.argmax(topic_vector(texts)))]
-    top_c = TOPIC_IDS[int(np.argmax(topic_vector([ctx["embed_text"]])))]
+    example = texts[int(t["example"])]
     return JudgeAnswer(score=round(score, 4), rationale=(
-        f"Proxy: topic overlap {t['overlap']:.2f} (user's top topic {top_u}, creative's {top_c}) and MiniLM "
-        f"cosine {t['cos']:.2f} between {len(texts)} history texts and the plan text (10 x (0.6 T + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
+        f"Proxy: best match {t['interest']:.2f} (cosine {t['cos_interest']:.2f}) with one of the user's own "
+        f"{int(t['interests'])} interest clusters ({t['share']:.0%} of the history, e.g. \"{example[:60]}\") and "
+        f"MiniLM cosine {t['cos']:.2f} with the history's centroid, between {len(texts)} history texts and the plan "
+        "text (10 x (0.6 I + 0.4 C)). Weak: " + PROXY_WEAKNESS["personalization_content"] + "."))
 
 
 _PRODUCT_MEMO: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()

@@ -3,10 +3,10 @@
 Each function scores the creative's frames (and the text it says and shows) against the user's history, the
 product's record or the host video, with image statistics and MiniLM sentence embeddings only. This module
 imports nothing of the Director (``nextads_lib.director``, ``nextads_lib.planner``, the producer, the sample; a
-test parses its imports). It still shares two things with the Director, said in :data:`PROXY_WEAKNESS`: the
-coarse taxonomy (``nextads_lib.topics``, through :func:`nextads_lib.embed.topic_distribution`) that the
-Director's matching also reads, and the plan's text, which the offline judge reads as its stand-in for what the
-creative says.
+test parses its imports) and not the coarse taxonomy (``nextads_lib.topics``) the Director matches with: the
+content proxy compares the plan's text with the history's own interests (clusters of its texts). It still
+shares with the Director what :data:`PROXY_WEAKNESS` says, above all the plan's text, which the offline judge
+reads as its stand-in for what the creative says.
 :mod:`nextads_lib.judge`'s ``offline`` handlers call these functions; the formulas, where each proxy is weak and
 what would make it agree with a VLM judge are in ``docs/proxies.md``.
 """
@@ -24,10 +24,12 @@ from . import embed
 
 #: where each proxy is weak (shown in the offline judge's reasons and in ``docs/proxies.md``)
 PROXY_WEAKNESS: dict[str, str] = {
-    "personalization_presentation": "colour statistics only; the offline Director pastes crops of the history "
-                                    "images into the creative, so this proxy rewards that by construction",
-    "personalization_content": "reads the plan's text, not the video; its topic term uses the same coarse "
-                               "taxonomy as the Director's matching",
+    "personalization_presentation": "colour and image statistics only; copies of the history are found by "
+                                    "template match at low resolution and strict correlation, which misses most "
+                                    "resized pasted crops, so the offline Director's pasted crops still count",
+    "personalization_content": "reads the plan's text, not the video; the user's interests are clusters of up "
+                               "to 12 history titles, so an interest seen once counts, and a plan that echoes "
+                               "the history's words scores well whatever the frames show",
     "product_alignment": "colour-histogram + template match of the product's own images (the compositor pastes "
                          "them); name, points and facts from the plan's text, not OCR of the frames",
     "integration_quality": "picture change at the seams and colour agreement; no sense of narrative flow",
@@ -123,30 +125,177 @@ def _clip01(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+#: copied-pixel detection: each history image (grey) is cut into COPY_GRID x COPY_GRID cells; a cell with
+#: structure (grey std >= COPY_MIN_STD) is matched (normalised cross-correlation) against the frames, resized to
+#: COPY_SIDE pixels on their short side, at each of COPY_SCALES x its size; where it correlates above COPY_THRESHOLD, that
+#: region of the frame is a copy of the history and is left out of the style comparison
+COPY_GRID, COPY_SCALES, COPY_THRESHOLD, COPY_MIN_STD, COPY_SIDE = 3, (1.1,), 0.96, 8.0, 27
+
+
+def copied_mask(history_images: Sequence[np.ndarray], frames: np.ndarray) -> np.ndarray:
+    """``(n, H, W)`` boolean mask of the frames' pixels that reproduce a region of a history image (pasted
+    crops, resized): the frames side by side (at :data:`COPY_SIDE`) are searched for each structured cell of each history image at
+    :data:`COPY_SCALES` (OpenCV ``TM_CCOEFF_NORMED``); each frame's best match above :data:`COPY_THRESHOLD` is
+    masked. Nothing is masked when the history images share no structure with the frames."""
+    import cv2  # noqa: PLC0415
+
+    fr = np.asarray(frames)
+    n, full_h, full_w = fr.shape[:3]
+    if n == 0:
+        return np.zeros((0, full_h, full_w), bool)
+    z = min(1.0, COPY_SIDE / min(full_h, full_w))
+    fh, fw = max(1, int(round(full_h * z))), max(1, int(round(full_w * z)))
+    mask = np.zeros((n, fh, fw), bool)
+    mosaic = np.ascontiguousarray(np.concatenate([cv2.resize(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY),
+                                                             (fw, fh), interpolation=cv2.INTER_AREA) for f in fr], axis=1))
+    for im in history_images:
+        g = cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY)
+        h, w = g.shape
+        for cy in range(COPY_GRID):
+            for cx in range(COPY_GRID):
+                cell = g[cy * h // COPY_GRID:(cy + 1) * h // COPY_GRID, cx * w // COPY_GRID:(cx + 1) * w // COPY_GRID]
+                if cell.size == 0 or float(cell.std()) < COPY_MIN_STD:
+                    continue
+                for s in COPY_SCALES:
+                    th, tw = int(round(cell.shape[0] * s)), int(round(cell.shape[1] * s))
+                    if th >= fh or tw >= fw or th < 4 or tw < 4:
+                        continue
+                    t = cv2.resize(cell, (tw, th), interpolation=cv2.INTER_LINEAR)
+                    r = cv2.matchTemplate(mosaic, t, cv2.TM_CCOEFF_NORMED)
+                    # each frame's best placement (placements that cross into the next frame are left out)
+                    rr = np.zeros((r.shape[0], n * fw), np.float32)
+                    rr[:, :r.shape[1]] = np.nan_to_num(r, nan=0.0)
+                    seg = rr.reshape(r.shape[0], n, fw)[:, :, :fw - tw + 1].transpose(1, 0, 2).reshape(n, -1)
+                    best = seg.argmax(axis=1)
+                    for k in np.flatnonzero(seg[np.arange(n), best] >= COPY_THRESHOLD):
+                        y, x = divmod(int(best[k]), fw - tw + 1)
+                        mask[k, y:y + th, x:x + tw] = True
+    if (fh, fw) == (full_h, full_w):
+        return mask
+    return np.stack([cv2.resize(m.astype(np.uint8), (full_w, full_h), interpolation=cv2.INTER_NEAREST) > 0
+                     for m in mask])
+
+
+def hue_sat_hist(pixels: np.ndarray, hue_bins: int = 12, sat_bins: int = 3) -> np.ndarray:
+    """Normalised hue x saturation histogram (OpenCV HSV, ``hue_bins`` x ``sat_bins``, every pixel weighted by
+    its value / 255 so near-black pixels, whose hue is noise, count little) of RGB pixels ``(..., 3)``."""
+    import cv2  # noqa: PLC0415
+
+    px = np.ascontiguousarray(np.asarray(pixels, np.uint8).reshape(1, -1, 3))
+    hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.int32)
+    hb = np.minimum(hsv[:, 0] * hue_bins // 180, hue_bins - 1)
+    sb = np.minimum(hsv[:, 1] * sat_bins // 256, sat_bins - 1)
+    h = np.bincount(hb * sat_bins + sb, weights=hsv[:, 2] / 255.0, minlength=hue_bins * sat_bins)
+    return h / max(float(h.sum()), 1e-9)
+
+
+#: the look statistics of the presentation proxy and the ranges their differences are normalised by (none of
+#: them is what the Director plans with: it plans with a named palette, lighting by brightness/warmth, motion)
+LOOK_RANGES: dict[str, float] = {"colourfulness": 0.35, "contrast": 0.25, "texture": 0.08, "edges": 0.3}
+
+
+def look_stats(pixels_by_image: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean over images of colourfulness (Hasler and Suesstrunk's M, /255), contrast (luma std), texture (mean
+    absolute luma gradient) and edge density (share of gradients above 0.08), each in 0..1; an image is
+    ``(H, W, 3)`` uint8 and may come with a boolean ``keep`` mask as a pair ``(image, keep)``."""
+    acc: dict[str, list[float]] = {k: [] for k in LOOK_RANGES}
+    for item in pixels_by_image:
+        im, keep = item if isinstance(item, tuple) else (item, None)
+        rgb = np.asarray(im, np.float32) / 255.0
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        gx = np.zeros_like(luma)
+        gy = np.zeros_like(luma)
+        gx[:, 1:] = np.abs(np.diff(luma, axis=1))
+        gy[1:, :] = np.abs(np.diff(luma, axis=0))
+        grad = (gx + gy) / 2
+        k = np.ones(luma.shape, bool) if keep is None else np.asarray(keep, bool)
+        if k.sum() < 16:
+            continue
+        r, g, b = rgb[..., 0][k], rgb[..., 1][k], rgb[..., 2][k]
+        rg, yb = r - g, 0.5 * (r + g) - b
+        acc["colourfulness"].append(float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())))
+        acc["contrast"].append(float(luma[k].std()))
+        acc["texture"].append(float(grad[k].mean()))
+        acc["edges"].append(float((grad[k] > 0.08).mean()))
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
+
+
+def look_agreement(a: dict[str, float], b: dict[str, float]) -> float:
+    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`LOOK_RANGES`."""
+    return float(1.0 - np.mean([min(1.0, abs(a[k] - b[k]) / r) for k, r in LOOK_RANGES.items()]))
+
+
 def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
-    """``10 x (0.7 BC + 0.3 S)``: colour-histogram Bhattacharyya coefficient and style agreement of the history
-    images vs the creative frames (see the module docstring). Returns the score and its terms."""
-    h_hist = np.mean([colour_hist(a) for a in history_images], axis=0)
-    f_hist = np.mean([colour_hist(f) for f in frames], axis=0)
-    bc = bhattacharyya(h_hist, f_hist)
-    sa = style_agreement(style_stats(history_images), style_stats(list(frames)))
-    return 10.0 * (0.7 * bc + 0.3 * sa), {"bc": bc, "style": sa}
+    """``10 x (0.7 H + 0.3 L)`` over the frames' pixels that are not copies of the history (:func:`copied_mask`):
+    H the Bhattacharyya coefficient of the value-weighted hue x saturation histograms (:func:`hue_sat_hist`) of
+    the history images and of those pixels, L the agreement of their look statistics (:func:`look_stats`:
+    colourfulness, contrast, texture, edge density). Returns the score and its terms (``hs``, ``look``,
+    ``copied`` the share of frame pixels left out)."""
+    fr = np.asarray(frames)
+    mask = copied_mask(history_images, fr)
+    keep = ~mask
+    if keep.sum() < 16:  # the creative is nothing but copies of the history: nothing of its own to compare
+        keep = np.ones_like(mask)
+    h_hist = np.mean([hue_sat_hist(a) for a in history_images], axis=0)
+    f_hist = hue_sat_hist(fr[keep])
+    hs = bhattacharyya(h_hist, f_hist)
+    la = look_agreement(look_stats(list(history_images)), look_stats([(f, k) for f, k in zip(fr, keep)]))
+    return 10.0 * (0.7 * hs + 0.3 * la), {"hs": hs, "look": la, "copied": float(mask.mean())}
 
 
-def topic_vector(texts: Sequence[str]) -> np.ndarray:
-    """Mean MiniLM soft topic distribution of ``texts`` (sums to 1)."""
-    return embed.topic_distribution(list(texts)).mean(axis=0)
+#: history texts closer than this cosine distance (average linkage) form one of the user's own interests
+INTEREST_DISTANCE = 0.6
+#: the cosines that count as a full match (the interest term and the centroid term are ``clip(cos / this)``)
+COS_FULL = 0.6
+
+
+def interest_clusters(emb: np.ndarray, distance: float = INTEREST_DISTANCE) -> list[tuple[np.ndarray, list[int]]]:
+    """The history's own fine-grained interests: its texts' MiniLM vectors ``emb`` (unit rows) grouped by
+    average-linkage clustering on cosine distance cut at ``distance``; (unit centroid, member indices) per
+    cluster, largest first (ties: earliest member). Singletons are kept (an interest seen once)."""
+    n = len(emb)
+    if n == 0:
+        return []
+    if n == 1:
+        labels = np.ones(1, int)
+    else:
+        from scipy.cluster.hierarchy import fcluster, linkage  # noqa: PLC0415
+
+        labels = fcluster(linkage(np.asarray(emb, np.float64), "average", metric="cosine"), distance, "distance")
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        groups.setdefault(int(c), []).append(i)
+    out = []
+    for idx in sorted(groups.values(), key=lambda g: (-len(g), g[0])):
+        cen = np.asarray(emb, np.float64)[idx].mean(axis=0)
+        out.append((cen / max(float(np.linalg.norm(cen)), 1e-9), idx))
+    return out
 
 
 def content_proxy(history: Sequence[str], plan: str) -> tuple[float, dict[str, float]]:
-    """``10 x (0.6 T + 0.4 C)`` (module docstring): topic overlap and scaled centroid cosine."""
-    u = topic_vector(history)
-    c = topic_vector([plan])
-    overlap = float(np.minimum(u, c).sum())
-    hv = embed.embed(list(history)).mean(axis=0)
+    """``10 x (0.6 I + 0.4 C)``: I the plan text's best match with one of the history's own interests
+    (:func:`interest_clusters`), ``max_k clip(cos(plan, centroid_k) / COS_FULL, 0, 1) x sqrt(n_k / n_max)``
+    (an interest seen in fewer items counts less), C = ``clip(cos / COS_FULL, 0, 1)`` of the plan and the
+    history's centroid. Returns the score and its terms (``interest``, ``cos_interest`` of the best interest,
+    ``share`` its share of the history, ``example`` the index of its member nearest the plan, ``cos``)."""
+    emb = embed.embed(list(history))
+    pv = embed.embed([plan])[0].astype(np.float64)
+    clusters = interest_clusters(emb)
+    n_max = max(len(idx) for _, idx in clusters)
+    best = (-1.0, 0.0, 0.0, 0)
+    for cen, idx in clusters:
+        cos_k = float(cen @ pv)
+        v = _clip01(cos_k / COS_FULL) * math.sqrt(len(idx) / n_max)
+        if v > best[0]:
+            near = max(idx, key=lambda i: (float(emb[i] @ pv), -i))
+            best = (v, cos_k, len(idx) / len(emb), near)
+    hv = emb.mean(axis=0)
     hv = hv / max(float(np.linalg.norm(hv)), 1e-9)
-    cos = float(hv @ embed.embed([plan])[0])
-    return 10.0 * (0.6 * overlap + 0.4 * _clip01(cos / 0.6)), {"overlap": overlap, "cos": cos}
+    cos = float(hv @ pv)
+    i_term = max(0.0, best[0])
+    return 10.0 * (0.6 * i_term + 0.4 * _clip01(cos / COS_FULL)), {
+        "interest": i_term, "cos_interest": best[1], "share": best[2], "example": float(best[3]),
+        "interests": float(len(clusters)), "cos": cos}
 
 
 def product_proxy(frames: np.ndarray, assets: Sequence[np.ndarray], text: str, product: dict[str, Any]
@@ -205,5 +354,6 @@ def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> t
 
 
 __all__ = ["PROXY_WEAKNESS", "STYLE_RANGES", "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match",
-           "presentation_proxy", "topic_vector", "content_proxy", "product_proxy", "seam_continuity",
+           "COPY_GRID", "COPY_SCALES", "COPY_THRESHOLD", "COPY_MIN_STD", "copied_mask", "hue_sat_hist",
+           "LOOK_RANGES", "look_stats", "look_agreement", "presentation_proxy", "INTEREST_DISTANCE", "COS_FULL", "interest_clusters", "content_proxy", "product_proxy", "seam_continuity",
            "diversity_proxy"]

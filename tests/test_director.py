@@ -122,6 +122,26 @@ def test_palette_and_lighting_heuristics():
     assert director.nearest_palette(ocean, np.array([0.4, 0.3, 0.3]))[0] == "ocean"
 
 
+
+def _read(colours, shares):
+    d = director.user_modeling.palette_distances(np.array(colours, np.float32), np.array(shares, np.float64))
+    return min(d, key=d.get)
+
+
+def test_palette_reading_discounts_captions_and_reads_dim_colours():
+    # dominant colours of two embedded MicroLens videos: a pastel scene under dim light (chroma of a few RGB
+    # units, not grey) with a dark caption bar and grey text, once read as mono; a grey scene, once read as earth
+    dim_pastel = [(69, 63, 63), (61, 67, 69), (3, 15, 11), (30, 29, 27), (103, 102, 101), (140, 140, 138)]
+    assert _read(dim_pastel, [0.49, 0.331, 0.086, 0.079, 0.007, 0.007]) == "pastel"
+    grey = [(129, 129, 129), (169, 169, 169), (99, 99, 99), (69, 69, 69), (239, 239, 239), (205, 205, 205)]
+    assert _read(grey, [0.325, 0.298, 0.173, 0.116, 0.047, 0.042]) == "mono"
+    assert _read([(60, 60, 61), (30, 30, 30), (15, 15, 16)], [0.5, 0.3, 0.2]) == "mono"  # grey under dim light
+    # a vivid scene with a caption stays vivid
+    assert _read([(255, 89, 94), (255, 202, 58), (138, 201, 38), (25, 130, 196), (10, 10, 10)],
+                 [0.25, 0.25, 0.2, 0.2, 0.1]) == "vivid"
+    mask = director.user_modeling.neutral_colours(np.array(dim_pastel))
+    assert mask.tolist() == [False, False, False, True, True, True]
+
 # -------------------------------------------------------------------------------------------- matching
 def _profile(user_id: str, topics: dict[str, float]) -> UserProfile:
     return UserProfile(

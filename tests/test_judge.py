@@ -161,7 +161,21 @@ def test_presentation_prefers_the_users_palette():
 def test_content_prefers_the_users_topics():
     on, t_on = judge.content_proxy(COFFEE, "A calm espresso at your favourite cafe, coffee beans freshly ground")
     off, t_off = judge.content_proxy(COFFEE, GAMING)
-    assert on > off + 2 and t_on["overlap"] > t_off["overlap"]
+    assert on > off + 2 and t_on["interest"] > t_off["interest"]
+
+
+def test_content_scores_against_the_users_own_interests_weighted_by_size():
+    # four notes about sourdough baking, two about trail running, one stray: the creative is scored against
+    # the interest it matches, and a minor interest counts less than the main one
+    hist = ["Sourdough starter feeding schedule, day 4", "My sourdough loaf finally has an open crumb",
+            "Shaping and scoring a sourdough boule", "Rye sourdough with caraway, baked in a dutch oven",
+            "Trail running shoes for muddy hills", "Long trail run along the ridge at dawn", "New phone case arrived"]
+    main, t_main = judge.content_proxy(hist, "Bake a crusty sourdough loaf with an open crumb from your own starter")
+    minor, t_minor = judge.content_proxy(hist, "Trail running on muddy ridges at dawn in grippy shoes")
+    off, t_off = judge.content_proxy(hist, GAMING)
+    assert t_main["interests"] >= 2 and t_main["share"] > t_minor["share"]
+    assert main > minor > off and t_minor["interest"] > t_off["interest"] + 0.2
+    assert t_main["cos_interest"] > 0.5 and hist[int(t_main["example"])].lower().count("sourdough")
 
 
 def test_product_alignment_needs_the_product_in_frames_and_text():

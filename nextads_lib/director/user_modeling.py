@@ -236,31 +236,59 @@ def motion_of_videos(paths: Sequence[str | Path]) -> float | None:
 #: residual (the share-weighted chamfer distance both ways, RGB units) plus PALETTE_OFFSET_COST x the mean |o|
 #: is the palette's distance. Tuned on the embedded Qilin sample's images (scripts/bench_user_model.py).
 PALETTE_K, PALETTE_GAIN, PALETTE_OFFSET, PALETTE_OFFSET_COST, PALETTE_FIT_ITERS = 6, (0.15, 1.3), 80.0, 0.2, 6
+#: neutral colours (greys, black, white: captions, outlines, shadows, overlays) say little about a palette: a
+#: dominant colour is neutral when its chroma (max - min channel) is below NEUTRAL_CHROMA or below NEUTRAL_SAT x
+#: its value (so a dimly lit pastel, low chroma but not grey, stays chromatic). A neutral colour weighs
+#: NEUTRAL_FIT_WEIGHT x its share in the light fit and costs at most NEUTRAL_COST against any palette, and a
+#: palette's chromatic colour is matched with the image's chromatic colours only (NEUTRAL_PENALTY more than its
+#: nearest colour when the image has none), so captions and shadows neither pull a palette's fit nor make every
+#: image look ``mono``, and an image of greys only is mono.
+#: A palette colour is neutral by the looser PALETTE_NEUTRAL_CHROMA / PALETTE_NEUTRAL_SAT (mono's greys, neon's
+#: near-black)
+NEUTRAL_CHROMA, NEUTRAL_SAT, NEUTRAL_FIT_WEIGHT, NEUTRAL_COST, NEUTRAL_PENALTY = 4.0, 0.06, 0.25, 5.0, 60.0
+PALETTE_NEUTRAL_CHROMA, PALETTE_NEUTRAL_SAT = 12.0, 0.1
 #: images read per history for the palette vote (evenly spread), and their thumbnail side
 PALETTE_IMAGES, PALETTE_SIDE = 12, 48
+
+
+def neutral_colours(colours: np.ndarray, chroma: float = NEUTRAL_CHROMA, sat: float = NEUTRAL_SAT) -> np.ndarray:
+    """Boolean mask of the near-grey rows of ``colours`` (RGB 0..255): chroma below ``chroma`` or below ``sat``
+    x the colour's value."""
+    c = np.asarray(colours, np.float64).reshape(-1, 3)
+    mx, mn = c.max(axis=1), c.min(axis=1)
+    return ((mx - mn) < chroma) | ((mx - mn) < sat * np.maximum(mx, 1.0))
 
 
 def palette_distances(colours: np.ndarray, shares: np.ndarray) -> dict[str, float]:
     """Each named palette's distance to an image's dominant ``colours`` (RGB 0..255) with ``shares``, after
     fitting the palette's gain and per-channel offset (an unknown light: tint, dimming, lifting; see
-    :data:`PALETTE_K`). Lower is nearer."""
+    :data:`PALETTE_K`), neutral colours discounted (:data:`NEUTRAL_CHROMA`). Lower is nearer."""
     c = np.asarray(colours, np.float64)
     w = np.asarray(shares, np.float64)
     w = w / max(float(w.sum()), _EPS)
+    neutral = neutral_colours(c)
+    chromatic = ~neutral
+    wf = np.where(neutral, NEUTRAL_FIT_WEIGHT * w, w)
+    wf = wf / max(float(wf.sum()), _EPS)
     lo, hi = PALETTE_GAIN
     out = {}
     for name, hexes in PALETTES.items():
         pal = _rgb_arr(hexes).astype(np.float64)
+        pal_neutral = neutral_colours(pal, PALETTE_NEUTRAL_CHROMA, PALETTE_NEUTRAL_SAT)
         s, o = 1.0, np.zeros(3)
         for _ in range(PALETTE_FIT_ITERS):
             a = np.linalg.norm(c[:, None] - (s * pal + o)[None], axis=2).argmin(axis=1)
             p = pal[a]
-            pm, cm = (w[:, None] * p).sum(axis=0), (w[:, None] * c).sum(axis=0)
-            den = float((w[:, None] * (p - pm) ** 2).sum()) + 1e-6
-            s = float(np.clip(float((w[:, None] * (p - pm) * (c - cm)).sum()) / den, lo, hi))
+            pm, cm = (wf[:, None] * p).sum(axis=0), (wf[:, None] * c).sum(axis=0)
+            den = float((wf[:, None] * (p - pm) ** 2).sum()) + 1e-6
+            s = float(np.clip(float((wf[:, None] * (p - pm) * (c - cm)).sum()) / den, lo, hi))
             o = np.clip(cm - s * pm, -PALETTE_OFFSET, PALETTE_OFFSET)
         d = np.linalg.norm(c[:, None] - (s * pal + o)[None], axis=2)
-        out[name] = float((d.min(axis=1) * w).sum() + d.min(axis=0).mean() + PALETTE_OFFSET_COST * np.abs(o).mean())
+        fwd = np.where(neutral, np.minimum(d.min(axis=1), NEUTRAL_COST), d.min(axis=1))
+        back = [float(d[:, j].min()) if pal_neutral[j] else
+                float(d[chromatic, j].min()) if chromatic.any() else float(d[:, j].min()) + NEUTRAL_PENALTY
+                for j in range(len(pal))]
+        out[name] = float((fwd * w).sum() + np.mean(back) + PALETTE_OFFSET_COST * np.abs(o).mean())
     return out
 
 
@@ -642,7 +670,10 @@ def build_video_profile_request(history: UserHistory, annotations: Sequence[Vide
         parts.append(TextPart(f"Cover of item {iid}:"))
         parts.append(ImagePart(str(p)))
     ctx = {"dataset": history.dataset, "items": items, "annotations": anns,
-           "images": [{"item_id": i, "path": display_path(p)} for i, p in images]}
+           "images": [{"item_id": i, "path": display_path(p)} for i, p in images],
+           # the offline palette vote reads as many covers as the PCG path reads images (thumbnails, cheap)
+           "palette_images": [{"item_id": i, "path": display_path(p)}
+                              for i, p in _spread(_existing_images(history), PALETTE_IMAGES)]}
     return ModelRequest(task="director.user_profile_videos", system=VIDEO_PROFILE_SYSTEM, parts=parts,
                         schema=ProfileAnswer, context=ctx, item=f"user {history.user_id}")
 
@@ -664,7 +695,8 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     - interests: :func:`interest_preferences` of the history's texts (the annotations' per-video topics are
       too coarse to tell interests apart);
     - tone, narrative, density, visual tone (lighting), motion: majority vote over the annotations;
-    - palette: a vote of the covers (:func:`palette_vote`) and the annotations' palette names (one per video);
+    - palette: a vote of up to :data:`PALETTE_IMAGES` covers (:func:`palette_vote`) and the annotations' palette
+      names (one per video);
     - evidence: the items that voted for the palette, then for the motion, then the covers;
     - elements: the interests' name phrases, largest interest first.
     """
@@ -679,7 +711,7 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     motion = _vote([a["motion"] for a in anns], ("static", "slow", "dynamic")) or "static"
     imgs = ctx.get("images", [])
     palette_name, palette, pal_evidence, _ = palette_vote(
-        [(x["item_id"], x["path"]) for x in imgs], extra=[(a["item_id"], a["palette_name"]) for a in anns
+        [(x["item_id"], x["path"]) for x in ctx.get("palette_images") or imgs], extra=[(a["item_id"], a["palette_name"]) for a in anns
                                                           if a.get("palette_name")])
     if not palette:
         palette = list(dict.fromkeys(h for a in anns if a.get("palette_name") == palette_name

@@ -93,7 +93,6 @@ from .media import MediaError, load_image, probe, read_frames, sample_indices
 from .protocol import SWITCHES, Protocol, get_protocol
 from .proxies import (  # the offline judge's formulas (nextads_lib/proxies.py, docs/proxies.md)
     PROXY_WEAKNESS,
-    STYLE_RANGES,  # noqa: F401 - re-exported
     _clip01,
     _content_words,  # noqa: F401 - re-exported
     _numbers,  # noqa: F401 - re-exported
@@ -104,8 +103,6 @@ from .proxies import (  # the offline judge's formulas (nextads_lib/proxies.py, 
     presentation_proxy,
     product_proxy,
     seam_continuity,
-    style_agreement,
-    style_stats,
     template_match,
 )
 from .schemas import (
@@ -1174,5 +1171,5 @@ __all__ = ["CRITERIA", "PAIR_CRITERIA", "PAPER_NAMES", "PROXY_NAMES", "PROMPTS",
            "prompt_for", "protocol_from_label", "run_protocol_of", "combined_protocol", "COLUMNS", "JudgeAnswer",
            "JudgeScore", "JudgeError", "criteria_for", "label_for", "build_request", "build_diversity_request",
            "judge_pair", "judge_diversity", "judge_run", "judge_all", "planned_calls", "list_runs", "run_means", "video_frames",
-           "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match", "plan_text",
+           "colour_hist", "bhattacharyya", "template_match", "plan_text",
            "presentation_proxy", "content_proxy", "product_proxy", "seam_continuity", "diversity_proxy"]

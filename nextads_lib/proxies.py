@@ -36,6 +36,7 @@ PROXY_WEAKNESS: dict[str, str] = {
     "diversity": "colour histograms and plan-text cosine; blind to shot composition and narrative form",
 }
 
+
 # ---------------------------------------------------------------------------------- image statistics
 def colour_hist(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
     """Normalised ``bins**3`` RGB histogram of any array of RGB pixels (last axis 3)."""
@@ -49,36 +50,6 @@ def colour_hist(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
 def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
     """Bhattacharyya coefficient of two distributions: 1 identical, 0 disjoint."""
     return float(np.clip(np.sqrt(np.asarray(p) * np.asarray(q)).sum(), 0.0, 1.0))
-
-
-#: style statistics and the ranges their differences are normalised by
-STYLE_RANGES: dict[str, float] = {"brightness": 0.5, "saturation": 0.5, "warmth": 0.3, "contrast": 0.25,
-                                  "texture": 0.08}
-
-
-def style_stats(images: Sequence[np.ndarray]) -> dict[str, float]:
-    """Mean brightness (HSV value), saturation, warmth ((R-B)/255), contrast (luma std) and texture (mean
-    absolute luma gradient) over images (H, W, 3) uint8, each in 0..1."""
-    acc: dict[str, list[float]] = {k: [] for k in STYLE_RANGES}
-    for im in images:
-        rgb = np.asarray(im, np.float32) / 255.0
-        mx, mn = rgb.max(axis=2), rgb.min(axis=2)
-        sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        gx = np.abs(np.diff(luma, axis=1)).mean() if luma.shape[1] > 1 else 0.0
-        gy = np.abs(np.diff(luma, axis=0)).mean() if luma.shape[0] > 1 else 0.0
-        acc["brightness"].append(float(mx.mean()))
-        acc["saturation"].append(float(sat.mean()))
-        acc["warmth"].append(float((rgb[..., 0] - rgb[..., 2]).mean()))
-        acc["contrast"].append(float(luma.std()))
-        acc["texture"].append(float((gx + gy) / 2))
-    return {k: float(np.mean(v)) if v else 0.0 for k, v in acc.items()}
-
-
-def style_agreement(a: dict[str, float], b: dict[str, float]) -> float:
-    """``1 - mean_i min(1, |a_i - b_i| / range_i)`` over :data:`STYLE_RANGES`."""
-    d = [min(1.0, abs(a[k] - b[k]) / r) for k, r in STYLE_RANGES.items()]
-    return float(1.0 - np.mean(d))
 
 
 def template_match(frames: np.ndarray, template: np.ndarray, scales: Sequence[float] = (0.3, 0.45, 0.6, 0.8)) -> float:
@@ -353,7 +324,7 @@ def diversity_proxy(frame_sets: Sequence[np.ndarray], texts: Sequence[str]) -> t
     return 10.0 * _clip01(1.0 - sim), {"visual": float(np.mean(vis)), "text": float(np.mean(txt))}
 
 
-__all__ = ["PROXY_WEAKNESS", "STYLE_RANGES", "colour_hist", "bhattacharyya", "style_stats", "style_agreement", "template_match",
+__all__ = ["PROXY_WEAKNESS", "colour_hist", "bhattacharyya", "template_match",
            "COPY_GRID", "COPY_SCALES", "COPY_THRESHOLD", "COPY_MIN_STD", "copied_mask", "hue_sat_hist",
            "LOOK_RANGES", "look_stats", "look_agreement", "presentation_proxy", "INTEREST_DISTANCE", "COS_FULL", "interest_clusters", "content_proxy", "product_proxy", "seam_continuity",
            "diversity_proxy"]

@@ -280,7 +280,6 @@ def test_copies_of_one_creative_are_decoded_and_matched_once(pair, tmp_path, mon
     assert scores[0] is not None and scores == [scores[0]] * 3
     assert len(decodes) == 1 and len(matches) == 1
     # another content under the same name is decoded and scored anew
-    shutil.copy(copies[0] / "creative.mp4", tmp_path / "keep.mp4")
     media.write_video(copies[1] / "creative.mp4", [np.zeros((64, 36, 3), np.uint8)] * 6, 6.0)
     judged(pair, b, pair_dir=copies[1], criterion="product_alignment")
     assert len(decodes) == 2 and len(matches) == 2

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from pydantic import BaseModel
 
-from nextads_lib import store
+from nextads_lib import media, store
 
 
 class Thing(BaseModel):
@@ -207,12 +208,6 @@ def test_cache_get_or_create_file_uses_namespace_key_and_suffix(tmp_path):
 
 def test_load_image_memoises_a_decoded_copy_per_file_version(tmp_path, monkeypatch):
     """Every call returns its own image (a caller may draw on it), decoded once per file version."""
-    import os
-
-    from PIL import Image
-
-    from nextads_lib import media
-
     p = tmp_path / "x.png"
     Image.new("RGB", (20, 10), (1, 2, 3)).save(p)
     opened = []

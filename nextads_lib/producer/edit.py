@@ -483,14 +483,20 @@ def regenerate_slot(src_video: str | os.PathLike[str], req: ProducerRequest, slo
                                 headlines=producer.post_production)
     frames_out = list(orig)
     frames_out[sp.start:sp.stop] = new
+    _write_edited(out_path, frames_out, req, producer, src_video)
+    return EditReport(str(out_path), [slot_index], list(range(sp.start, sp.stop)), len(frames_out),
+                      time.perf_counter() - t0, note, [record])
+
+
+def _write_edited(out_path: str | Path, frames_out: list[np.ndarray], req: ProducerRequest, producer: Producer,
+                  src_video: str | Path) -> None:
+    """Write an edited generative creative: post-production's soundtrack, else the clips' own sound as it was."""
     audio = None
     if producer.post_production:
         audio = _soundtrack(producer, req)
     elif probe(src_video).has_audio:
-        audio = read_audio(src_video, post.AUDIO_RATE)  # the clips' own sound is kept as it was
+        audio = read_audio(src_video, post.AUDIO_RATE)
     _write(out_path, frames_out, req.fps, audio, producer)
-    return EditReport(str(out_path), [slot_index], list(range(sp.start, sp.stop)), len(frames_out),
-                      time.perf_counter() - t0, note, [record])
 
 
 def _takes_last_frame(producer: Producer) -> bool:
@@ -676,12 +682,7 @@ def extend_tail(src_video: str | os.PathLike[str], req: ProducerRequest, slots: 
                                            prev_frame=frames_out[sp.start - 1], headlines=producer.post_production)
         frames_out[sp.start:sp.stop] = new_frames
         rendered += list(range(sp.start, sp.stop))
-    audio = None
-    if producer.post_production:
-        audio = _soundtrack(producer, req)
-    elif probe(src_video).has_audio:
-        audio = read_audio(src_video, post.AUDIO_RATE)  # the clips' own sound is kept as it was
-    _write(out_path, frames_out, req.fps, audio, producer)
+    _write_edited(out_path, frames_out, req, producer, src_video)
     tail = [sp.slot.index for sp in spans[first:]]
     record = {"operation": "extend", "slots": tail, "source": source, "input_seconds": round(footage.shape[0] / ffps, 3),
               "extensions": len(ops), "result": ops, "cost_usd": round(cost, 4)}

@@ -37,7 +37,7 @@ def req(*parts, max_tokens=2048):
 # ------------------------------------------------------------------------------------------------ OpenAI
 @pytest.mark.parametrize("model, reasoning", [
     ("o1", True), ("o3", True), ("o4-mini", True), ("o3-2025-04-16", True), ("gpt-5", True), ("gpt-5-mini", True),
-    ("gpt-5.1", True), ("openai/o3", True), ("O3", True), ("gpt-4o", False), ("gpt-4.1-mini", False),
+    ("gpt-5.1", True), ("openai/o3", True), ("openrouter/openai/o3", True), ("O3", True), ("gpt-4o", False), ("gpt-4.1-mini", False),
     ("o3x", False), ("Qwen/Qwen3-VL-8B-Instruct", False), ("my-o3", False)])
 def test_reasoning_model_families(model, reasoning):
     assert O.is_reasoning_model(model) is reasoning
@@ -135,7 +135,9 @@ def test_messages_carry_system_parts_schema_and_the_repair(tmp_path):
     assert instr.startswith("Answer with one JSON object only, matching this JSON schema:\n")
     assert json.loads(instr.split("\n", 1)[1]) == Score.model_json_schema() and "invalid" not in instr
     again = b.messages(req(), "score: too big")[1]["content"][-1]["text"]
-    assert again.endswith("\nYour previous answer was invalid (score: too big). Answer again, valid JSON only.")
+    assert again == ("Answer with one JSON object only, matching this JSON schema:\n" + O._compact(Score.model_json_schema())
+                     + "\nYour previous answer was invalid (score: too big). Answer again, valid JSON only.")
+    assert c[-1]["type"] == "text" and len(c) == 3
 
 
 def test_a_video_goes_to_openai_as_n_frames(tmp_path):
@@ -148,7 +150,12 @@ def test_a_video_goes_to_openai_as_n_frames(tmp_path):
     imgs = lambda b: [x for x in b.messages(req(VideoPart(v, n_frames=3)), None)[1]["content"]  # noqa: E731
                       if x["type"] == "image_url"]
     assert len(imgs(O.OpenAIBackend("gpt-4o"))) == 3
-    assert len(imgs(O.OpenAIBackend("gpt-4o", n_frames=5))) == 5
+    frames = imgs(O.OpenAIBackend("gpt-4o", n_frames=5))
+    assert len(frames) == 5
+    for x in frames:  # each a PNG data URL of the video's frame size
+        url = x["image_url"]["url"]
+        assert url.startswith("data:image/png;base64,")
+        assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (48, 32)
 
 
 class _BadRequest(Exception):

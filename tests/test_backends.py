@@ -459,3 +459,183 @@ def test_wire_version_is_in_api_cache_keys_but_not_offline_ones(tmp_path, monkey
     r = req()
     old_format = content_key(CODE_VERSION, "offline", r.task, r.system, r.cache_parts(), r.context, r.schema_json(), {})
     assert ModelBackend.cache_key(get_backend("offline"), r) == old_format
+
+
+# ------------------------------------------------------------------- OpenAI: what a failure says, odd answers
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _auth(entry: dict) -> str:
+    return {k.lower(): v for k, v in entry["headers"].items()}["authorization"]
+
+
+def test_openai_other_4xx_fails_the_item_at_once_with_the_servers_message(server, tmp_path):
+    server.queue = [Reply(status=404, error="The model `gpt-4o` does not exist or you do not have access to it.")]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path).complete(req(item="pair 4"))
+    assert (e.value.item, e.value.task) == ("pair 4", "test.score") and len(server.log) == 1
+    assert e.value.reason == ("openai:gpt-4o answered 404: The model `gpt-4o` does not exist or you do not have "
+                              "access to it.")
+
+
+def test_openai_400_names_item_task_and_the_servers_message(server, tmp_path):
+    b = get_backend("openai:o3", cache_dir=tmp_path, base_url=server.openai_url, api_key="k", reasoning=False)
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 9"))
+    assert (e.value.item, e.value.task) == ("pair 9", "test.score")
+    assert e.value.reason == ("openai:o3 rejected the request (400): Unsupported parameter: 'max_tokens' is not "
+                              "supported with this model. Use 'max_completion_tokens' instead.")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_openai_401_and_403_are_setup_errors_naming_the_item_and_the_message(server, tmp_path, status):
+    if status == 401:
+        b = get_backend("openai:gpt-4o", cache_dir=tmp_path, base_url=server.openai_url, api_key="bad-key")
+        msg = "Incorrect API key provided: bad-key."
+    else:
+        server.queue = [Reply(status=403, error="Project does not have access to model gpt-4o")]
+        b = openai_backend(server, tmp_path)
+        msg = "Project does not have access to model gpt-4o"
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 2"))
+    assert (e.value.item, e.value.task) == ("pair 2", "setup") and len(server.log) == 1
+    assert e.value.reason == f"openai:gpt-4o: not authorised ({status}); check OPENAI_API_KEY ({msg})"
+
+
+def test_openai_refusal_names_item_and_task(server, tmp_path):
+    server.queue = [Reply(refusal="I can't help with that.")]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path).complete(req(item="pair 3"))
+    assert (e.value.item, e.value.task, e.value.reason) == ("pair 3", "test.score",
+                                                            "openai:gpt-4o refused: I can't help with that.")
+
+
+@pytest.mark.parametrize("status", [408, 409, 503])
+def test_openai_transient_statuses_are_retried_and_the_last_error_is_reported(server, tmp_path, status):
+    server.default = Reply(status=status, error="The server is overloaded.")
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path, max_attempts=2).complete(req(item="pair 5"))
+    assert len(server.log) == 2 and (e.value.item, e.value.task) == ("pair 5", "test.score")
+    assert e.value.reason == f"openai:gpt-4o still failing after 2 attempts: {status}: The server is overloaded."
+
+
+def test_openai_persistent_timeout_says_timeout(server, tmp_path):
+    server.default = Reply(GOOD, delay_s=1.0)
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path, timeout_s=0.2, max_attempts=2).complete(req())
+    assert e.value.reason.startswith("openai:gpt-4o still failing after 2 attempts: timeout: ")
+
+
+def test_openai_unreachable_server_is_transient_and_names_the_url(tmp_path, monkeypatch):
+    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "a", base_url=url, api_key="k", backoff_s=0.01,
+                    max_attempts=2)
+    with pytest.raises(BackendError) as e:
+        b.complete(req())
+    assert e.value.reason.startswith(f"openai:gpt-4o still failing after 2 attempts: cannot reach {url} "
+                                     "(set OPENAI_BASE_URL to your server): ")
+    # the client's own variable: the message names the URL the client used
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", cache_dir=tmp_path / "b", api_key="k", max_attempts=1).complete(req())
+    assert f"cannot reach {url} (set OPENAI_BASE_URL" in e.value.reason
+    # neither: the public API, here behind a proxy that refuses (no request leaves the machine)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
+    assert "cannot reach https://api.openai.com/v1 (set OPENAI_BASE_URL" in e.value.reason
+
+
+def test_openai_local_server_without_a_key_sends_a_placeholder(server, tmp_path, monkeypatch):
+    """vLLM / Ollama need no key: a base URL (setting or OPENAI_BASE_URL) without OPENAI_API_KEY works and
+    sends the placeholder key 'EMPTY' that their docs use."""
+    b = get_backend("openai:Qwen/Qwen3-VL-8B-Instruct", cache_dir=tmp_path / "a", base_url=server.openai_url)
+    assert b.complete(req()).value.score == 7
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    assert get_backend("openai:Qwen/Qwen3-VL-8B-Instruct", cache_dir=tmp_path / "b").complete(req()).value.score == 7
+    assert [_auth(x) for x in server.log] == ["Bearer EMPTY"] * 2
+
+
+def test_openai_key_from_the_environment_is_the_one_sent(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    assert get_backend("openai:gpt-4o", cache_dir=tmp_path).complete(req()).value.score == 7
+    assert _auth(server.log[0]) == "Bearer from-env"
+
+
+def test_openai_missing_key_is_a_setup_error_with_the_whole_hint(tmp_path):
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o").complete(req(item="pair 1"))
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == ("openai: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server "
+                              "such as vLLM or Ollama)")
+
+
+def test_openai_without_the_client_library_is_a_setup_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if the api extra were not installed
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", api_key="k").client()
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "openai: install the API extra: pip install -e '.[api]'"
+
+
+def test_openai_client_has_our_timeout_and_no_retries_of_its_own():
+    c = get_backend("openai:gpt-4o", api_key="k").client()
+    assert c.timeout == 120.0 and c.max_retries == 0
+    assert get_backend("openai:gpt-4o", api_key="k", timeout_s=7).client().timeout == 7.0
+
+
+def test_openai_answer_without_usage_counts_zero_tokens(server, tmp_path):
+    server.queue = [Reply(GOOD, usage=False)]
+    r = openai_backend(server, tmp_path).complete(req())
+    assert r.value.score == 7 and (r.usage.input_tokens, r.usage.output_tokens) == (0, 0)
+    assert r.usage.cost_usd == 0.0
+
+
+def test_openai_answer_without_choices_is_an_empty_answer_and_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, choices=False), Reply(GOOD)]
+    assert openai_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 2
+    assert "previous answer was invalid" in server.log[1]["body"]["messages"][1]["content"][-1]["text"]
+    server.queue = [Reply(GOOD, choices=False), Reply(GOOD, choices=False)]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path / "b").complete(req())
+    assert e.value.reason.endswith("answer failed validation twice: no JSON object in the answer "
+                                   "(Expecting value: line 1 column 1 (char 0)): ''")
+
+
+@pytest.mark.parametrize("model, budget", [("o3", 2048 + 8192), ("gpt-4o", 2048)])
+@pytest.mark.parametrize("content", ["", None])
+def test_openai_output_budget_spent_without_an_answer_is_a_clear_failure(server, tmp_path, model, budget, content):
+    server.queue = [Reply(content, finish_reason="length")]
+    b = get_backend(f"openai:{model}", cache_dir=tmp_path, base_url=server.openai_url, api_key="k")
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 6"))
+    assert len(server.log) == 1 and (e.value.item, e.value.task) == ("pair 6", "test.score")
+    assert e.value.reason == (f"openai:{model} spent its whole output budget ({budget} tokens) without answering; "
+                              "raise reasoning_tokens or lower reasoning_effort")
+
+
+def test_openai_a_complete_answer_cut_at_length_is_used_and_an_empty_stop_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, finish_reason="length")]
+    assert openai_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 1
+    server.queue = [Reply("", finish_reason="stop"), Reply(GOOD)]
+    assert openai_backend(server, tmp_path / "b").complete(req()).value.score == 7 and len(server.log) == 3
+
+
+def test_openai_step_down_during_a_repair_keeps_the_repair(server, tmp_path):
+    server.queue = [Reply("not json"), Reply(status=400, error="response_format json_schema is not supported"),
+                    Reply(GOOD)]
+    assert openai_backend(server, tmp_path).complete(req()).value.score == 7 and len(server.log) == 3
+    third = server.log[2]["body"]
+    assert third["response_format"]["json_schema"]["strict"] is False
+    assert "Your previous answer was invalid (no JSON object" in third["messages"][1]["content"][-1]["text"]

@@ -16,7 +16,8 @@ as the real APIs about what a request may contain:
 Behaviour is scripted per test: ``server.queue`` holds :class:`Reply` items served in order (then the
 ``default``): an answer text, an HTTP error status with optional headers (OpenAI ``retry-after`` /
 ``retry-after-ms``) and, for Gemini, ``retry_delay_s`` (sent as ``google.rpc.RetryInfo.retryDelay`` in the
-error body, as the real API does), or a delay beyond the client's timeout. Requests that break the rules
+error body, as the real API does), or a delay beyond the client's timeout; for OpenAI also a ``content: null``
+answer, one without ``usage`` or with ``choices: []``. Requests that break the rules
 above are answered with their error before the queue is consulted. Every request is kept in ``server.log``
 (path, JSON body, headers, and the status answered) for assertions.
 """
@@ -54,7 +55,7 @@ THINKING_RANGE = {"flash-lite": (512, 24576, True), "flash": (1, 24576, True), "
 
 @dataclass
 class Reply:
-    text: str = "{}"
+    text: str | None = "{}"  # OpenAI: None sends ``content: null``
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
@@ -62,6 +63,8 @@ class Reply:
     retry_delay_s: float | None = None  # Gemini: google.rpc.RetryInfo.retryDelay in the 429/5xx error body
     refusal: str | None = None  # OpenAI: message.refusal; Gemini: a prompt blocked (no candidates)
     finish_reason: str | None = None
+    usage: bool = True  # OpenAI: False leaves ``usage`` out (some OpenAI-compatible servers send none)
+    choices: bool = True  # OpenAI: False answers ``choices: []`` (as Azure's content filter can)
 
 
 class ModelServer:
@@ -203,9 +206,12 @@ class ModelServer:
     @staticmethod
     def _openai(body: dict, rep: Reply) -> dict:
         msg: dict[str, Any] = {"role": "assistant", "content": None if rep.refusal else rep.text, "refusal": rep.refusal}
-        return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                "choices": [{"index": 0, "finish_reason": rep.finish_reason or "stop", "message": msg}],
-                "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}}
+        out = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+               "choices": [{"index": 0, "finish_reason": rep.finish_reason or "stop", "message": msg}] if rep.choices
+               else []}
+        if rep.usage:
+            out["usage"] = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
+        return out
 
     # ---------------------------------------------------------------------------------------- Gemini
     @staticmethod

@@ -639,3 +639,154 @@ def test_openai_step_down_during_a_repair_keeps_the_repair(server, tmp_path):
     third = server.log[2]["body"]
     assert third["response_format"]["json_schema"]["strict"] is False
     assert "Your previous answer was invalid (no JSON object" in third["messages"][1]["content"][-1]["text"]
+
+
+# ------------------------------------------------------------------- Gemini: what a failure says, odd answers
+@pytest.mark.parametrize("status", [500, 503])
+def test_gemini_5xx_is_retried_with_the_header_delay_and_the_last_error_is_reported(server, tmp_path, status):
+    server.queue = [Reply(status=status, error="The model is overloaded.", headers={"retry-after": "0.4"}),
+                    Reply(GOOD)]
+    t0 = time.monotonic()
+    assert gemini_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 2
+    assert time.monotonic() - t0 >= 0.35  # no RetryInfo: the retry-after header's 0.4 s (the backoff is 0.01 s)
+    server.default = Reply(status=status, error="The model is overloaded.")
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path / "b", max_attempts=2).complete(req(item="pair 5"))
+    state = {500: "INTERNAL", 503: "UNAVAILABLE"}[status]
+    assert (e.value.item, e.value.task) == ("pair 5", "test.score")
+    assert e.value.reason == (f"gemini:gemini-2.5-flash still failing after 2 attempts: {status} {state}: "
+                              "The model is overloaded.")
+
+
+def test_gemini_retry_info_wins_over_a_retry_after_header(server, tmp_path):
+    server.queue = [Reply(status=429, retry_delay_s=0.4, headers={"retry-after": "30"}), Reply(GOOD)]
+    t0 = time.monotonic()
+    assert gemini_backend(server, tmp_path, max_backoff_s=60).complete(req()).value.score == 7
+    assert 0.35 <= time.monotonic() - t0 < 20
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_gemini_401_and_403_are_setup_errors(server, tmp_path, status):
+    server.queue = [Reply(status=status, error="The caller does not have permission")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 2"))
+    state = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}[status]
+    assert (e.value.item, e.value.task) == ("pair 2", "setup") and len(server.log) == 1
+    assert e.value.reason == (f"gemini:gemini-2.5-flash: not authorised ({status}); check GEMINI_API_KEY "
+                              "(The caller does not have permission)")
+    assert state in str(e.value.__cause__)
+
+
+def test_gemini_invalid_key_names_the_item_and_the_message(server, tmp_path):
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path, base_url=server.base, api_key="bad-key")
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 8"))
+    assert (e.value.item, e.value.task) == ("pair 8", "setup")
+    assert e.value.reason == ("gemini:gemini-2.5-flash: not authorised (400); check GEMINI_API_KEY "
+                              "(API key not valid. Please pass a valid API key.)")
+
+
+def test_gemini_other_4xx_names_item_task_and_the_message(server, tmp_path):
+    server.queue = [Reply(status=400, error="Request contains an invalid argument.")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 4"))
+    assert (e.value.item, e.value.task) == ("pair 4", "test.score")
+    assert e.value.reason == "gemini:gemini-2.5-flash answered 400: Request contains an invalid argument."
+
+
+def test_gemini_persistent_timeout_and_unreachable_server_name_the_error_and_the_url(server, tmp_path, monkeypatch):
+    server.default = Reply(GOOD, delay_s=2.5)
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path / "a", timeout_s=1, max_attempts=1).complete(req())
+    assert e.value.reason.startswith(f"gemini:gemini-2.5-flash still failing after 1 attempts: ReadTimeout reaching "
+                                     f"{server.base}: ")
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "b", base_url=url, api_key="k", max_attempts=1)
+    with pytest.raises(BackendError) as e:
+        b.complete(req())
+    assert e.value.reason.startswith(f"gemini:gemini-2.5-flash still failing after 1 attempts: ConnectError "
+                                     f"reaching {url}: ")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)  # the client's own variable
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
+    assert f"ConnectError reaching {url}: " in e.value.reason
+    monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL")
+    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")  # the public API: nothing leaves
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "d", api_key="k", max_attempts=1).complete(req())
+    assert "Error reaching the Gemini API: " in e.value.reason
+
+
+def test_gemini_keys_from_the_environment_google_first(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-key")
+    get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "a", base_url=server.base).complete(req())
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-key")
+    get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "b", base_url=server.base).complete(req())
+    keys = [{k.lower(): v for k, v in x["headers"].items()}["x-goog-api-key"] for x in server.log]
+    assert keys == ["gemini-key", "google-key"]
+
+
+def test_gemini_missing_key_and_missing_library_are_setup_errors(monkeypatch):
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash").complete(req(item="pair 1"))
+    assert (e.value.item, e.value.task, e.value.reason) == ("", "setup", "gemini: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+    import sys
+
+    import google
+
+    monkeypatch.setitem(sys.modules, "google.genai", None)  # as if the api extra were not installed
+    monkeypatch.delattr(google, "genai", raising=False)
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", api_key="k").client()
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "gemini: install the API extra: pip install -e '.[api]'"
+
+
+def test_gemini_answer_without_usage_counts_zero_tokens(server, tmp_path):
+    server.queue = [Reply(GOOD, usage=False)]
+    r = gemini_backend(server, tmp_path).complete(req())
+    assert r.value.score == 7 and (r.usage.input_tokens, r.usage.output_tokens, r.usage.cost_usd) == (0, 0, 0.0)
+
+
+def test_gemini_no_candidates_without_feedback_is_a_refusal(server, tmp_path):
+    server.queue = [Reply(GOOD, choices=False)]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score") and len(server.log) == 1
+    assert e.value.reason == "gemini:gemini-2.5-flash refused: no candidates"
+
+
+def test_gemini_blocked_prompt_names_item_task_and_the_reason(server, tmp_path):
+    server.queue = [Reply(refusal="SAFETY")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score")
+    assert e.value.reason == "gemini:gemini-2.5-flash refused: BlockedReason.SAFETY"
+
+
+@pytest.mark.parametrize("finish", ["SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "RECITATION"])
+def test_gemini_empty_answer_stopped_by_a_filter_is_a_refusal(server, tmp_path, finish):
+    server.queue = [Reply("", finish_reason=finish)]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score") and len(server.log) == 1
+    assert e.value.reason == f"gemini:gemini-2.5-flash refused: finishReason FinishReason.{finish}"
+
+
+def test_gemini_an_answer_with_a_filter_reason_but_text_is_used_and_an_empty_stop_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, finish_reason="SAFETY")]
+    assert gemini_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 1
+    server.queue = [Reply("", finish_reason="STOP"), Reply(GOOD)]
+    assert gemini_backend(server, tmp_path / "b").complete(req()).value.score == 7 and len(server.log) == 3
+    server.queue = [Reply(GOOD, finish_reason="MAX_TOKENS")]  # a complete answer at the limit is still an answer
+    assert gemini_backend(server, tmp_path / "c").complete(req()).value.score == 7 and len(server.log) == 4
+
+
+def test_gemini_thinking_that_eats_the_budget_names_item_task_and_the_thoughts(server, tmp_path):
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path, thinking_budget=-1).complete(req(item="pair 6"))
+    assert (e.value.item, e.value.task) == ("pair 6", "test.score") and len(server.log) == 1
+    assert e.value.reason == ("gemini:gemini-2.5-flash stopped at max_output_tokens with no answer (2048 thinking "
+                              "tokens); set a smaller thinking_budget")

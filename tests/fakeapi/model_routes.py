@@ -17,7 +17,7 @@ Behaviour is scripted per test: ``server.queue`` holds :class:`Reply` items serv
 ``default``): an answer text, an HTTP error status with optional headers (OpenAI ``retry-after`` /
 ``retry-after-ms``) and, for Gemini, ``retry_delay_s`` (sent as ``google.rpc.RetryInfo.retryDelay`` in the
 error body, as the real API does), or a delay beyond the client's timeout; for OpenAI also a ``content: null``
-answer, one without ``usage`` or with ``choices: []``. Requests that break the rules
+answer, one without ``usage`` or with ``choices: []``; for Gemini one without ``usageMetadata`` or candidates. Requests that break the rules
 above are answered with their error before the queue is consulted. Every request is kept in ``server.log``
 (path, JSON body, headers, and the status answered) for assertions.
 """
@@ -63,8 +63,8 @@ class Reply:
     retry_delay_s: float | None = None  # Gemini: google.rpc.RetryInfo.retryDelay in the 429/5xx error body
     refusal: str | None = None  # OpenAI: message.refusal; Gemini: a prompt blocked (no candidates)
     finish_reason: str | None = None
-    usage: bool = True  # OpenAI: False leaves ``usage`` out (some OpenAI-compatible servers send none)
-    choices: bool = True  # OpenAI: False answers ``choices: []`` (as Azure's content filter can)
+    usage: bool = True  # False leaves ``usage`` / ``usageMetadata`` out (some OpenAI-compatible servers send none)
+    choices: bool = True  # False answers OpenAI ``choices: []`` (Azure's content filter), Gemini no candidates
 
 
 class ModelServer:
@@ -274,9 +274,12 @@ class ModelServer:
             return {"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}],
                     "usageMetadata": usage, "modelVersion": model}
         usage["totalTokenCount"] = 1000 + 200 + thoughts
-        return {"candidates": [{"content": {"role": "model", "parts": [{"text": rep.text}]},
-                                "finishReason": rep.finish_reason or "STOP", "index": 0}],
-                "usageMetadata": usage, "modelVersion": model}
+        out: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [{"text": rep.text}]},
+                                               "finishReason": rep.finish_reason or "STOP", "index": 0}]
+                               if rep.choices else [], "modelVersion": model}
+        if rep.usage:
+            out["usageMetadata"] = usage
+        return out
 
     # ---------------------------------------------------------------------------------------- errors
     @staticmethod

@@ -174,9 +174,9 @@ def run(name: str, max_children: int, fresh: bool = False, survivors: bool = Fal
             _mutmut(name, wd, max_children, again)
     dt = time.monotonic() - t0
     mode = "full" if full else ("survivors" if survivors else "incremental")
-    (wd / f"timing-{mode}.json").write_text(json.dumps({"seconds": round(dt, 1), "mode": mode, "max_children": max_children,
-                                                "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                                "load_1min": round(os.getloadavg()[0], 2)}), encoding="utf-8")
+    rec = {"seconds": round(dt, 1), "mode": mode, "max_children": max_children, "cpus": os.cpu_count(),
+           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "load_1min": round(os.getloadavg()[0], 2)}
+    (wd / f"timing-{mode}.json").write_text(json.dumps(rec), encoding="utf-8")
     print(f"== {name}: done after {dt:.0f} s; {score_line(name)}", flush=True)
     return dt
 

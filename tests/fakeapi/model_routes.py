@@ -17,9 +17,9 @@ Behaviour is scripted per test: ``server.queue`` holds :class:`Reply` items serv
 ``default``): an answer text, an HTTP error status with optional headers (OpenAI ``retry-after`` /
 ``retry-after-ms``) and, for Gemini, ``retry_delay_s`` (sent as ``google.rpc.RetryInfo.retryDelay`` in the
 error body, as the real API does), or a delay beyond the client's timeout; for OpenAI also a ``content: null``
-answer, one without ``usage`` or with ``choices: []``; for Gemini one without ``usageMetadata`` or candidates. Requests that break the rules
-above are answered with their error before the queue is consulted. Every request is kept in ``server.log``
-(path, JSON body, headers, and the status answered) for assertions.
+answer, one without ``usage`` or with ``choices: []``; for Gemini one without ``usageMetadata`` or candidates.
+Requests that break the rules above are answered with their error before the queue is consulted. Every request
+is kept in ``server.log`` (path, JSON body, headers, and the status answered) for assertions.
 """
 
 from __future__ import annotations
@@ -228,11 +228,11 @@ class ModelServer:
             return 400, e
         if not isinstance(body, dict):
             return 400, _gerr(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        body = _camel(body)  # proto3 JSON: snake_case names are read as the lowerCamelCase ones
         for k in sorted(set(body) - GEMINI_BODY_FIELDS):
             return 400, _gerr(400, "INVALID_ARGUMENT", f'Invalid JSON payload received. Unknown name "{k}": Cannot find field.')
         if not isinstance(body.get("contents"), list) or not body["contents"]:
             return 400, _gerr(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        body = _camel(body)
         gc = body.get("generationConfig") or {}
         for k in sorted(set(gc) - GEMINI_GEN_FIELDS):
             return 400, _gerr(400, "INVALID_ARGUMENT", f'Invalid JSON payload received. Unknown name "{k}" at '

@@ -206,3 +206,55 @@ def test_boundary_changes_measure_the_segment_ends_against_the_frame(tmp_path):
     assert first < 0.03 and last > 0.2
     rows = H.continuity_rows([])
     assert rows == {}
+
+
+def mute_segment(path: Path, seconds: float = 2.0) -> Path:
+    n = int(round(seconds * FPS))
+    media.write_video(path, [burn_label(np.full((SIZE[1], SIZE[0], 3), (120, 40, 160), np.uint8))] * n, FPS, crf=16)
+    return path
+
+
+def test_a_segment_without_audio_pauses_the_host_audio_in_silence(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)
+    seg = mute_segment(tmp_path / "mute_seg.mp4")  # 16 frames, 2 s
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(host_mp4, seg, 20, out, analysis=an)
+    assert integ.audio == "host audio paused over the segment (silence: the segment has none), resumed after"
+    assert integ.audio_rate == RATE and media.probe(out).audio_rate == RATE
+    ha, e = media.read_audio(host_mp4, RATE), envelope(media.read_audio(out, RATE))
+    eh = envelope(ha)
+    t_in, t_out = int(21 / FPS * 20), int(37 / FPS * 20)  # 50 ms windows: the seams at frames 21 and 37
+    assert np.corrcoef(e[2: t_in - 2], eh[2: t_in - 2])[0, 1] > 0.95
+    assert e[t_in + 2: t_out - 2].max() < 0.005  # silence over the segment
+    after = e[t_out + 2: t_out + 2 + (eh.size - t_in - 6)]
+    assert np.corrcoef(after, eh[t_in + 2: t_in + 2 + after.size])[0, 1] > 0.95  # the host resumes where it paused
+
+
+def test_neither_host_nor_segment_with_audio_gives_a_silent_video(tmp_path):
+    mute = make_host(tmp_path / "mute.mp4", audio=False)
+    an = H.analyze_host(mute)
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(mute, mute_segment(tmp_path / "seg.mp4"), 20, out, analysis=an)
+    assert (integ.audio, integ.audio_rate) == ("no audio in the host or the segment", None)
+    assert not media.probe(out).has_audio and media.count_frames(out) == an.n_frames + 16
+
+
+def test_splice_edges_and_a_broken_segment(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)
+    seg = mute_segment(tmp_path / "seg.mp4", seconds=0.5)  # 4 frames
+    for k in (0, an.n_frames - 2):  # the first frame and the last one with a frame after it
+        integ = H.splice(host_mp4, seg, k, tmp_path / f"at{k}.mp4", analysis=an)
+        assert integ.host_frame_index == k and integ.insert_at_s == pytest.approx((k + 1) / FPS)
+        assert media.count_frames(tmp_path / f"at{k}.mp4") == an.n_frames + 4
+    for k in (-1, an.n_frames - 1):
+        with pytest.raises(H.HostError) as e:
+            H.splice(host_mp4, seg, k, tmp_path / "x.mp4", analysis=an, item="pair pk")
+        assert (e.value.item, e.value.field) == ("pair pk", "decision.frame_index")
+        assert e.value.reason == (f"{k} is outside the host's frames 0..{an.n_frames - 2} (the host has "
+                                  f"{an.n_frames} frames, {an.duration_s:.2f} s)")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(H.HostError) as e:
+        H.splice(host_mp4, bad, 20, tmp_path / "y.mp4", analysis=an, item="pair pb")
+    assert (e.value.item, e.value.field) == ("pair pb", "segment") and str(bad) in e.value.reason
+    assert not (tmp_path / "y.mp4").exists()

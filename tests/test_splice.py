@@ -136,3 +136,46 @@ def test_the_label_survives_a_segment_of_another_size(host, tmp_path, size):
     assert integ.segment_fit in ("resize", "letterbox")
     frames = media.read_frames(out, list(range(K + 1, K + 11)))
     assert all(label_present(f) for f in frames)
+
+
+# ------------------------------------------------------------------------------------ fit_frame, exactly
+def test_fit_frame_of_the_right_size_is_the_frame_itself():
+    fr = np.full((20, 40, 3), 7, np.uint8)
+    assert H.fit_frame(fr, 40, 20, "letterbox") is fr and H.fit_frame(fr, 40, 20, "resize") is fr
+
+
+def test_letterbox_scales_to_fit_and_centres_with_black_bars():
+    wide = np.full((20, 40, 3), 200, np.uint8)  # 2:1 into a square: scale 0.5 -> 20x10, bars of 5 rows
+    out = H.fit_frame(wide, 20, 20, "letterbox")
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    assert (out[:5] == 0).all() and (out[15:] == 0).all() and (out[5:15] == 200).all()
+    tall = np.full((10, 5, 3), 90, np.uint8)  # 1:2 upscaled by 2 into 40x20: 10x20, columns 15..24
+    out = H.fit_frame(tall, 40, 20, "letterbox")
+    assert (out[:, :15] == 0).all() and (out[:, 25:] == 0).all() and (out[:, 15:25] == 90).all()
+    strip = np.full((1, 100, 3), 255, np.uint8)  # scaled to 10 x 0.1: still one row high, in the middle
+    out = H.fit_frame(strip, 10, 10, "letterbox")
+    assert (out.max(axis=(1, 2)) > 0).tolist() == [False] * 4 + [True] + [False] * 5  # (10 - 1) // 2 rows above
+
+
+def checker(n: int) -> np.ndarray:
+    y, x = np.mgrid[:n, :n]
+    return np.repeat((((x + y) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("mode", ["resize", "letterbox"])
+def test_a_downscaled_frame_is_area_averaged_not_aliased(mode):
+    """A 1-pixel checkerboard shrunk 3x must come out grey (area averaging, as a clip's fine detail should
+    be), not black-and-white samples of single pixels."""
+    out = H.fit_frame(checker(96), 32, 32, mode).astype(int)
+    assert 90 <= out.min() and out.max() <= 170
+
+
+@pytest.mark.parametrize("mode", ["resize", "letterbox"])
+def test_an_upscaled_frame_is_interpolated(mode):
+    """Enlarged 3x, a black/white step gets intermediate values (linear), not only 0 and 255 (area on upscale
+    is nearest-like)."""
+    fr = np.zeros((8, 8, 3), np.uint8)
+    fr[:, 4:] = 255
+    out = H.fit_frame(fr, 24, 24, mode)
+    row = out[12, :, 0].astype(int)
+    assert ((row > 20) & (row < 235)).sum() >= 2 and row[0] == 0 and row[-1] == 255

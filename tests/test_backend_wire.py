@@ -80,10 +80,11 @@ def test_schema_name_follows_the_api_rule():
 def test_openai_setup_errors():
     with pytest.raises(BackendError) as e:
         O.OpenAIBackend("")
-    assert e.value.task == "setup" and "needs a model name" in str(e.value)
+    assert (e.value.item, e.value.task, e.value.reason) == ("", "setup", "openai: needs a model name, e.g. 'openai:gpt-4o'")
     with pytest.raises(BackendError) as e:
         O.OpenAIBackend("gpt-4o", structured="xml")
-    assert e.value.task == "setup" and "structured='xml'" in str(e.value)
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "openai: structured='xml' must be json_schema, json or none"
 
 
 def test_chat_model_request_kwargs():

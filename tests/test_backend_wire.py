@@ -201,7 +201,8 @@ def test_step_down_strict_then_non_strict_then_json_then_nothing():
 # ------------------------------------------------------------------------------------------------ Gemini
 @pytest.mark.parametrize("model, budget", [
     ("gemini-2.5-flash", 0), ("gemini-2.5-flash-lite", 0), ("gemini-2.5-pro", 128), ("models/gemini-2.5-pro", 128),
-    ("GEMINI-2.5-PRO", 128), ("gemini-2.0-flash", None), ("gemini-1.5-pro", None)])
+    ("GEMINI-2.5-PRO", 128), ("gemini-2.0-flash", None), ("gemini-1.5-pro", None),
+    ("publishers/google/models/gemini-2.5-pro", 128)])  # a Vertex AI resource name
 def test_default_thinking_budget(model, budget):
     assert G.default_thinking_budget(model) == budget
 
@@ -216,7 +217,15 @@ def test_effective_budget_is_a_setting_so_it_is_in_the_cache_key():
     assert a.cache_key(req()) != b.cache_key(req())
     with pytest.raises(BackendError) as e:
         G.GeminiBackend("")
-    assert e.value.task == "setup"
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "gemini: needs a model name, e.g. 'gemini:gemini-2.5-flash'"
+
+
+def test_gemini_client_timeout_is_the_setting_in_milliseconds():
+    # read back from the client's own options (google-genai keeps them on its API client)
+    opts = lambda b: b.client()._api_client._http_options  # noqa: E731
+    assert opts(G.GeminiBackend("gemini-2.5-flash", api_key="k")).timeout == 120_000
+    assert opts(G.GeminiBackend("gemini-2.5-flash", api_key="k", timeout_s=2.5)).timeout == 2_500
 
 
 @pytest.mark.parametrize("value, seconds", [
@@ -225,8 +234,7 @@ def test_effective_budget_is_a_setting_so_it_is_in_the_cache_key():
     ({"seconds": -3}, 0.0), ({"seconds": None, "nanos": None}, 0.0), ("abc", None), ("5", None), ("", None),
     (None, None)])
 def test_parse_duration(value, seconds):
-    got = G.parse_duration_s(value)
-    assert got == (None if seconds is None else pytest.approx(seconds))
+    assert G.parse_duration_s(value) == seconds  # exact: each expected value is a float the input spells exactly
 
 
 def test_retry_delay_from_retry_info():

@@ -158,6 +158,11 @@ def test_gemini_generate_content_wire_format(server, tmp_path):
     cfg = server.log[-1]["body"]["generationConfig"]
     assert cfg["temperature"] == 0 and cfg["responseMimeType"] == "application/json"
     assert server.log[-1]["body"]["systemInstruction"]["parts"][0]["text"] == "You are a judge."
+    # the re-ask carries the validation error after the request's own parts
+    first = [_camel(x) for x in server.log[1]["body"]["contents"][0]["parts"]]
+    again = [_camel(x) for x in server.log[2]["body"]["contents"][0]["parts"]]
+    assert [p["text"] for p in again[:-1]] == [p["text"] for p in first] == ["rate this"]
+    assert again[-1]["text"].startswith("Your previous answer was invalid (no JSON object in the answer")
 
 
 def test_offline_dispatches_to_registered_handler_and_caches(tmp_path):

@@ -258,3 +258,87 @@ def test_splice_edges_and_a_broken_segment(host_mp4, tmp_path):
         H.splice(host_mp4, bad, 20, tmp_path / "y.mp4", analysis=an, item="pair pb")
     assert (e.value.item, e.value.field) == ("pair pb", "segment") and str(bad) in e.value.reason
     assert not (tmp_path / "y.mp4").exists()
+
+
+def dominant_hz(a: np.ndarray, rate: int) -> float:
+    spec = np.abs(np.fft.rfft(a * np.hanning(a.size)))
+    return float(np.fft.rfftfreq(a.size, 1 / rate)[int(np.argmax(spec))])
+
+
+def test_audio_at_the_hosts_own_rate_keeps_both_pitches(tmp_path):
+    """A host at 24 kHz (not the 16 kHz default of read_audio) and a 22.05 kHz segment: the output is at 24 kHz,
+    the host's 330 Hz tone before the seam and the segment's 880 Hz tone over it."""
+    host = tmp_path / "host24.mp4"
+    frames = [np.full((SIZE[1], SIZE[0], 3), (40, 90, 160), np.uint8) for _ in range(48)]
+    media.write_video(host, frames, FPS, audio=host_audio(6.0, 24000), audio_rate=24000, crf=16)
+    an = H.analyze_host(host)
+    out = tmp_path / "out.mp4"
+    integ = H.splice(host, make_segment(tmp_path / "seg.mp4"), 20, out, analysis=an)
+    assert integ.audio == "host audio paused over the segment (the segment's own audio plays), resumed after"
+    assert integ.audio_rate == 24000 and media.probe(out).audio_rate == 24000
+    a = media.read_audio(out, 24000)
+    t_in, t_out = 21 / FPS, 37 / FPS
+    assert abs(dominant_hz(a[int(0.2 * 24000): int((t_in - 0.2) * 24000)], 24000) - 330) < 15
+    assert abs(dominant_hz(a[int((t_in + 0.2) * 24000): int((t_out - 0.2) * 24000)], 24000) - 880) < 15
+    assert abs(dominant_hz(a[int((t_out + 0.2) * 24000): int((t_out + 2.0) * 24000)], 24000) - 330) < 15
+
+
+def test_a_mute_host_gets_silence_as_long_as_the_video_and_the_record_is_exact(tmp_path):
+    mute = make_host(tmp_path / "mute.mp4", seconds=5.875, audio=False)  # 47 frames
+    out = tmp_path / "out.mp4"
+    integ = H.splice(mute, make_segment(tmp_path / "seg.mp4"), 20, out)  # no analysis given: the host is analysed
+    assert integ.audio == "the host has no audio: silence outside the segment, the segment's audio over it"
+    assert integ.audio_rate == 22050  # the segment's rate
+    assert media.read_audio(out, RATE).size / RATE == pytest.approx((47 + 16) / FPS, abs=0.05)
+    assert (integ.host_duration_s, integ.segment_duration_s, integ.integrated_duration_s) == (5.875, 2.0, 7.875)
+    assert integ.host_median_change > 0
+    # the ratios: change / the host's median change (the recorded values are rounded to 6 decimals)
+    assert integ.seam_ratio_in == pytest.approx(integ.seam_change_in / integ.host_median_change, rel=1e-3)
+    assert integ.seam_ratio_out == pytest.approx(integ.seam_change_out / integ.host_median_change, rel=1e-3)
+    assert integ.seam_ratio_in == round(integ.seam_ratio_in, 4) and integ.seam_ratio_out == round(integ.seam_ratio_out, 4)
+
+
+def test_a_still_host_has_no_seam_ratio(tmp_path):
+    still = tmp_path / "still.mp4"
+    media.write_video(still, [np.full((SIZE[1], SIZE[0], 3), (40, 90, 160), np.uint8)] * 40, FPS, crf=16)
+    integ = H.splice(still, make_segment(tmp_path / "seg.mp4"), 20, tmp_path / "out.mp4")
+    assert integ.host_median_change < 1e-9 and (integ.seam_ratio_in, integ.seam_ratio_out) == (None, None)
+
+
+def test_a_missing_host_names_the_item(tmp_path):
+    seg = mute_segment(tmp_path / "seg.mp4", seconds=0.5)
+    for kw, item in (({"item": "pair q"}, "pair q"), ({}, "pair")):
+        with pytest.raises(H.HostError) as e:
+            H.splice(tmp_path / "nope.mp4", seg, 20, tmp_path / "o.mp4", **kw)
+        assert (e.value.item, e.value.field) == (item, "host_video")
+
+
+def test_a_one_frame_segment_and_an_aspect_just_past_the_tolerance(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)  # 96x160: aspect 0.6, resize tolerance 0.006
+    one = tmp_path / "one.mp4"
+    media.write_video(one, [burn_label(np.full((160, 96, 3), (120, 40, 160), np.uint8))], FPS, crf=16)
+    assert media.count_frames(H.splice(host_mp4, one, 20, tmp_path / "o1.mp4", analysis=an) and
+                              tmp_path / "o1.mp4") == an.n_frames + 1
+    near = tmp_path / "near.mp4"  # 98x160: aspect 0.6125, 0.0125 off (within 1/60 but past 1% of 0.6)
+    media.write_video(near, [burn_label(np.full((160, 98, 3), (120, 40, 160), np.uint8))] * 4, FPS, crf=16)
+    assert H.splice(host_mp4, near, 20, tmp_path / "o2.mp4", analysis=an).segment_fit == "letterbox"
+    close = tmp_path / "close.mp4"  # 192x322: aspect 0.5963, 0.0037 off: resized
+    media.write_video(close, [burn_label(np.full((322, 192, 3), (120, 40, 160), np.uint8))] * 4, FPS, crf=16)
+    integ = H.splice(host_mp4, close, 20, tmp_path / "o3.mp4", analysis=an)
+    assert integ.segment_fit == "resize"
+    fr = media.read_frames(tmp_path / "o3.mp4", [22])[0].astype(int)
+    assert fr[40:, :2].mean() > 60 and fr[40:, -2:].mean() > 60 and fr[-2:].mean() > 60  # no bar on any side
+
+
+def test_seam_changes_are_measured_across_each_seam_outside_the_label(tmp_path):
+    """Flat grey frames of known levels: the seam into frame 10 is |140 - 40| / 255 and the one into frame 20 is
+    |60 - 120| / 255, whatever frames 11 and 18 hold, and a change inside the label's box does not count."""
+    w, h = 128, 128
+    levels = [40] * 10 + [140, 200] + [140] * 6 + [90, 120] + [60] * 10
+    frames = [np.full((h, w, 3), v, np.uint8) for v in levels]
+    x0, y0, x1, y1 = label_box(w, h)
+    frames[10][y0:y1, x0:x1] = 255  # only inside the label's box
+    v = tmp_path / "v.mp4"
+    media.write_video(v, frames, FPS, crf=1)
+    cin, cout = H.seam_changes(v, 10, 20)
+    assert cin == pytest.approx(100 / 255, abs=0.006) and cout == pytest.approx(60 / 255, abs=0.006)

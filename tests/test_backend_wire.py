@@ -303,5 +303,8 @@ def test_gemini_video_inline_up_to_the_limit_else_frames(tmp_path):
     assert inline(inline_video_mb=mb) == ["video/mp4"]  # exactly at the limit: inline
     assert inline(inline_video_mb=mb * 0.99) == ["image/png"] * 3
     assert inline(inline_video_mb=0, n_frames=4) == ["image/png"] * 4
+    frames = [p.inline_data.data for p in G.GeminiBackend("gemini-2.5-flash", inline_video_mb=0).contents(
+        req(VideoPart(v, 3)), None)[0].parts if p.inline_data is not None]
+    assert [Image.open(io.BytesIO(b)).size for b in frames] == [(32, 32)] * 3  # each a PNG of a frame
     (content,) = G.GeminiBackend("gemini-2.5-flash").contents(req(VideoPart(v, 3)), None)
     assert content.parts[0].inline_data.data == v.read_bytes()

@@ -857,3 +857,9 @@ def test_gemini_thinking_that_eats_the_budget_names_item_task_and_the_thoughts(s
     assert (e.value.item, e.value.task) == ("pair 6", "test.score") and len(server.log) == 1
     assert e.value.reason == ("gemini:gemini-2.5-flash stopped at max_output_tokens with no answer (2048 thinking "
                               "tokens); set a smaller thinking_budget")
+
+
+def test_gemini_cache_hit_makes_no_request(server, tmp_path):
+    assert gemini_backend(server, tmp_path).complete(req()).value.score == 7
+    r = gemini_backend(server, tmp_path).complete(req())
+    assert r.cached and r.value.score == 7 and len(server.log) == 1

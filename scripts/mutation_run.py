@@ -13,6 +13,7 @@ infinite loop. ``scripts/mutation_report.py`` reads the verdicts.
     python scripts/mutation_run.py store bench     # some of them
     python scripts/mutation_run.py bench --survivors   # after adding tests: re-test what survived
     python scripts/mutation_run.py --list          # the module -> tests table
+    python scripts/mutation_run.py --estimate      # a whole run's time, from each module's last full run
 
 Needs the ``dev`` extra (``pip install -e .[dev]``). Not part of ``make test``.
 """
@@ -152,6 +153,8 @@ def run(name: str, max_children: int, fresh: bool = False, survivors: bool = Fal
         shutil.rmtree(WORK / name, ignore_errors=True)
     wd = prepare(name)
     funcs = MODULES[name][2]
+    # a full run tests every (selected) mutant: its time is what a run from scratch costs
+    full = not survivors and (bool(funcs) or not (wd / "mutants" / (target + ".meta")).is_file())
     print(f"== {name}: {target} ({', '.join(funcs) if funcs else 'every function'}) against "
           f"{' '.join(MODULES[name][1])}", flush=True)
     t0 = time.monotonic()
@@ -170,8 +173,43 @@ def run(name: str, max_children: int, fresh: bool = False, survivors: bool = Fal
             print(f"== {name}: testing {len(again)} earlier survivors again", flush=True)
             _mutmut(name, wd, max_children, again)
     dt = time.monotonic() - t0
-    print(f"== {name}: done after {dt:.0f} s", flush=True)
+    mode = "full" if full else ("survivors" if survivors else "incremental")
+    rec = {"seconds": round(dt, 1), "mode": mode, "max_children": max_children, "cpus": os.cpu_count(),
+           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "load_1min": round(os.getloadavg()[0], 2)}
+    (wd / f"timing-{mode}.json").write_text(json.dumps(rec), encoding="utf-8")
+    print(f"== {name}: done after {dt:.0f} s; {score_line(name)}", flush=True)
     return dt
+
+
+def score_line(name: str) -> str:
+    """The module's score as ``scripts/mutation_report.py`` counts it (equivalents left out)."""
+    from mutation_report import module_results, read_equivalents, score  # noqa: PLC0415 (it imports this module)
+
+    res = module_results(name)
+    if res is None:
+        return "not run"
+    s = score(res, read_equivalents())
+    return (f"score {s['score']:.1f}% ({s['killed']} killed, {s['timeout']} timeout, {s['survived'] + s['no tests']} "
+            f"survived, {s['equivalent']} equivalent, {s['total']} mutants)")
+
+
+def estimate() -> None:
+    """The time of a whole ``make mutation`` from each module's last full run (``timing-full.json``: every selected
+    mutant tested, as in a run from scratch; a later run of a module without a function selection re-tests only
+    survivors and changed code, and is faster). The times hold for the load the machine had then."""
+    total, missing = 0.0, []
+    for name in MODULES:
+        t = WORK / name / "timing-full.json"
+        rec = json.loads(t.read_text(encoding="utf-8")) if t.is_file() else None
+        if rec is None:
+            missing.append(name)
+            print(f"{name:16s} {'no full run recorded':>24s}")
+            continue
+        total += rec["seconds"]
+        print(f"{name:16s} {rec['seconds']:8.0f} s ({rec['mode']}, {rec['when']}, load {rec.get('load_1min', '?')}, "
+              f"{rec['max_children']} children)")
+    print(f"== estimate: {total / 60:.1f} min for the modules measured"
+          + (f"; not measured: {' '.join(missing)}" if missing else ""), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,7 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--survivors", action="store_true",
                     help="re-test only the mutants that survived or timed out last time")
     ap.add_argument("--list", action="store_true", help="print the module -> tests table and exit")
+    ap.add_argument("--estimate", action="store_true",
+                    help="print the time of a whole run from each module's last full run, and exit")
     a = ap.parse_args(argv)
+    if a.estimate:
+        estimate()
+        return
     if a.list:
         for k, (f, ts, fs) in MODULES.items():
             print(f"{k:16s} {f:42s} {' '.join(ts)}" + (f"  [{', '.join(fs)}]" if fs else ""))
@@ -190,10 +233,15 @@ def main(argv: list[str] | None = None) -> None:
     bad = [m for m in a.modules if m not in MODULES]
     if bad:
         raise SystemExit(f"unknown module(s) {bad}; known: {' '.join(MODULES)}")
-    total = 0.0
+    t0 = time.monotonic()
+    times = {}
     for m in a.modules or list(MODULES):
-        total += run(m, a.max_children, a.fresh, a.survivors)
-    print(f"== all done in {total:.0f} s; scores: python scripts/mutation_report.py", flush=True)
+        times[m] = run(m, a.max_children, a.fresh, a.survivors)
+    print("== per module:", flush=True)
+    for m, dt in times.items():
+        print(f"   {m:16s} {dt:7.0f} s  {score_line(m)}", flush=True)
+    print(f"== all done in {time.monotonic() - t0:.0f} s wall time (load now {os.getloadavg()[0]:.1f}); surviving "
+          "mutants: python scripts/mutation_report.py --diff", flush=True)
 
 
 if __name__ == "__main__":

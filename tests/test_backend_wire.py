@@ -37,7 +37,8 @@ def req(*parts, max_tokens=2048):
 # ------------------------------------------------------------------------------------------------ OpenAI
 @pytest.mark.parametrize("model, reasoning", [
     ("o1", True), ("o3", True), ("o4-mini", True), ("o3-2025-04-16", True), ("gpt-5", True), ("gpt-5-mini", True),
-    ("gpt-5.1", True), ("openai/o3", True), ("O3", True), ("gpt-4o", False), ("gpt-4.1-mini", False),
+    ("gpt-5.1", True), ("openai/o3", True), ("openrouter/openai/o3", True), ("O3", True), ("gpt-4o", False),
+    ("gpt-4.1-mini", False),
     ("o3x", False), ("Qwen/Qwen3-VL-8B-Instruct", False), ("my-o3", False)])
 def test_reasoning_model_families(model, reasoning):
     assert O.is_reasoning_model(model) is reasoning
@@ -79,10 +80,11 @@ def test_schema_name_follows_the_api_rule():
 def test_openai_setup_errors():
     with pytest.raises(BackendError) as e:
         O.OpenAIBackend("")
-    assert e.value.task == "setup" and "needs a model name" in str(e.value)
+    assert (e.value.item, e.value.task, e.value.reason) == ("", "setup", "openai: needs a model name, e.g. 'openai:gpt-4o'")
     with pytest.raises(BackendError) as e:
         O.OpenAIBackend("gpt-4o", structured="xml")
-    assert e.value.task == "setup" and "structured='xml'" in str(e.value)
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "openai: structured='xml' must be json_schema, json or none"
 
 
 def test_chat_model_request_kwargs():
@@ -135,7 +137,9 @@ def test_messages_carry_system_parts_schema_and_the_repair(tmp_path):
     assert instr.startswith("Answer with one JSON object only, matching this JSON schema:\n")
     assert json.loads(instr.split("\n", 1)[1]) == Score.model_json_schema() and "invalid" not in instr
     again = b.messages(req(), "score: too big")[1]["content"][-1]["text"]
-    assert again.endswith("\nYour previous answer was invalid (score: too big). Answer again, valid JSON only.")
+    assert again == ("Answer with one JSON object only, matching this JSON schema:\n"
+                     + O._compact(Score.model_json_schema()) + "\nYour previous answer was invalid (score: too big). Answer again, valid JSON only.")
+    assert c[-1]["type"] == "text" and len(c) == 3
 
 
 def test_a_video_goes_to_openai_as_n_frames(tmp_path):
@@ -148,7 +152,12 @@ def test_a_video_goes_to_openai_as_n_frames(tmp_path):
     imgs = lambda b: [x for x in b.messages(req(VideoPart(v, n_frames=3)), None)[1]["content"]  # noqa: E731
                       if x["type"] == "image_url"]
     assert len(imgs(O.OpenAIBackend("gpt-4o"))) == 3
-    assert len(imgs(O.OpenAIBackend("gpt-4o", n_frames=5))) == 5
+    frames = imgs(O.OpenAIBackend("gpt-4o", n_frames=5))
+    assert len(frames) == 5
+    for x in frames:  # each a PNG data URL of the video's frame size
+        url = x["image_url"]["url"]
+        assert url.startswith("data:image/png;base64,")
+        assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (48, 32)
 
 
 class _BadRequest(Exception):
@@ -192,7 +201,8 @@ def test_step_down_strict_then_non_strict_then_json_then_nothing():
 # ------------------------------------------------------------------------------------------------ Gemini
 @pytest.mark.parametrize("model, budget", [
     ("gemini-2.5-flash", 0), ("gemini-2.5-flash-lite", 0), ("gemini-2.5-pro", 128), ("models/gemini-2.5-pro", 128),
-    ("GEMINI-2.5-PRO", 128), ("gemini-2.0-flash", None), ("gemini-1.5-pro", None)])
+    ("GEMINI-2.5-PRO", 128), ("gemini-2.0-flash", None), ("gemini-1.5-pro", None),
+    ("publishers/google/models/gemini-2.5-pro", 128)])  # a Vertex AI resource name
 def test_default_thinking_budget(model, budget):
     assert G.default_thinking_budget(model) == budget
 
@@ -207,7 +217,15 @@ def test_effective_budget_is_a_setting_so_it_is_in_the_cache_key():
     assert a.cache_key(req()) != b.cache_key(req())
     with pytest.raises(BackendError) as e:
         G.GeminiBackend("")
-    assert e.value.task == "setup"
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "gemini: needs a model name, e.g. 'gemini:gemini-2.5-flash'"
+
+
+def test_gemini_client_timeout_is_the_setting_in_milliseconds():
+    # read back from the client's own options (google-genai keeps them on its API client)
+    opts = lambda b: b.client()._api_client._http_options  # noqa: E731
+    assert opts(G.GeminiBackend("gemini-2.5-flash", api_key="k")).timeout == 120_000
+    assert opts(G.GeminiBackend("gemini-2.5-flash", api_key="k", timeout_s=2.5)).timeout == 2_500
 
 
 @pytest.mark.parametrize("value, seconds", [
@@ -216,8 +234,7 @@ def test_effective_budget_is_a_setting_so_it_is_in_the_cache_key():
     ({"seconds": -3}, 0.0), ({"seconds": None, "nanos": None}, 0.0), ("abc", None), ("5", None), ("", None),
     (None, None)])
 def test_parse_duration(value, seconds):
-    got = G.parse_duration_s(value)
-    assert got == (None if seconds is None else pytest.approx(seconds))
+    assert G.parse_duration_s(value) == seconds  # exact: each expected value is a float the input spells exactly
 
 
 def test_retry_delay_from_retry_info():
@@ -286,5 +303,8 @@ def test_gemini_video_inline_up_to_the_limit_else_frames(tmp_path):
     assert inline(inline_video_mb=mb) == ["video/mp4"]  # exactly at the limit: inline
     assert inline(inline_video_mb=mb * 0.99) == ["image/png"] * 3
     assert inline(inline_video_mb=0, n_frames=4) == ["image/png"] * 4
+    frames = [p.inline_data.data for p in G.GeminiBackend("gemini-2.5-flash", inline_video_mb=0).contents(
+        req(VideoPart(v, 3)), None)[0].parts if p.inline_data is not None]
+    assert [Image.open(io.BytesIO(b)).size for b in frames] == [(32, 32)] * 3  # each a PNG of a frame
     (content,) = G.GeminiBackend("gemini-2.5-flash").contents(req(VideoPart(v, 3)), None)
     assert content.parts[0].inline_data.data == v.read_bytes()

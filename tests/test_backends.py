@@ -158,6 +158,11 @@ def test_gemini_generate_content_wire_format(server, tmp_path):
     cfg = server.log[-1]["body"]["generationConfig"]
     assert cfg["temperature"] == 0 and cfg["responseMimeType"] == "application/json"
     assert server.log[-1]["body"]["systemInstruction"]["parts"][0]["text"] == "You are a judge."
+    # the re-ask carries the validation error after the request's own parts
+    first = [_camel(x) for x in server.log[1]["body"]["contents"][0]["parts"]]
+    again = [_camel(x) for x in server.log[2]["body"]["contents"][0]["parts"]]
+    assert [p["text"] for p in again[:-1]] == [p["text"] for p in first] == ["rate this"]
+    assert again[-1]["text"].startswith("Your previous answer was invalid (no JSON object in the answer")
 
 
 def test_offline_dispatches_to_registered_handler_and_caches(tmp_path):
@@ -265,6 +270,67 @@ def test_fake_openai_checks_route_auth_and_unknown_fields(server):
     st, err = post("/v1beta/models/gemini-2.0-flash:generateContent",
                    {**gbody, "generationConfig": {"maxTokens": 5}}, {"x-goog-api-key": "k"})
     assert st == 400 and err["error"]["status"] == "INVALID_ARGUMENT" and "\"maxTokens\"" in err["error"]["message"]
+
+
+def _post(server, path, body, headers, method="POST"):
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = urllib.request.Request(server.base + path, data=None if method == "GET" else data, method=method,
+                               headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.parametrize("body, param, code", [
+    (b"{not json", None, None),
+    ({"model": "gpt-4o", "messages": []}, "messages", "empty_array"),
+    ({"model": "gpt-4o", "messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", "invalid_value"),
+    ({"model": "gpt-4o", "messages": MSGS, "temperature": "0"}, "temperature", "invalid_type"),
+    ({"model": "gpt-4o", "messages": MSGS, "max_tokens": 1.5}, "max_tokens", "invalid_type"),
+    ({"model": "gpt-4o", "messages": MSGS, "response_format": {"type": "xml"}}, "response_format.type",
+     "invalid_value"),
+    ({"model": "gpt-4o", "messages": MSGS, "response_format": {"type": "json_schema"}}, "response_format.json_schema",
+     "missing_required_parameter"),
+    ({"model": "gpt-4o", "messages": MSGS, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "my schema", "schema": {"type": "object"}}}}, "response_format.json_schema.name", "invalid_value"),
+])
+def test_fake_openai_rejects_malformed_bodies_with_the_apis_error_shape(server, body, param, code):
+    st, err = _post(server, "/v1/chat/completions", body, {"Authorization": "Bearer k"})
+    assert st == 400 and set(err["error"]) == {"message", "type", "param", "code"}
+    assert (err["error"]["param"], err["error"]["code"], err["error"]["type"]) == (param, code, "invalid_request_error")
+    assert server.log[-1]["status"] == 400
+
+
+def test_fake_apis_check_the_method_the_route_and_the_gemini_body(server):
+    ok = {"model": "gpt-4o", "messages": MSGS}
+    assert _post(server, "/v1/chat/completions", ok, {"Authorization": "Bearer k"})[0] == 200
+    assert _post(server, "/v1/chat/completions", ok, {"Authorization": "Bearer k"}, method="GET")[0] == 404
+    assert _post(server, "/v1/completions", ok, {"Authorization": "Bearer k"})[0] == 404
+    key = {"x-goog-api-key": "k"}
+    gbody = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    path = "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert _post(server, path, gbody, key)[0] == 200
+    assert _post(server, "/v1/models/gemini-2.0-flash:generateContent", gbody, key)[0] == 200  # the client 3.x route
+    st, err = _post(server, "/v1beta/models/gemini-2.0-flash:generate", gbody, key)
+    assert st == 404 and err["error"]["status"] == "NOT_FOUND"
+    st, err = _post(server, path, {"generationConfig": {"maxOutputTokens": 10}}, key)
+    assert st == 400 and "contents is not specified" in err["error"]["message"]
+    st, err = _post(server, path, {**gbody, "generation_config": {"max_tokens": 5}}, key)  # snake_case is read too
+    assert st == 400 and "Unknown name" in err["error"]["message"] and "'generation_config'" in err["error"]["message"]
+    st, err = _post(server, path, {**gbody, "prompt": "hi"}, key)
+    assert st == 400 and 'Unknown name "prompt"' in err["error"]["message"]
+    st, err = _post(server, path, {**gbody, "generationConfig": {"maxOutputTokens": "10"}}, key)
+    assert st == 400 and "max_output_tokens" in err["error"]["message"]
+    st, err = _post(server, "/v1beta/models/gemini-2.5-flash:generateContent",
+                    {**gbody, "generationConfig": {"thinkingConfig": {"thinkingBudget": 30000}}}, key)
+    assert st == 400 and "between 1 and 24576" in err["error"]["message"]
+    st, err = _post(server, path, gbody, {"x-goog-api-key": "bad-key"})
+    assert st == 400 and err["error"]["details"][0]["reason"] == "API_KEY_INVALID"
 
 
 def test_fake_gemini_thinks_against_max_output_tokens_when_no_budget_is_sent(server):
@@ -459,3 +525,341 @@ def test_wire_version_is_in_api_cache_keys_but_not_offline_ones(tmp_path, monkey
     r = req()
     old_format = content_key(CODE_VERSION, "offline", r.task, r.system, r.cache_parts(), r.context, r.schema_json(), {})
     assert ModelBackend.cache_key(get_backend("offline"), r) == old_format
+
+
+# ------------------------------------------------------------------- OpenAI: what a failure says, odd answers
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _auth(entry: dict) -> str:
+    return {k.lower(): v for k, v in entry["headers"].items()}["authorization"]
+
+
+def test_openai_other_4xx_fails_the_item_at_once_with_the_servers_message(server, tmp_path):
+    server.queue = [Reply(status=404, error="The model `gpt-4o` does not exist or you do not have access to it.")]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path).complete(req(item="pair 4"))
+    assert (e.value.item, e.value.task) == ("pair 4", "test.score") and len(server.log) == 1
+    assert e.value.reason == ("openai:gpt-4o answered 404: The model `gpt-4o` does not exist or you do not have "
+                              "access to it.")
+
+
+def test_openai_400_names_item_task_and_the_servers_message(server, tmp_path):
+    b = get_backend("openai:o3", cache_dir=tmp_path, base_url=server.openai_url, api_key="k", reasoning=False)
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 9"))
+    assert (e.value.item, e.value.task) == ("pair 9", "test.score")
+    assert e.value.reason == ("openai:o3 rejected the request (400): Unsupported parameter: 'max_tokens' is not "
+                              "supported with this model. Use 'max_completion_tokens' instead.")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_openai_401_and_403_are_setup_errors_naming_the_item_and_the_message(server, tmp_path, status):
+    if status == 401:
+        b = get_backend("openai:gpt-4o", cache_dir=tmp_path, base_url=server.openai_url, api_key="bad-key")
+        msg = "Incorrect API key provided: bad-key."
+    else:
+        server.queue = [Reply(status=403, error="Project does not have access to model gpt-4o")]
+        b = openai_backend(server, tmp_path)
+        msg = "Project does not have access to model gpt-4o"
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 2"))
+    assert (e.value.item, e.value.task) == ("pair 2", "setup") and len(server.log) == 1
+    assert e.value.reason == f"openai:gpt-4o: not authorised ({status}); check OPENAI_API_KEY ({msg})"
+
+
+def test_openai_refusal_names_item_and_task(server, tmp_path):
+    server.queue = [Reply(refusal="I can't help with that.")]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path).complete(req(item="pair 3"))
+    assert (e.value.item, e.value.task, e.value.reason) == ("pair 3", "test.score",
+                                                            "openai:gpt-4o refused: I can't help with that.")
+
+
+@pytest.mark.parametrize("status", [408, 409, 503])
+def test_openai_transient_statuses_are_retried_and_the_last_error_is_reported(server, tmp_path, status):
+    server.default = Reply(status=status, error="The server is overloaded.")
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path, max_attempts=2).complete(req(item="pair 5"))
+    assert len(server.log) == 2 and (e.value.item, e.value.task) == ("pair 5", "test.score")
+    assert e.value.reason == f"openai:gpt-4o still failing after 2 attempts: {status}: The server is overloaded."
+
+
+def test_openai_persistent_timeout_says_timeout(server, tmp_path):
+    server.default = Reply(GOOD, delay_s=1.0)
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path, timeout_s=0.2, max_attempts=2).complete(req())
+    assert e.value.reason.startswith("openai:gpt-4o still failing after 2 attempts: timeout: ")
+
+
+def test_openai_unreachable_server_is_transient_and_names_the_url(tmp_path, monkeypatch):
+    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "a", base_url=url, api_key="k", backoff_s=0.01,
+                    max_attempts=2)
+    with pytest.raises(BackendError) as e:
+        b.complete(req())
+    assert e.value.reason.startswith(f"openai:gpt-4o still failing after 2 attempts: cannot reach {url} "
+                                     "(set OPENAI_BASE_URL to your server): ")
+    # the client's own variable: the message names the URL the client used
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", cache_dir=tmp_path / "b", api_key="k", max_attempts=1).complete(req())
+    assert f"cannot reach {url} (set OPENAI_BASE_URL" in e.value.reason
+    # neither: the public API, here behind a proxy that refuses (no request leaves the machine)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
+    assert "cannot reach https://api.openai.com/v1 (set OPENAI_BASE_URL" in e.value.reason
+
+
+def test_openai_local_server_without_a_key_sends_a_placeholder(server, tmp_path, monkeypatch):
+    """vLLM / Ollama need no key: a base URL (setting or OPENAI_BASE_URL) without OPENAI_API_KEY works and
+    sends the placeholder key 'EMPTY' that their docs use."""
+    b = get_backend("openai:Qwen/Qwen3-VL-8B-Instruct", cache_dir=tmp_path / "a", base_url=server.openai_url)
+    assert b.complete(req()).value.score == 7
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    assert get_backend("openai:Qwen/Qwen3-VL-8B-Instruct", cache_dir=tmp_path / "b").complete(req()).value.score == 7
+    assert [_auth(x) for x in server.log] == ["Bearer EMPTY"] * 2
+
+
+def test_openai_key_from_the_environment_is_the_one_sent(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    assert get_backend("openai:gpt-4o", cache_dir=tmp_path).complete(req()).value.score == 7
+    assert _auth(server.log[0]) == "Bearer from-env"
+
+
+def test_openai_missing_key_is_a_setup_error_with_the_whole_hint(tmp_path):
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o").complete(req(item="pair 1"))
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == ("openai: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server "
+                              "such as vLLM or Ollama)")
+
+
+def test_openai_without_the_client_library_is_a_setup_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if the api extra were not installed
+    with pytest.raises(BackendError) as e:
+        get_backend("openai:gpt-4o", api_key="k").client()
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "openai: install the API extra: pip install -e '.[api]'"
+
+
+def test_openai_client_has_our_timeout_and_no_retries_of_its_own():
+    c = get_backend("openai:gpt-4o", api_key="k").client()
+    assert c.timeout == 120.0 and c.max_retries == 0
+    assert get_backend("openai:gpt-4o", api_key="k", timeout_s=7).client().timeout == 7.0
+
+
+def test_openai_answer_without_usage_counts_zero_tokens(server, tmp_path):
+    server.queue = [Reply(GOOD, usage=False)]
+    r = openai_backend(server, tmp_path).complete(req())
+    assert r.value.score == 7 and (r.usage.input_tokens, r.usage.output_tokens) == (0, 0)
+    assert r.usage.cost_usd == 0.0
+
+
+def test_openai_answer_without_choices_is_an_empty_answer_and_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, choices=False), Reply(GOOD)]
+    assert openai_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 2
+    assert "previous answer was invalid" in server.log[1]["body"]["messages"][1]["content"][-1]["text"]
+    server.queue = [Reply(GOOD, choices=False), Reply(GOOD, choices=False)]
+    with pytest.raises(BackendError) as e:
+        openai_backend(server, tmp_path / "b").complete(req())
+    assert e.value.reason.endswith("answer failed validation twice: no JSON object in the answer "
+                                   "(Expecting value: line 1 column 1 (char 0)): ''")
+
+
+@pytest.mark.parametrize("model, budget", [("o3", 2048 + 8192), ("gpt-4o", 2048)])
+@pytest.mark.parametrize("content", ["", None])
+def test_openai_output_budget_spent_without_an_answer_is_a_clear_failure(server, tmp_path, model, budget, content):
+    server.queue = [Reply(content, finish_reason="length")]
+    b = get_backend(f"openai:{model}", cache_dir=tmp_path, base_url=server.openai_url, api_key="k")
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 6"))
+    assert len(server.log) == 1 and (e.value.item, e.value.task) == ("pair 6", "test.score")
+    assert e.value.reason == (f"openai:{model} spent its whole output budget ({budget} tokens) without answering; "
+                              "raise reasoning_tokens or lower reasoning_effort")
+
+
+def test_openai_a_complete_answer_cut_at_length_is_used_and_an_empty_stop_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, finish_reason="length")]
+    assert openai_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 1
+    server.queue = [Reply("", finish_reason="stop"), Reply(GOOD)]
+    assert openai_backend(server, tmp_path / "b").complete(req()).value.score == 7 and len(server.log) == 3
+
+
+def test_openai_step_down_during_a_repair_keeps_the_repair(server, tmp_path):
+    server.queue = [Reply("not json"), Reply(status=400, error="response_format json_schema is not supported"),
+                    Reply(GOOD)]
+    assert openai_backend(server, tmp_path).complete(req()).value.score == 7 and len(server.log) == 3
+    third = server.log[2]["body"]
+    assert third["response_format"]["json_schema"]["strict"] is False
+    assert "Your previous answer was invalid (no JSON object" in third["messages"][1]["content"][-1]["text"]
+
+
+# ------------------------------------------------------------------- Gemini: what a failure says, odd answers
+@pytest.mark.parametrize("status", [500, 503])
+def test_gemini_5xx_is_retried_with_the_header_delay_and_the_last_error_is_reported(server, tmp_path, status):
+    server.queue = [Reply(status=status, error="The model is overloaded.", headers={"retry-after": "0.4"}),
+                    Reply(GOOD)]
+    t0 = time.monotonic()
+    assert gemini_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 2
+    assert time.monotonic() - t0 >= 0.35  # no RetryInfo: the retry-after header's 0.4 s (the backoff is 0.01 s)
+    server.default = Reply(status=status, error="The model is overloaded.")
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path / "b", max_attempts=2).complete(req(item="pair 5"))
+    state = {500: "INTERNAL", 503: "UNAVAILABLE"}[status]
+    assert (e.value.item, e.value.task) == ("pair 5", "test.score")
+    assert e.value.reason == (f"gemini:gemini-2.5-flash still failing after 2 attempts: {status} {state}: "
+                              "The model is overloaded.")
+
+
+def test_gemini_retry_info_wins_over_a_retry_after_header(server, tmp_path):
+    server.queue = [Reply(status=429, retry_delay_s=0.4, headers={"retry-after": "30"}), Reply(GOOD)]
+    t0 = time.monotonic()
+    assert gemini_backend(server, tmp_path, max_backoff_s=60).complete(req()).value.score == 7
+    assert 0.35 <= time.monotonic() - t0 < 20
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_gemini_401_and_403_are_setup_errors(server, tmp_path, status):
+    server.queue = [Reply(status=status, error="The caller does not have permission")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 2"))
+    state = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}[status]
+    assert (e.value.item, e.value.task) == ("pair 2", "setup") and len(server.log) == 1
+    assert e.value.reason == (f"gemini:gemini-2.5-flash: not authorised ({status}); check GEMINI_API_KEY "
+                              "(The caller does not have permission)")
+    assert state in str(e.value.__cause__)
+
+
+def test_gemini_invalid_key_names_the_item_and_the_message(server, tmp_path):
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path, base_url=server.base, api_key="bad-key")
+    with pytest.raises(BackendError) as e:
+        b.complete(req(item="pair 8"))
+    assert (e.value.item, e.value.task) == ("pair 8", "setup")
+    assert e.value.reason == ("gemini:gemini-2.5-flash: not authorised (400); check GEMINI_API_KEY "
+                              "(API key not valid. Please pass a valid API key.)")
+
+
+def test_gemini_other_4xx_names_item_task_and_the_message(server, tmp_path):
+    server.queue = [Reply(status=400, error="Request contains an invalid argument.")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 4"))
+    assert (e.value.item, e.value.task) == ("pair 4", "test.score")
+    assert e.value.reason == "gemini:gemini-2.5-flash answered 400: Request contains an invalid argument."
+
+
+def test_gemini_persistent_timeout_and_unreachable_server_name_the_error_and_the_url(server, tmp_path, monkeypatch):
+    server.default = Reply(GOOD, delay_s=2.5)
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path / "a", timeout_s=1, max_attempts=1).complete(req())
+    assert e.value.reason.startswith(f"gemini:gemini-2.5-flash still failing after 1 attempts: ReadTimeout reaching "
+                                     f"{server.base}: ")
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "b", base_url=url, api_key="k", max_attempts=1)
+    with pytest.raises(BackendError) as e:
+        b.complete(req())
+    assert e.value.reason.startswith(f"gemini:gemini-2.5-flash still failing after 1 attempts: ConnectError "
+                                     f"reaching {url}: ")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)  # the client's own variable
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
+    assert f"ConnectError reaching {url}: " in e.value.reason
+    monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL")
+    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")  # the public API: nothing leaves
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "d", api_key="k", max_attempts=1).complete(req())
+    assert "Error reaching the Gemini API: " in e.value.reason
+
+
+def test_gemini_keys_from_the_environment_google_first(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-key")
+    get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "a", base_url=server.base).complete(req())
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-key")
+    get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "b", base_url=server.base).complete(req())
+    keys = [{k.lower(): v for k, v in x["headers"].items()}["x-goog-api-key"] for x in server.log]
+    assert keys == ["gemini-key", "google-key"]
+
+
+def test_gemini_missing_key_and_missing_library_are_setup_errors(monkeypatch):
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash").complete(req(item="pair 1"))
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "gemini: set GEMINI_API_KEY (or GOOGLE_API_KEY)"
+    import sys
+
+    import google
+
+    monkeypatch.setitem(sys.modules, "google.genai", None)  # as if the api extra were not installed
+    monkeypatch.delattr(google, "genai", raising=False)
+    with pytest.raises(BackendError) as e:
+        get_backend("gemini:gemini-2.5-flash", api_key="k").client()
+    assert (e.value.item, e.value.task) == ("", "setup")
+    assert e.value.reason == "gemini: install the API extra: pip install -e '.[api]'"
+
+
+def test_gemini_answer_without_usage_counts_zero_tokens(server, tmp_path):
+    server.queue = [Reply(GOOD, usage=False)]
+    r = gemini_backend(server, tmp_path).complete(req())
+    assert r.value.score == 7 and (r.usage.input_tokens, r.usage.output_tokens, r.usage.cost_usd) == (0, 0, 0.0)
+
+
+def test_gemini_no_candidates_without_feedback_is_a_refusal(server, tmp_path):
+    server.queue = [Reply(GOOD, choices=False)]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score") and len(server.log) == 1
+    assert e.value.reason == "gemini:gemini-2.5-flash refused: no candidates"
+
+
+def test_gemini_blocked_prompt_names_item_task_and_the_reason(server, tmp_path):
+    server.queue = [Reply(refusal="SAFETY")]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score")
+    assert e.value.reason == "gemini:gemini-2.5-flash refused: BlockedReason.SAFETY"
+
+
+@pytest.mark.parametrize("finish", ["SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "RECITATION"])
+def test_gemini_empty_answer_stopped_by_a_filter_is_a_refusal(server, tmp_path, finish):
+    server.queue = [Reply("", finish_reason=finish)]
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path).complete(req(item="pair 7"))
+    assert (e.value.item, e.value.task) == ("pair 7", "test.score") and len(server.log) == 1
+    assert e.value.reason == f"gemini:gemini-2.5-flash refused: finishReason FinishReason.{finish}"
+
+
+def test_gemini_an_answer_with_a_filter_reason_but_text_is_used_and_an_empty_stop_is_repaired(server, tmp_path):
+    server.queue = [Reply(GOOD, finish_reason="SAFETY")]
+    assert gemini_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 1
+    server.queue = [Reply("", finish_reason="STOP"), Reply(GOOD)]
+    assert gemini_backend(server, tmp_path / "b").complete(req()).value.score == 7 and len(server.log) == 3
+    server.queue = [Reply(GOOD, finish_reason="MAX_TOKENS")]  # a complete answer at the limit is still an answer
+    assert gemini_backend(server, tmp_path / "c").complete(req()).value.score == 7 and len(server.log) == 4
+
+
+def test_gemini_thinking_that_eats_the_budget_names_item_task_and_the_thoughts(server, tmp_path):
+    with pytest.raises(BackendError) as e:
+        gemini_backend(server, tmp_path, thinking_budget=-1).complete(req(item="pair 6"))
+    assert (e.value.item, e.value.task) == ("pair 6", "test.score") and len(server.log) == 1
+    assert e.value.reason == ("gemini:gemini-2.5-flash stopped at max_output_tokens with no answer (2048 thinking "
+                              "tokens); set a smaller thinking_budget")
+
+
+def test_gemini_cache_hit_makes_no_request(server, tmp_path):
+    assert gemini_backend(server, tmp_path).complete(req()).value.score == 7
+    r = gemini_backend(server, tmp_path).complete(req())
+    assert r.cached and r.value.score == 7 and len(server.log) == 1

@@ -206,3 +206,139 @@ def test_boundary_changes_measure_the_segment_ends_against_the_frame(tmp_path):
     assert first < 0.03 and last > 0.2
     rows = H.continuity_rows([])
     assert rows == {}
+
+
+def mute_segment(path: Path, seconds: float = 2.0) -> Path:
+    n = int(round(seconds * FPS))
+    media.write_video(path, [burn_label(np.full((SIZE[1], SIZE[0], 3), (120, 40, 160), np.uint8))] * n, FPS, crf=16)
+    return path
+
+
+def test_a_segment_without_audio_pauses_the_host_audio_in_silence(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)
+    seg = mute_segment(tmp_path / "mute_seg.mp4")  # 16 frames, 2 s
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(host_mp4, seg, 20, out, analysis=an)
+    assert integ.audio == "host audio paused over the segment (silence: the segment has none), resumed after"
+    assert integ.audio_rate == RATE and media.probe(out).audio_rate == RATE
+    ha, e = media.read_audio(host_mp4, RATE), envelope(media.read_audio(out, RATE))
+    eh = envelope(ha)
+    t_in, t_out = int(21 / FPS * 20), int(37 / FPS * 20)  # 50 ms windows: the seams at frames 21 and 37
+    assert np.corrcoef(e[2: t_in - 2], eh[2: t_in - 2])[0, 1] > 0.95
+    assert e[t_in + 2: t_out - 2].max() < 0.005  # silence over the segment
+    after = e[t_out + 2: t_out + 2 + (eh.size - t_in - 6)]
+    assert np.corrcoef(after, eh[t_in + 2: t_in + 2 + after.size])[0, 1] > 0.95  # the host resumes where it paused
+
+
+def test_neither_host_nor_segment_with_audio_gives_a_silent_video(tmp_path):
+    mute = make_host(tmp_path / "mute.mp4", audio=False)
+    an = H.analyze_host(mute)
+    out = tmp_path / "integrated.mp4"
+    integ = H.splice(mute, mute_segment(tmp_path / "seg.mp4"), 20, out, analysis=an)
+    assert (integ.audio, integ.audio_rate) == ("no audio in the host or the segment", None)
+    assert not media.probe(out).has_audio and media.count_frames(out) == an.n_frames + 16
+
+
+def test_splice_edges_and_a_broken_segment(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)
+    seg = mute_segment(tmp_path / "seg.mp4", seconds=0.5)  # 4 frames
+    for k in (0, an.n_frames - 2):  # the first frame and the last one with a frame after it
+        integ = H.splice(host_mp4, seg, k, tmp_path / f"at{k}.mp4", analysis=an)
+        assert integ.host_frame_index == k and integ.insert_at_s == pytest.approx((k + 1) / FPS)
+        assert media.count_frames(tmp_path / f"at{k}.mp4") == an.n_frames + 4
+    for k in (-1, an.n_frames - 1):
+        with pytest.raises(H.HostError) as e:
+            H.splice(host_mp4, seg, k, tmp_path / "x.mp4", analysis=an, item="pair pk")
+        assert (e.value.item, e.value.field) == ("pair pk", "decision.frame_index")
+        assert e.value.reason == (f"{k} is outside the host's frames 0..{an.n_frames - 2} (the host has "
+                                  f"{an.n_frames} frames, {an.duration_s:.2f} s)")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(H.HostError) as e:
+        H.splice(host_mp4, bad, 20, tmp_path / "y.mp4", analysis=an, item="pair pb")
+    assert (e.value.item, e.value.field) == ("pair pb", "segment") and str(bad) in e.value.reason
+    assert not (tmp_path / "y.mp4").exists()
+
+
+def dominant_hz(a: np.ndarray, rate: int) -> float:
+    spec = np.abs(np.fft.rfft(a * np.hanning(a.size)))
+    return float(np.fft.rfftfreq(a.size, 1 / rate)[int(np.argmax(spec))])
+
+
+def test_audio_at_the_hosts_own_rate_keeps_both_pitches(tmp_path):
+    """A host at 24 kHz (not the 16 kHz default of read_audio) and a 22.05 kHz segment: the output is at 24 kHz,
+    the host's 330 Hz tone before the seam and the segment's 880 Hz tone over it."""
+    host = tmp_path / "host24.mp4"
+    frames = [np.full((SIZE[1], SIZE[0], 3), (40, 90, 160), np.uint8) for _ in range(48)]
+    media.write_video(host, frames, FPS, audio=host_audio(6.0, 24000), audio_rate=24000, crf=16)
+    an = H.analyze_host(host)
+    out = tmp_path / "out.mp4"
+    integ = H.splice(host, make_segment(tmp_path / "seg.mp4"), 20, out, analysis=an)
+    assert integ.audio == "host audio paused over the segment (the segment's own audio plays), resumed after"
+    assert integ.audio_rate == 24000 and media.probe(out).audio_rate == 24000
+    a = media.read_audio(out, 24000)
+    t_in, t_out = 21 / FPS, 37 / FPS
+    assert abs(dominant_hz(a[int(0.2 * 24000): int((t_in - 0.2) * 24000)], 24000) - 330) < 15
+    assert abs(dominant_hz(a[int((t_in + 0.2) * 24000): int((t_out - 0.2) * 24000)], 24000) - 880) < 15
+    assert abs(dominant_hz(a[int((t_out + 0.2) * 24000): int((t_out + 2.0) * 24000)], 24000) - 330) < 15
+
+
+def test_a_mute_host_gets_silence_as_long_as_the_video_and_the_record_is_exact(tmp_path):
+    mute = make_host(tmp_path / "mute.mp4", seconds=5.875, audio=False)  # 47 frames
+    out = tmp_path / "out.mp4"
+    integ = H.splice(mute, make_segment(tmp_path / "seg.mp4"), 20, out)  # no analysis given: the host is analysed
+    assert integ.audio == "the host has no audio: silence outside the segment, the segment's audio over it"
+    assert integ.audio_rate == 22050  # the segment's rate
+    assert media.read_audio(out, RATE).size / RATE == pytest.approx((47 + 16) / FPS, abs=0.05)
+    assert (integ.host_duration_s, integ.segment_duration_s, integ.integrated_duration_s) == (5.875, 2.0, 7.875)
+    assert integ.host_median_change > 0
+    # the ratios: change / the host's median change (the recorded values are rounded to 6 decimals)
+    assert integ.seam_ratio_in == pytest.approx(integ.seam_change_in / integ.host_median_change, rel=1e-3)
+    assert integ.seam_ratio_out == pytest.approx(integ.seam_change_out / integ.host_median_change, rel=1e-3)
+    assert integ.seam_ratio_in == round(integ.seam_ratio_in, 4) and integ.seam_ratio_out == round(integ.seam_ratio_out, 4)
+
+
+def test_a_still_host_has_no_seam_ratio(tmp_path):
+    still = tmp_path / "still.mp4"
+    media.write_video(still, [np.full((SIZE[1], SIZE[0], 3), (40, 90, 160), np.uint8)] * 40, FPS, crf=16)
+    integ = H.splice(still, make_segment(tmp_path / "seg.mp4"), 20, tmp_path / "out.mp4")
+    assert integ.host_median_change < 1e-9 and (integ.seam_ratio_in, integ.seam_ratio_out) == (None, None)
+
+
+def test_a_missing_host_names_the_item(tmp_path):
+    seg = mute_segment(tmp_path / "seg.mp4", seconds=0.5)
+    for kw, item in (({"item": "pair q"}, "pair q"), ({}, "pair")):
+        with pytest.raises(H.HostError) as e:
+            H.splice(tmp_path / "nope.mp4", seg, 20, tmp_path / "o.mp4", **kw)
+        assert (e.value.item, e.value.field) == (item, "host_video")
+
+
+def test_a_one_frame_segment_and_an_aspect_just_past_the_tolerance(host_mp4, tmp_path):
+    an = H.analyze_host(host_mp4)  # 96x160: aspect 0.6, resize tolerance 0.006
+    one = tmp_path / "one.mp4"
+    media.write_video(one, [burn_label(np.full((160, 96, 3), (120, 40, 160), np.uint8))], FPS, crf=16)
+    assert media.count_frames(H.splice(host_mp4, one, 20, tmp_path / "o1.mp4", analysis=an) and
+                              tmp_path / "o1.mp4") == an.n_frames + 1
+    near = tmp_path / "near.mp4"  # 98x160: aspect 0.6125, 0.0125 off (within 1/60 but past 1% of 0.6)
+    media.write_video(near, [burn_label(np.full((160, 98, 3), (120, 40, 160), np.uint8))] * 4, FPS, crf=16)
+    assert H.splice(host_mp4, near, 20, tmp_path / "o2.mp4", analysis=an).segment_fit == "letterbox"
+    close = tmp_path / "close.mp4"  # 192x322: aspect 0.5963, 0.0037 off: resized
+    media.write_video(close, [burn_label(np.full((322, 192, 3), (120, 40, 160), np.uint8))] * 4, FPS, crf=16)
+    integ = H.splice(host_mp4, close, 20, tmp_path / "o3.mp4", analysis=an)
+    assert integ.segment_fit == "resize"
+    fr = media.read_frames(tmp_path / "o3.mp4", [22])[0].astype(int)
+    assert fr[40:, :2].mean() > 60 and fr[40:, -2:].mean() > 60 and fr[-2:].mean() > 60  # no bar on any side
+
+
+def test_seam_changes_are_measured_across_each_seam_outside_the_label(tmp_path):
+    """Flat grey frames of known levels: the seam into frame 10 is |140 - 40| / 255 and the one into frame 20 is
+    |60 - 120| / 255, whatever frames 11 and 18 hold, and a change inside the label's box does not count."""
+    w, h = 128, 128
+    levels = [40] * 10 + [140, 200] + [140] * 6 + [90, 120] + [60] * 10
+    frames = [np.full((h, w, 3), v, np.uint8) for v in levels]
+    x0, y0, x1, y1 = label_box(w, h)
+    frames[10][y0:y1, x0:x1] = 255  # only inside the label's box
+    v = tmp_path / "v.mp4"
+    media.write_video(v, frames, FPS, crf=1)
+    cin, cout = H.seam_changes(v, 10, 20)
+    assert cin == pytest.approx(100 / 255, abs=0.006) and cout == pytest.approx(60 / 255, abs=0.006)

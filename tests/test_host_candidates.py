@@ -84,3 +84,70 @@ def test_a_still_host_gets_points_a_second_apart_around_its_middle():
     # every frame ties on motion: the nearest to the middle first, each at least fps frames from the others
     assert rows(cands) == [(0, 16, "low_motion", 4.0, 0.0, 0.0), (1, 20, "low_motion", 5.0, 0.0, 0.0),
                            (2, 24, "low_motion", 6.0, 0.0, 0.0)]
+
+
+def test_errors_name_the_default_item_and_the_field():
+    with pytest.raises(H.HostError) as e:
+        H.find_candidates(analysis(11, 4.0, (), ()))
+    assert (e.value.item, e.value.field) == ("host", "host_video")
+    with pytest.raises(H.HostError) as e:
+        H.valid_range(analysis(2, 0.5, (), ()))
+    assert (e.value.item, e.value.field, e.value.reason) == ("host", "host_video",
+                                                             "no frame lies between the first and last second")
+    # the 1e-6 tolerance: a host a microsecond short of 3 s (rounding of n_frames / fps) is accepted
+    assert H.valid_range(analysis(2_999_999, 1e6, (), ())) == (1_000_000, 1_999_999)
+
+
+def test_cut_candidates_at_the_edges_of_the_valid_range_and_in_a_three_frame_shot():
+    # lo = 4, hi = 36; a cut at 3 puts its point at 4, one at 35 at 36; a 3-frame shot (12, 15) holds one at 13
+    cands = H.find_candidates(analysis(boundaries=(3, 12, 15, 35), strengths=(0.9, 0.8, 0.7, 0.6),
+                                       motion=np.full(40, 0.1, np.float32)), max_candidates=20)
+    cuts = [c.frame_index for c in cands if c.kind == "after_shot_boundary"]
+    assert cuts == [4, 13, 16, 36]
+
+
+def test_a_still_frame_next_to_a_cut_without_its_own_point_is_not_chosen():
+    # the cut at 36 has no point (37 > hi); the stillest frame 35 lies next to it, so 34 is taken instead
+    motion = np.full(40, 0.1, np.float32)
+    motion[34:37] = 0.0
+    cands = H.find_candidates(analysis(boundaries=(36,), strengths=(0.9,), motion=motion))
+    lows = [c.frame_index for c in cands if c.kind == "low_motion"]
+    assert 35 not in lows and 34 in lows
+
+
+def test_the_last_valid_frame_can_be_chosen_and_the_one_after_it_cannot():
+    motion = np.full(40, 0.1, np.float32)
+    motion[36:39] = 0.0  # smoothed: 37 is the stillest (outside, hi = 36), then 36
+    lows = [c.frame_index for c in H.find_candidates(analysis(boundaries=(), strengths=(), motion=motion))
+            if c.kind == "low_motion"]
+    assert 36 in lows and 37 not in lows
+
+
+def test_motion_is_smoothed_over_half_a_second():
+    """At 8 fps the window is 5 frames: a 3-frame still dip (smoothed 0.04) ranks after 5-frame troughs of 0.03
+    (smoothed 0.03); a 3-frame window would put the dip (smoothed 0) first."""
+    motion = np.full(88, 0.1, np.float32)
+    motion[19:22] = 0.0
+    for c in (35, 50, 65):
+        motion[c - 2:c + 3] = 0.03
+    cands = H.find_candidates(analysis(88, 8.0, (), (), motion=motion))
+    assert [(c.frame_index, c.kind) for c in cands] == [(35, "low_motion"), (44, "middle"), (50, "low_motion"),
+                                                        (65, "low_motion")]
+
+
+def test_motion_equal_to_six_decimals_is_a_tie_broken_towards_the_middle():
+    """Smoothed motion 0.0666667 (around frame 17) and 0.0666670 (around 21) tie: the frame nearest the
+    middle (20) is taken first, which keeps 16 and 24 and leaves out 18 and 22."""
+    motion = np.full(40, 0.1, np.float32)
+    motion[17] = 0.0
+    motion[21] = 1e-6
+    lows = [c.frame_index for c in H.find_candidates(analysis(boundaries=(), strengths=(), motion=motion))
+            if c.kind == "low_motion"]
+    assert lows == [16, 20, 24]
+
+
+def test_times_are_rounded_to_four_decimals_and_motion_to_five():
+    # all motion equal: the middle (16), then 13 and 19, three frames (a second) away
+    cands = H.find_candidates(analysis(32, 3.0, (), (), motion=np.full(32, 0.1234567, np.float32)))
+    assert rows(cands) == [(0, 13, "low_motion", 4.3333, 0.12346, 0.0), (1, 16, "low_motion", 5.3333, 0.12346, 0.0),
+                           (2, 19, "low_motion", 6.3333, 0.12346, 0.0)]

@@ -16,9 +16,10 @@ as the real APIs about what a request may contain:
 Behaviour is scripted per test: ``server.queue`` holds :class:`Reply` items served in order (then the
 ``default``): an answer text, an HTTP error status with optional headers (OpenAI ``retry-after`` /
 ``retry-after-ms``) and, for Gemini, ``retry_delay_s`` (sent as ``google.rpc.RetryInfo.retryDelay`` in the
-error body, as the real API does), or a delay beyond the client's timeout. Requests that break the rules
-above are answered with their error before the queue is consulted. Every request is kept in ``server.log``
-(path, JSON body, headers, and the status answered) for assertions.
+error body, as the real API does), or a delay beyond the client's timeout; for OpenAI also a ``content: null``
+answer, one without ``usage`` or with ``choices: []``; for Gemini one without ``usageMetadata`` or candidates.
+Requests that break the rules above are answered with their error before the queue is consulted. Every request
+is kept in ``server.log`` (path, JSON body, headers, and the status answered) for assertions.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ THINKING_RANGE = {"flash-lite": (512, 24576, True), "flash": (1, 24576, True), "
 
 @dataclass
 class Reply:
-    text: str = "{}"
+    text: str | None = "{}"  # OpenAI: None sends ``content: null``
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
@@ -62,6 +63,8 @@ class Reply:
     retry_delay_s: float | None = None  # Gemini: google.rpc.RetryInfo.retryDelay in the 429/5xx error body
     refusal: str | None = None  # OpenAI: message.refusal; Gemini: a prompt blocked (no candidates)
     finish_reason: str | None = None
+    usage: bool = True  # False leaves ``usage`` / ``usageMetadata`` out (some OpenAI-compatible servers send none)
+    choices: bool = True  # False answers OpenAI ``choices: []`` (Azure's content filter), Gemini no candidates
 
 
 class ModelServer:
@@ -203,9 +206,12 @@ class ModelServer:
     @staticmethod
     def _openai(body: dict, rep: Reply) -> dict:
         msg: dict[str, Any] = {"role": "assistant", "content": None if rep.refusal else rep.text, "refusal": rep.refusal}
-        return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                "choices": [{"index": 0, "finish_reason": rep.finish_reason or "stop", "message": msg}],
-                "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}}
+        out = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+               "choices": [{"index": 0, "finish_reason": rep.finish_reason or "stop", "message": msg}] if rep.choices
+               else []}
+        if rep.usage:
+            out["usage"] = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
+        return out
 
     # ---------------------------------------------------------------------------------------- Gemini
     @staticmethod
@@ -222,11 +228,11 @@ class ModelServer:
             return 400, e
         if not isinstance(body, dict):
             return 400, _gerr(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        body = _camel(body)  # proto3 JSON: snake_case names are read as the lowerCamelCase ones
         for k in sorted(set(body) - GEMINI_BODY_FIELDS):
             return 400, _gerr(400, "INVALID_ARGUMENT", f'Invalid JSON payload received. Unknown name "{k}": Cannot find field.')
         if not isinstance(body.get("contents"), list) or not body["contents"]:
             return 400, _gerr(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        body = _camel(body)
         gc = body.get("generationConfig") or {}
         for k in sorted(set(gc) - GEMINI_GEN_FIELDS):
             return 400, _gerr(400, "INVALID_ARGUMENT", f'Invalid JSON payload received. Unknown name "{k}" at '
@@ -268,9 +274,12 @@ class ModelServer:
             return {"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}],
                     "usageMetadata": usage, "modelVersion": model}
         usage["totalTokenCount"] = 1000 + 200 + thoughts
-        return {"candidates": [{"content": {"role": "model", "parts": [{"text": rep.text}]},
-                                "finishReason": rep.finish_reason or "STOP", "index": 0}],
-                "usageMetadata": usage, "modelVersion": model}
+        out: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [{"text": rep.text}]},
+                                               "finishReason": rep.finish_reason or "STOP", "index": 0}]
+                               if rep.choices else [], "modelVersion": model}
+        if rep.usage:
+            out["usageMetadata"] = usage
+        return out
 
     # ---------------------------------------------------------------------------------------- errors
     @staticmethod

@@ -32,6 +32,7 @@ def env(server, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "gm-test")
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", server.url + "/")
+    monkeypatch.setenv("NEXTADS_POLL_INTERVAL_S", "0.01")  # producers a run builds from their names poll fast too
     for var in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_API_VERSION"):
         monkeypatch.delenv(var, raising=False)
     return server
@@ -425,7 +426,7 @@ def test_edit_slots_dispatches_a_sora_creative_to_slot_regeneration(env, image, 
     man = p.render(req, tmp_path / "a.mp4")
     again = edit.producer_for(ProducerManifest.model_validate(man.model_dump()))
     assert again.kind == "sora" and again.per == "creative" and not again.post_production
-    again.poll_interval_s = 0.0  # the manifest does not carry the polling interval (default 5 s)
+    assert again.poll_interval_s == 0.01  # the manifest does not carry the polling interval: $NEXTADS_POLL_INTERVAL_S
     n = sum(e["route"] == "sora.remix" for e in env.log)
     rep = edit.edit_slots(tmp_path / "a.mp4", _patched(req, 0, "a mug, top view"), [0, 2], tmp_path / "b.mp4", again,
                           manifest=man)
@@ -536,3 +537,19 @@ def test_fake_veo_extension_is_strict(env, image, tmp_path):
         assert e.value.code == 400 and msg in e.value.message, (kw, e.value.message)
     op = extend()
     assert not op.done and env.log[-1]["video_seconds"] == 4.0
+
+
+def test_the_poll_interval_comes_from_the_argument_then_the_environment_then_the_model(monkeypatch):
+    from nextads_lib.producer.base import ProducerError
+
+    monkeypatch.delenv("NEXTADS_POLL_INTERVAL_S", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert get_producer("sora:sora-2").poll_interval_s == 5.0
+    assert get_producer("veo:veo-3.0-generate-001").poll_interval_s == 10.0
+    monkeypatch.setenv("NEXTADS_POLL_INTERVAL_S", "0.5")
+    assert get_producer("sora:sora-2").poll_interval_s == 0.5
+    assert get_producer("veo:veo-3.0-generate-001").poll_interval_s == 0.5
+    assert get_producer("sora:sora-2", poll_interval_s=2).poll_interval_s == 2.0
+    monkeypatch.setenv("NEXTADS_POLL_INTERVAL_S", "soon")
+    with pytest.raises(ProducerError, match="NEXTADS_POLL_INTERVAL_S='soon' is not a number"):
+        get_producer("sora:sora-2")

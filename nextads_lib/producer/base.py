@@ -64,6 +64,24 @@ def _key_paths(req: ProducerRequest) -> dict[str, Any]:
     return d
 
 
+#: environment variable: seconds between status polls of a video job (Sora, Veo) when a Producer is not given
+#: ``poll_interval_s``; the tests' local servers answer at once, so they set it small
+POLL_ENV = "NEXTADS_POLL_INTERVAL_S"
+
+
+def poll_interval(given: float | None, default: float) -> float:
+    """``given``, else ``$NEXTADS_POLL_INTERVAL_S``, else the Producer's ``default`` (seconds, >= 0)."""
+    if given is not None:
+        return max(0.0, float(given))
+    env = os.environ.get(POLL_ENV, "").strip()
+    if env:
+        try:
+            return max(0.0, float(env))
+        except ValueError as e:
+            raise ProducerError("producer settings", f"${POLL_ENV}={env!r} is not a number of seconds") from e
+    return float(default)
+
+
 def derive_palette(image_path: str | os.PathLike[str] | None, n: int = 4) -> list[str]:
     """The ``n`` most frequent colours of an image (median-cut on a thumbnail), hex, most frequent first."""
     if image_path is None:

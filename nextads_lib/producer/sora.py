@@ -24,7 +24,7 @@ from PIL import Image
 from ..schemas import ProducerRequest
 from ..backends.pricing import video_price_per_second
 from . import conditioning
-from .base import ProducerError, request_item
+from .base import ProducerError, poll_interval, request_item
 from .clips import ClipProducer, decode_clip
 
 SIZES = {"9:16": (720, 1280), "16:9": (1280, 720), "1:1": (720, 1280)}  # 1:1 is cropped by the post step
@@ -60,14 +60,14 @@ class SoraProducer(ClipProducer):
     kind = "sora"
     allowed_seconds = (4, 8, 12)
 
-    def __init__(self, model: str, cache_dir=None, *, high_res: bool = False, poll_interval_s: float = 5.0,
+    def __init__(self, model: str, cache_dir=None, *, high_res: bool = False, poll_interval_s: float | None = None,
                  max_wait_s: float = 1800.0, price_per_second: float | None = None, api_key: str | None = None,
                  base_url: str | None = None, timeout_s: float = 120.0, max_retries: int = 3, **settings: Any):
         if high_res and model != "sora-2-pro":
             raise ProducerError(f"sora:{model} settings", "high_res=True (1024x1792 / 1792x1024) is only "
                                 "available on sora-2-pro")
         super().__init__(model, cache_dir, high_res=high_res, **settings)
-        self.poll_interval_s, self.max_wait_s = float(poll_interval_s), float(max_wait_s)
+        self.poll_interval_s, self.max_wait_s = poll_interval(poll_interval_s, 5.0), float(max_wait_s)
         table = video_price_per_second(model, "high_res" if high_res else "default")
         self.price = (table if table is not None else 0.10) if price_per_second is None else float(price_per_second)
         self.high_res = bool(high_res)

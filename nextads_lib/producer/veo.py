@@ -38,7 +38,7 @@ from PIL import Image
 from ..backends.pricing import video_price_per_second
 from ..schemas import ProducerRequest
 from . import conditioning
-from .base import ProducerError, request_item
+from .base import ProducerError, poll_interval, request_item
 from .clips import ClipProducer, decode_clip
 
 SIZES = {"9:16": (720, 1280), "16:9": (1280, 720), "1:1": (720, 1280)}  # 1:1 is cropped by the post step
@@ -97,7 +97,7 @@ class VeoProducer(ClipProducer):
     kind = "veo"
     allowed_seconds = (4, 6, 8)
 
-    def __init__(self, model: str, cache_dir=None, *, poll_interval_s: float = 10.0, max_wait_s: float = 1800.0,
+    def __init__(self, model: str, cache_dir=None, *, poll_interval_s: float | None = None, max_wait_s: float = 1800.0,
                  price_per_second: float | None = None, use_last_frame: bool = True, resolution: str | None = None,
                  negative_prompt: str = "captions, subtitles, watermark, distorted product", api_key: str | None = None,
                  allowed_seconds: tuple[int, ...] | list[int] | None = None, generate_audio: bool = True,
@@ -117,7 +117,7 @@ class VeoProducer(ClipProducer):
                          negative_prompt=negative_prompt, generate_audio=audio, collage_as=collage_as, **settings)
         self.cap = cap
         self.allowed_seconds = secs
-        self.poll_interval_s, self.max_wait_s = float(poll_interval_s), float(max_wait_s)
+        self.poll_interval_s, self.max_wait_s = poll_interval(poll_interval_s, 10.0), float(max_wait_s)
         self.generate_audio = audio
         table = video_price_per_second(model, "default" if audio or not cap.audio else "no_audio")
         self.price = (table if table is not None else 0.40) if price_per_second is None else float(price_per_second)

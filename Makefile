@@ -15,14 +15,16 @@ setup: $(VENV)/.installed
 
 # uv installs (about 4x faster than pip here) from the sources pip is configured with (scripts/uv_args.py); pip
 # is the fallback. On a machine without CUDA the CPU build of torch goes in first, so that nothing pulls CUDA wheels.
+# --compile-bytecode: uv leaves no .pyc behind (pip compiles), and where PYTHONDONTWRITEBYTECODE is set (as on this
+# machine) every kernel and worker process would otherwise compile numpy, pandas, scipy... from source again.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q uv || true
 	if [ -x $(VENV)/bin/uv ] && UVA="$$($(PY) scripts/uv_args.py)" && \
 	   { command -v nvidia-smi >/dev/null 2>&1 || \
-	     $(VENV)/bin/uv pip install -q --python $(PY) $$UVA "torch==$(TORCH_VERSION)+cpu" || \
-	     $(VENV)/bin/uv pip install -q --python $(PY) $$UVA --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; } && \
-	   $(VENV)/bin/uv pip install -q --python $(PY) $$UVA -e ".[$(EXTRAS)]"; then :; else \
+	     $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $$UVA "torch==$(TORCH_VERSION)+cpu" || \
+	     $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $$UVA --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; } && \
+	   $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $$UVA -e ".[$(EXTRAS)]"; then :; else \
 	  echo "[setup] uv unavailable or failed: installing with pip"; \
 	  if ! command -v nvidia-smi >/dev/null 2>&1; then \
 	    $(PIP) install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
@@ -30,6 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	  fi; \
 	  $(PIP) install -q -e ".[$(EXTRAS)]"; \
 	fi
+	$(PY) -m compileall -q nextads_lib  # the study's own modules, for the same reason
 	touch $@
 
 study: setup

@@ -597,6 +597,14 @@ def test_openai_persistent_timeout_says_timeout(server, tmp_path):
     assert e.value.reason.startswith("openai:gpt-4o still failing after 2 attempts: timeout: ")
 
 
+def _refusing_proxy(monkeypatch) -> None:
+    """Route HTTPS through a local port where nothing listens, so a request to a public API fails on this
+    machine and never leaves it."""
+    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")
+
+
 def test_openai_unreachable_server_is_transient_and_names_the_url(tmp_path, monkeypatch):
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
     b = get_backend("openai:gpt-4o", cache_dir=tmp_path / "a", base_url=url, api_key="k", backoff_s=0.01,
@@ -612,9 +620,7 @@ def test_openai_unreachable_server_is_transient_and_names_the_url(tmp_path, monk
     assert f"cannot reach {url} (set OPENAI_BASE_URL" in e.value.reason
     # neither: the public API, here behind a proxy that refuses (no request leaves the machine)
     monkeypatch.delenv("OPENAI_BASE_URL")
-    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")
+    _refusing_proxy(monkeypatch)
     with pytest.raises(BackendError) as e:
         get_backend("openai:gpt-4o", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
     assert "cannot reach https://api.openai.com/v1 (set OPENAI_BASE_URL" in e.value.reason
@@ -777,9 +783,7 @@ def test_gemini_persistent_timeout_and_unreachable_server_name_the_error_and_the
         get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "c", api_key="k", max_attempts=1).complete(req())
     assert f"ConnectError reaching {url}: " in e.value.reason
     monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL")
-    for k in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")  # the public API: nothing leaves
+    _refusing_proxy(monkeypatch)  # the public API: nothing leaves
     with pytest.raises(BackendError) as e:
         get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path / "d", api_key="k", max_attempts=1).complete(req())
     assert "Error reaching the Gemini API: " in e.value.reason

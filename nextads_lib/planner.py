@@ -462,6 +462,11 @@ def plan_stage(paths: StudyPaths, stage: str, calls: list[PlannedCall], *, tasks
         sources=sources)
 
 
+def _task_list(tasks: list[str] | str) -> list[str]:
+    """``"pcg,pci"`` (a notebook parameter) or a list, as a list of task names."""
+    return [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+
+
 def plan_judge(paths: StudyPaths, tasks: list[str] | str, backend: Any, *, n_frames: int = 8,
                protocol: Any = "paper", runs: list[str] | None = None) -> StagePlan:
     """What :func:`nextads_lib.judge.judge_all` with these arguments will ask ``backend`` (a backend object or
@@ -470,7 +475,7 @@ def plan_judge(paths: StudyPaths, tasks: list[str] | str, backend: Any, *, n_fra
     from .backends import get_backend  # noqa: PLC0415
 
     b = get_backend(backend, cache_dir=paths.cache) if isinstance(backend, str) else backend
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    task_list = _task_list(tasks)
     calls, n_runs, items, todo = judge.planned_calls(paths, task_list, b, n_frames=n_frames, protocol=protocol,
                                                      runs=runs)
     return plan_stage(paths, "judge", calls, tasks=task_list, backends={"judge": b.name}, runs=n_runs, items=items,
@@ -487,7 +492,7 @@ def plan_verify(paths: StudyPaths, tasks: list[str] | str, *, verifier_backend: 
     creative is not revised). ``runs``: these run names of each task instead of ``systems`` / ``protocol``'s."""
     from . import reflector  # noqa: PLC0415
 
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    task_list = _task_list(tasks)
     calls: list[PlannedCall] = []
     n_runs = items = todo = 0
     for task in task_list:
@@ -511,7 +516,7 @@ def plan_video_quality(paths: StudyPaths, tasks: list[str] | str, backend: str =
     :func:`vbench.list_pairs` when the caller has them already."""
     from . import vbench  # noqa: PLC0415
 
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    task_list = _task_list(tasks)
     if pairs is None:
         pairs = [p for t in task_list for p in vbench.list_pairs(paths, t)]
     ok = [p for p in pairs if p.skip_reason is None]

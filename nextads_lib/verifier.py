@@ -78,7 +78,7 @@ from .compliance.text import TextUnit
 from .store import read_json, read_model
 
 #: bump when a check or the decision rule changes (part of the loop's cache keys)
-CODE_VERSION = "verifier-3"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production
+CODE_VERSION = "verifier-4"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production; 4: a possessive brand's bare name only capitalised, numbers the product's own images show
 
 #: decision thresholds (utility scores are 0..1)
 THRESHOLDS: dict[str, float] = {
@@ -444,9 +444,16 @@ def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
             if not start or m.group(0).isupper() or re.match(r"[ ’']*\s+[A-Z]", raw[m.end():]):
                 return True
         return False
-    # a possessive is no part of the name: "McDonald's" ~ "Mc Donald", "Nike's" ~ "Nike"
-    return T.notation_in(brand, text, ocr=ocr) or (
-        re.search(r"['’]s$", brand) is not None and T.notation_in(re.sub(r"['’]s$", "", brand), text, ocr=ocr))
+    # a possessive is no part of the name: "McDonald's" ~ "Mc Donald", "Nike's" ~ "Nike"; the bare name is a name
+    # only where it is written as one, with a capital or a possessive ("flat-lay" is no "Lay's", "Mc Donald" and
+    # "mcdonald's" are "McDonald's")
+    if T.notation_in(brand, text, ocr=ocr):
+        return True
+    if re.search(r"['’]s$", brand) is None:
+        return False
+    named = " ".join(w for w in unicodedata.normalize("NFKC", text).split()
+                     if w[:1].isupper() or w[:1].isdigit() or re.search(r"['’]s\W*$", w))
+    return bool(named) and T.notation_in(re.sub(r"['’]s$", "", brand), named, ocr=ocr)
 
 
 def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
@@ -830,10 +837,11 @@ def _covered(tok: str, allowed: str, words: Sequence[str] = ()) -> bool:
     return got >= 0.8 * n
 
 
-def grounding_texts(grounding: Grounding | None, cache: Any = None, root: Path | None = None) -> list[str]:
-    """The text OCR reads in the creative's recorded grounding assets (user visuals, product images, logo):
-    a user's photo with a caption or a product shot with its packaging shows that text in the frames, and it
-    is not text the Producer invented. Empty when OCR is unavailable. ``root``: where relative asset paths start
+def grounding_texts(grounding: Grounding | None, cache: Any = None, root: Path | None = None,
+                    kinds: Sequence[str] = ("user_visual", "product_image", "logo")) -> list[str]:
+    """The text OCR reads in the creative's recorded grounding assets of ``kinds`` (user visuals, product images,
+    logo): a user's photo with a caption or a product shot with its packaging shows that text in the frames, and
+    it is not text the Producer invented. Empty when OCR is unavailable. ``root``: where relative asset paths start
     (default: the project root)."""
     if grounding is None:
         return []
@@ -841,7 +849,7 @@ def grounding_texts(grounding: Grounding | None, cache: Any = None, root: Path |
 
     out: list[str] = []
     for s in grounding.sources:
-        if s.kind not in ("user_visual", "product_image", "logo"):
+        if s.kind not in kinds:
             continue
         try:
             out += ocr.image_text(Path(root) / s.path if root is not None and not Path(s.path).is_absolute()
@@ -849,6 +857,25 @@ def grounding_texts(grounding: Grounding | None, cache: Any = None, root: Path |
         except Exception:  # noqa: BLE001 - an unreadable asset adds no allowed text
             continue
     return out
+
+
+def drop_numbers_shown_by_product(safety: ComplianceCheck, shown: str) -> ComplianceCheck:
+    """``safety`` without the ``unsupported_number`` findings of frames whose number the product's own images
+    or logo show (``shown``: their OCR text): a watch face's "10:09" or a pack's "340 g" drawn in the product
+    shot is the advertiser's own material, not a number the Producer or the plan added."""
+    numbers = T.plain_numbers(shown)
+    keep = [v for v in safety.violations if not (
+        v.rule == "unsupported_number" and v.evidence.field == "frame" and _number(v.evidence.text) in numbers)]
+    if len(keep) == len(safety.violations):
+        return safety
+    return safety.model_copy(update={"violations": keep, "passed": not keep})
+
+
+def _number(tok: str) -> float | None:
+    try:
+        return round(float(tok), 2)
+    except ValueError:
+        return None
 
 
 def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,
@@ -1099,8 +1126,13 @@ def verify_creative(
     if extra:
         rendering = rendering.model_copy(update={"passed": False, "violations": rendering.violations + extra})
     rendering.checked["ocr"] = ocr_info
+    safety = check_safety(plan, product, units)
+    if grounding is not None and any(v.rule == "unsupported_number" and v.evidence.field == "frame"
+                                     for v in safety.violations):  # the product's images are read only then
+        safety = drop_numbers_shown_by_product(
+            safety, " ".join(grounding_texts(grounding, cache, kinds=("product_image", "logo"))))
     compliance = [
-        check_safety(plan, product, units),
+        safety,
         check_privacy(plan, product, history, grounding, units),
         check_fairness(plan, product, units),
         check_copyright(plan, product, library, grounding, history, units),
@@ -1132,5 +1164,5 @@ __all__ = [
     "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
     "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "grounding_texts", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
-    "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
+    "drop_numbers_shown_by_product", "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

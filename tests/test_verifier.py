@@ -196,6 +196,37 @@ def test_other_brands_are_caught_in_text(paths):
     assert all(v.severity == "severe" and v.evidence.slot == 1 for v in cv)
 
 
+def test_a_possessive_brand_bare_name_counts_only_written_as_a_name():
+    # "Lay's" without its possessive is the verb "lay": a flat-lay photo is no rival brand (a false positive of
+    # the embedded run, where the Director's "outfit flat-lay" composition was flagged as "Lay's")
+    assert not V.brand_in("Lay's", "a styled outfit flat-lay on a clean floor")
+    assert not V.brand_in("Lay's", "lay it flat and pour")
+    assert V.brand_in("Lay's", "Crunchier than Lay's.")
+    assert V.brand_in("Lay's", "CRUNCHIER THAN LAYS", ocr=True)
+    assert V.brand_in("Lay's", "Crunchier than Lay")
+    assert V.brand_in("McDonald's", "Skip the Mc Donald drive-through")
+    assert V.brand_in("McDonald's", "skip the mcdonald's drive-through")
+
+
+def test_numbers_the_products_own_images_show_are_not_unsupported():
+    def num(text: str, field: str, context: str) -> V.Violation:
+        return V.Violation(check="safety", rule="unsupported_number", severity="minor", message=text,
+                           evidence=V.Evidence(field=field, text=text, context=context))
+
+    face = num("9", "frame", "10:09")
+    said = num("9", "narration", "9 lives")
+    other = num("42", "frame", "42 hours")
+    price = V.Violation(check="safety", rule="unsupported_price", severity="severe", message="9",
+                        evidence=V.Evidence(field="frame", text="9", context="$9"))
+    check = V._check("safety", [face, said, other, price])
+    out = V.drop_numbers_shown_by_product(check, "Kinetra Pulse 10:09 water resistant")
+    assert out.violations == [said, other, price]
+    assert not out.passed
+    assert V.drop_numbers_shown_by_product(check, "") is check
+    clean = V.drop_numbers_shown_by_product(V._check("safety", [face]), "10:09")
+    assert clean.violations == [] and clean.passed
+
+
 def test_fairness_targeting_is_severe_a_mention_minor(paths):
     d = plant(paths, "fair", s1_narration="Made for women who rush.", s1_on_screen_text="Loved by seniors")
     fv = only(verify(paths, d), "fairness")

@@ -176,39 +176,45 @@ def section_hf(device: str) -> list[dict[str, Any]]:
 
 # -------------------------------------------------------------------------------------------------- vq
 def section_vq(device: str) -> list[dict[str, Any]]:
+    """The metric models on a 448x256 pan and on a 160x96 one (under RAFT's 128 px minimum: edge-padded)."""
     from nextads_lib import media, vbench  # noqa: PLC0415
 
     vbench.require_vq()
+    settings = vbench.NetworkSettings(device=device, random_weights=True)
+    reset_peak(device)
+    t0 = time.perf_counter()
+    nets = vbench._networks(settings)
+    sync(device)
+    load_s = time.perf_counter() - t0
+    log(f"vq networks:random: RAFT-large, MUSIQ, CLIP ViT-L/14 + head built and moved to "
+        f"{next(nets.raft.parameters()).device} in {load_s:.2f} s")
+    records = []
     with tempfile.TemporaryDirectory() as d:
-        h, w, n = 256, 448, 16
-        yy, xx = np.mgrid[0:h, 0:w]
-        frames = []
-        for i in range(n):  # a textured pattern panning 6 px per frame
-            v = 128 + 60 * np.sin((xx + 6 * i) / 9.0) * np.cos(yy / 7.0)
-            frames.append(np.stack([v, np.roll(v, 20, 1), 255 - v], -1).clip(0, 255).astype(np.uint8))
-        path = Path(d) / "pan.mp4"
-        media.write_video(path, frames, 8.0)
-        settings = vbench.NetworkSettings(device=device, random_weights=True)
-        reset_peak(device)
-        t0 = time.perf_counter()
-        nets = vbench._networks(settings)
-        sync(device)
-        load_s = time.perf_counter() - t0
-        times, r = [], None
-        for k in range(2):  # cold, warm (no cache: score_video without a Cache)
-            t0 = time.perf_counter()
-            r = vbench.score_video(path, backend="networks:random", networks=settings)
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        assert r is not None and r.error is None, r
-        rec = {"device": device, "raft_device": str(next(nets.raft.parameters()).device),
-               "video": f"{n} frames {w}x{h}", "load_s": round(load_s, 3), "score_cold_s": round(times[0], 3),
-               "score_warm_s": round(times[1], 3), "peak_gpu_mib": peak_mib(device),
-               "values": {m: r.value(m) for m in vbench.METRICS}}
-        log(f"vq networks:random on {rec['raft_device']} ({rec['video']}): models load {load_s:.2f} s, score "
-            f"{times[0]:.2f} s cold / {times[1]:.2f} s warm, peak GPU mem {rec['peak_gpu_mib']} MiB, "
-            f"values {rec['values']}")
-        return [rec]
+        for h, w in ((256, 448), (96, 160)):
+            n = 16
+            yy, xx = np.mgrid[0:h, 0:w]
+            frames = []
+            for i in range(n):  # a textured pattern panning 6 px per frame
+                v = 128 + 60 * np.sin((xx + 6 * i) / 9.0) * np.cos(yy / 7.0)
+                frames.append(np.stack([v, np.roll(v, 20, 1), 255 - v], -1).clip(0, 255).astype(np.uint8))
+            path = Path(d) / f"pan_{w}x{h}.mp4"
+            media.write_video(path, frames, 8.0)
+            reset_peak(device)
+            times, r = [], None
+            for _ in range(2):  # cold, warm (no cache: score_video without a Cache)
+                t0 = time.perf_counter()
+                r = vbench.score_video(path, backend="networks:random", networks=settings)
+                sync(device)
+                times.append(time.perf_counter() - t0)
+            assert r is not None and r.error is None, r
+            rec = {"device": device, "raft_device": str(next(nets.raft.parameters()).device),
+                   "video": f"{n} frames {w}x{h}", "load_s": round(load_s, 3), "score_cold_s": round(times[0], 3),
+                   "score_warm_s": round(times[1], 3), "peak_gpu_mib": peak_mib(device),
+                   "values": {m: r.value(m) for m in vbench.METRICS}}
+            records.append(rec)
+            log(f"vq networks:random on {rec['raft_device']} ({rec['video']}): score {times[0]:.2f} s cold / "
+                f"{times[1]:.2f} s warm, peak GPU mem {rec['peak_gpu_mib']} MiB, values {rec['values']}")
+    return records
 
 
 SECTIONS: dict[str, Callable[[str], list[dict[str, Any]]]] = {"wan": section_wan, "hf": section_hf, "vq": section_vq}

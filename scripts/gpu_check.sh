@@ -4,7 +4,7 @@
 # parent folder). Missing Python packages come as wheels in $WHEELS (default .whl beside CODE's parent) and
 # plain package folders in $CODE/site (pyiqa, trimmed of its sample images); logs go to $OUT.
 #
-#   OUT=/tmp/out bash scripts/gpu_check.sh
+#   OUT=/tmp/out [SECTIONS=wan,hf,vq] bash scripts/gpu_check.sh
 set -u -o pipefail
 CODE=$(cd "$(dirname "$0")/.." && pwd)
 WHEELS=${WHEELS:-$CODE/../.whl}
@@ -18,7 +18,7 @@ fi
 export PYTHONPATH=/tmp/site:$CODE/site:$CODE PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } 2>&1 | tee "$OUT/nvidia_smi.txt"
 t0=$(date +%s)
-timeout "${CHECK_TIMEOUT:-240}" python3 scripts/gpu_check.py --device cuda --out "$OUT" 2>&1 \
+timeout "${CHECK_TIMEOUT:-240}" python3 scripts/gpu_check.py --device cuda --out "$OUT" --sections "${SECTIONS:-wan,hf,vq}" 2>&1 \
   | grep -v "it/s]$" | tee "$OUT/gpu_check_stdout.log"
 rc_check=$?
 echo "gpu_check.py rc=$rc_check in $(( $(date +%s) - t0 )) s"

@@ -47,6 +47,14 @@ def request(tmp: Path, size: tuple[int, int], fps: float, first_last: bool, seed
                            width=size[0], height=size[1], fps=fps, seed=seed, **kw)
 
 
+def param_dtypes(module: torch.nn.Module) -> dict[str, int]:
+    """Number of parameters per dtype."""
+    out: dict[str, int] = {}
+    for q in module.parameters():
+        out[str(q.dtype)] = out.get(str(q.dtype), 0) + q.numel()
+    return out
+
+
 def _peak_mib(device: str) -> float | None:
     if not device.startswith("cuda"):
         return None
@@ -90,7 +98,9 @@ def wan_records(device: str = "cuda", dtype: str = "bf16", sizes: Sequence[tuple
                 want = burn_label(post.fit_image(tmp / "host.png", size[0], size[1])).astype(np.float32)
                 rec = {
                     "model": name, "size": f"{size[0]}x{size[1]}", "device": device, "dtype": dtype,
-                    "param_dtype": str(next(pipe.transformer.parameters()).dtype),
+                    # diffusers keeps the transformer's _keep_in_fp32_modules (norms, time embedder, modulation
+                    # tables) in fp32 under a bf16 load: count parameters per dtype, not the first one's
+                    "transformer_param_dtypes": param_dtypes(pipe.transformer),
                     "param_device": str(next(pipe.transformer.parameters()).device),
                     "load_s": round(load_s, 3), "render_cold_s": round(times[0], 3), "render_warm_s": round(times[1], 3),
                     "peak_gpu_mib": _peak_mib(device), "frames": int(len(frames)), "want_frames": round(DURATION_S * fps),
@@ -102,7 +112,7 @@ def wan_records(device: str = "cuda", dtype: str = "bf16", sizes: Sequence[tuple
                     "frames_vary": bool(frames.std(axis=0).mean() > 0.5),
                 }
                 records.append(rec)
-                log(f"wan {name:5s} {rec['size']} {dtype} {device}: load {rec['load_s']:.2f} s, render cold "
+                log(f"wan {name:5s} {rec['size']} {dtype} {device} (transformer {rec['transformer_param_dtypes']}): load {rec['load_s']:.2f} s, render cold "
                     f"{rec['render_cold_s']:.2f} s / warm {rec['render_warm_s']:.2f} s, peak GPU mem "
                     f"{rec['peak_gpu_mib']} MiB, frames {rec['frames']} (want {rec['want_frames']}), clips {rec['clips']}, "
                     f"last image sent {rec['last_image_sent']}, first/last frame MAD to the pinned host "

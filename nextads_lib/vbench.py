@@ -624,6 +624,22 @@ def _need(path: str | None, setting: str, what: str) -> str:
     return path
 
 
+#: torchvision's RAFT refuses feature maps (1/8 of the input) under 16 px a side: its 4-level correlation pyramid
+RAFT_MIN_SIDE = 128
+
+
+def raft_padding(h: int, w: int, multiple: int = 8, min_side: int = RAFT_MIN_SIDE) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` edge padding that brings an ``h`` x ``w`` frame to a multiple of ``multiple``
+    and at least ``min_side`` a side (torchvision's RAFT raises on smaller inputs, the original RAFT that VBench
+    runs does not), split evenly around the frame so the flow can be cropped back."""
+
+    def total(n: int) -> int:
+        return max(n + (-n) % multiple, min_side + (-min_side) % multiple) - n
+
+    pw, ph = total(w), total(h)
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
 class Networks:
     """RAFT-large (torchvision), MUSIQ (pyiqa) and CLIP ViT-L/14 + LAION head (open_clip), loaded once."""
 
@@ -663,11 +679,11 @@ class Networks:
             m.to(self.device).eval()
 
     def flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """RAFT flow (20 updates, as VBench) from RGB frame ``a`` to ``b``, padded to a multiple of 8."""
+        """RAFT flow (20 updates, as VBench) from RGB frame ``a`` to ``b``, edge-padded as :func:`raft_padding`
+        says and cropped back to the frame."""
         torch = self.torch
         h, w = a.shape[:2]
-        ph, pw = (-h) % 8, (-w) % 8
-        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        pad = raft_padding(h, w)
 
         def prep(x: np.ndarray):
             t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float().to(self.device)

@@ -377,6 +377,21 @@ def test_networks_code_path_with_random_weights(clips):
     assert all("random weights" in r.labels[m] for m in vbench.METRICS)
 
 
+def test_raft_padding_reaches_a_multiple_of_8_and_128_a_side():
+    """torchvision's RAFT raises on inputs under 128 px a side (seen on CUDA with this file's 96x160 clips): the
+    networks backend edge-pads small frames up to 128 and crops the flow back; 720p frames are not padded."""
+    assert vbench.raft_padding(720, 1280) == (0, 0, 0, 0)
+    assert vbench.raft_padding(704, 1278) == (1, 1, 0, 0)
+    assert vbench.raft_padding(100, 130) == (3, 3, 14, 14)
+    for h, w in ((H, W), (1, 1), (127, 129), (37, 250)):
+        left, right, top, bottom = vbench.raft_padding(h, w)
+        ph, pw = h + top + bottom, w + left + right
+        assert ph % 8 == pw % 8 == 0 and min(ph, pw) >= 128 and abs(top - bottom) <= 1 >= abs(left - right)
+        x = np.arange(h * w, dtype=np.float32).reshape(h, w)
+        padded = np.pad(x, ((top, bottom), (left, right)), mode="edge")
+        assert np.array_equal(padded[top:top + h, left:left + w], x)
+
+
 def test_dd_walk_stops_early_with_the_same_answer():
     pulled = []
 

@@ -196,14 +196,18 @@ def look_agreement(a: dict[str, float], b: dict[str, float]) -> float:
     return float(1.0 - np.mean([min(1.0, abs(a[k] - b[k]) / r) for k, r in LOOK_RANGES.items()]))
 
 
-def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray) -> tuple[float, dict[str, float]]:
-    """``10 x (0.7 H + 0.3 L)`` over the frames' pixels that are not copies of the history (:func:`copied_mask`):
-    H the Bhattacharyya coefficient of the value-weighted hue x saturation histograms (:func:`hue_sat_hist`) of
-    the history images and of those pixels, L the agreement of their look statistics (:func:`look_stats`:
-    colourfulness, contrast, texture, edge density). Returns the score and its terms (``hs``, ``look``,
-    ``copied`` the share of frame pixels left out)."""
+def presentation_proxy(history_images: Sequence[np.ndarray], frames: np.ndarray, copied: np.ndarray | None = None
+                       ) -> tuple[float, dict[str, float]]:
+    """``10 x (0.7 H + 0.3 L)`` over the frames' pixels that are not copies of the history (:func:`copied_mask`,
+    or the ``(n, H, W)`` mask ``copied`` when given: ``scripts/bench_copy_mask.py`` passes the exact mask of the
+    pasted pixels to measure what the detector misses): H the Bhattacharyya coefficient of the value-weighted hue
+    x saturation histograms (:func:`hue_sat_hist`) of the history images and of those pixels, L the agreement of
+    their look statistics (:func:`look_stats`: colourfulness, contrast, texture, edge density). Returns the score
+    and its terms (``hs``, ``look``, ``copied`` the share of frame pixels left out)."""
     fr = np.asarray(frames)
-    mask = copied_mask(history_images, fr)
+    mask = copied_mask(history_images, fr) if copied is None else np.asarray(copied, bool)
+    if mask.shape != fr.shape[:3]:
+        raise ValueError(f"copied mask of shape {mask.shape} for frames of shape {fr.shape[:3]}")
     keep = ~mask
     if keep.sum() < 16:  # the creative is nothing but copies of the history: nothing of its own to compare
         keep = np.ones_like(mask)

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nextads_lib import judge, proxies
 
@@ -113,3 +114,22 @@ def test_presentation_does_not_count_pasted_history_pixels(monkeypatch):
     counted, t_counted = proxies.presentation_proxy(hist, pasted)
     assert t["copied"] > 0.1 and t_counted["copied"] == 0.0
     assert counted > cp + 0.3 and own > cp + 1.0
+
+
+def test_presentation_takes_a_given_copied_mask():
+    # the exact mask of the pasted pixels (what scripts/bench_copy_mask.py passes) replaces the detector's: with
+    # the pasted history pixels left out, only the clashing background is compared, and the score falls
+    hist = [_drawn(3), _drawn(4)]
+    clash = np.zeros((54, 96, 3), np.uint8) + np.array([10, 240, 40], np.uint8)
+    frames = np.stack([clash.copy(), clash.copy()])
+    frames[:, 10:40, 20:50] = hist[0][:30, :30]
+    exact = np.zeros(frames.shape[:3], bool)
+    exact[:, 10:40, 20:50] = True
+    none, t_none = proxies.presentation_proxy(hist, frames, copied=np.zeros_like(exact))
+    masked, t = proxies.presentation_proxy(hist, frames, copied=exact)
+    assert t_none["copied"] == 0.0 and abs(t["copied"] - exact.mean()) < 1e-9
+    assert none > masked + 0.5
+    # about what the background alone scores (the paste's edge still counts in the look statistics' gradients)
+    assert abs(masked - proxies.presentation_proxy(hist, clash[None].repeat(2, 0))[0]) < 0.1
+    with pytest.raises(ValueError, match="shape"):
+        proxies.presentation_proxy(hist, frames, copied=exact[:1])

@@ -681,7 +681,10 @@ def build_video_profile_request(history: UserHistory, annotations: Sequence[Vide
     for iid, p in images:
         parts.append(TextPart(f"Cover of item {iid}:"))
         parts.append(ImagePart(str(p)))
-    covers = list({i: p for i, p in reversed(_existing_images(history))}.items())[::-1]  # an item's first image
+    first: dict[str, Path] = {}
+    for iid, p in _existing_images(history):
+        first.setdefault(iid, p)  # an item's cover: its first image
+    covers = list(first.items())
     ctx = {"dataset": history.dataset, "items": items, "annotations": anns,
            "images": [{"item_id": i, "path": display_path(p)} for i, p in images],
            # the offline palette vote reads one cover per item, every item up to VIDEO_COVERS (thumbnails, cheap)

@@ -21,6 +21,7 @@ from nextads_lib.schemas import (
     TopicPreference,
     UserHistory,
     UserProfile,
+    VideoAnnotation,
     VisualStyle,
 )
 from nextads_lib.store import Cache
@@ -141,6 +142,40 @@ def test_palette_reading_discounts_captions_and_reads_dim_colours():
                  [0.25, 0.25, 0.2, 0.2, 0.1]) == "vivid"
     mask = director.user_modeling.neutral_colours(np.array(dim_pastel))
     assert mask.tolist() == [False, False, False, True, True, True]
+
+
+def _stripes(path: Path, colours, size=(160, 90)) -> str:
+    a = np.zeros((size[1], size[0], 3), np.uint8)
+    for j, c in enumerate(colours):
+        a[:, j * size[0] // len(colours):(j + 1) * size[0] // len(colours)] = c
+    Image.fromarray(a).save(path)
+    return str(path)
+
+
+def test_video_history_palette_votes_once_per_item_cover_first(tmp_path, offline):
+    # three videos whose covers are vivid and whose (weaker, compressed-frame) annotations say mono, and one
+    # video without a cover whose annotation says ocean: each item votes once, with its cover when it has one
+    vivid = [(255, 89, 94), (255, 202, 58), (138, 201, 38), (25, 130, 196)]
+    items = [HistoryItem(item_id=f"v{i}", title=f"clip {i}", video_path=str(tmp_path / f"v{i}.mp4"),
+                         image_paths=[_stripes(tmp_path / f"c{i}.png", vivid[i:] + vivid[:i])]) for i in range(3)]
+    items.append(HistoryItem(item_id="v3", title="clip 3", video_path=str(tmp_path / "v3.mp4"),
+                             image_paths=[str(tmp_path / "missing.jpg")]))
+    h = UserHistory(dataset="microlens", user_id="u_vid", items=items)
+    anns = [VideoAnnotation(item_id=it.item_id, video_path=it.video_path or "", video_sha256="0" * 64,
+                            backend="offline", topic="tech", tone="calm", narrative="vlog",
+                            information_density="low", visual_tone="bright", palette=["#777777"],
+                            palette_name="ocean" if it.item_id == "v3" else "mono", motion="slow")
+            for it in items]
+    req = director.user_modeling.build_video_profile_request(h, anns)
+    assert [x["item_id"] for x in req.context["palette_images"]] == ["v0", "v1", "v2"]  # one cover per item
+    ans = offline.complete(req).value
+    # counting each video's annotation beside its cover would tie 3 vivid - 3 mono (and mono wins ties)
+    assert ans.visual.palette_name == "vivid"
+    assert ans.visual.evidence[:3] == ["v0", "v1", "v2"]
+    _, _, _, votes = director.palette_vote(
+        [(x["item_id"], x["path"]) for x in req.context["palette_images"]] + [("v3", tmp_path / "missing.jpg")],
+        fallback=[(a.item_id, a.palette_name) for a in anns])
+    assert votes == {"vivid": 3, "ocean": 1}  # the annotation votes only for the item without a readable cover
 
 # -------------------------------------------------------------------------------------------- matching
 def _profile(user_id: str, topics: dict[str, float]) -> UserProfile:

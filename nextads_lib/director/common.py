@@ -18,7 +18,7 @@ from ..config import resolve
 from ..schemas import Product, Schema, UserHistory
 
 #: bump when a stage's logic or prompt changes: it is part of every cache key of the Director's stages
-CODE_VERSION = "director-5"
+CODE_VERSION = "director-6"
 
 #: storyboard length limits (seconds) and slot length limits
 MIN_SLOT_S, MAX_SLOT_S = 2.0, 3.0

@@ -249,6 +249,13 @@ NEUTRAL_CHROMA, NEUTRAL_SAT, NEUTRAL_FIT_WEIGHT, NEUTRAL_COST, NEUTRAL_PENALTY =
 PALETTE_NEUTRAL_CHROMA, PALETTE_NEUTRAL_SAT = 12.0, 0.1
 #: images read per history for the palette vote (evenly spread), and their thumbnail side
 PALETTE_IMAGES, PALETTE_SIDE = 12, 48
+#: PCI (a history of videos): the palette vote reads one cover per history item, every item up to VIDEO_COVERS
+#: (evenly spread beyond), at COVER_SIDE; an item's video annotation votes only when it has no readable cover.
+#: Diagnosed on the embedded MicroLens sample with the generator's per-item styles (diagnosis only): a cover is
+#: read right for 86 % of the videos, the pooled frames of the annotation for 77 % (H.264 at crf 30 fades the
+#: chroma of dim scenes: 15 of the 37 misread videos are dimly lit pastel read as mono), and the two readings of
+#: one video are not independent, so counting both counted each video twice with the weaker reading's bias
+VIDEO_COVERS, COVER_SIDE = 40, 96
 
 
 def neutral_colours(colours: np.ndarray, chroma: float = NEUTRAL_CHROMA, sat: float = NEUTRAL_SAT) -> np.ndarray:
@@ -300,22 +307,27 @@ def palette_of_pixels(pixels: np.ndarray, seed: int = DEFAULT_SEED) -> tuple[str
     return min(d, key=lambda n: (d[n], n)), cents
 
 
-def palette_vote(images: Sequence[tuple[str, str | Path]], extra: Sequence[tuple[str, str]] = ()
+def palette_vote(images: Sequence[tuple[str, str | Path]], extra: Sequence[tuple[str, str]] = (), *,
+                 fallback: Sequence[tuple[str, str]] = (), side: int = PALETTE_SIDE
                  ) -> tuple[str, list[str], list[str], dict[str, int]]:
     """The history's palette by a vote of its images: each readable image (``(item_id, path)``, read as a
-    :data:`PALETTE_SIDE` thumbnail) names its palette (:func:`palette_of_pixels`); ``extra`` adds votes already
-    read elsewhere (``(item_id, palette name)``, e.g. the video annotations). Returns (palette name, the
-    winning images' dominant colours as hex (at most 5), the evidence item ids (the items that voted for it),
-    the votes). Ties go to the palette order of ``topics.PALETTES``; ("", [], [], {}) without any vote."""
+    ``side`` px thumbnail) names its palette (:func:`palette_of_pixels`); ``extra`` adds votes already
+    read elsewhere (``(item_id, palette name)``); ``fallback`` votes (e.g. the video annotations) count only
+    for the items none of whose ``images`` could be read. Returns (palette name, the winning images' dominant
+    colours as hex (at most 5), the evidence item ids (the items that voted for it), the votes). Ties go to
+    the palette order of ``topics.PALETTES``; ("", [], [], {}) without any vote."""
     votes: list[tuple[str, str]] = list(extra)
     cols: dict[str, list[np.ndarray]] = {}
+    read: set[str] = set()
     for iid, p in images:
-        pix = _image_pixels([p], side=PALETTE_SIDE)
+        pix = _image_pixels([p], side=side)
         if not pix:
             continue
         name, cents = palette_of_pixels(pix[0])
         votes.append((iid, name))
+        read.add(iid)
         cols.setdefault(name, []).append(cents[0])
+    votes += [(iid, name) for iid, name in fallback if iid not in read and name]
     if not votes:
         return "", [], [], {}
     count = Counter(n for _, n in votes)
@@ -669,11 +681,14 @@ def build_video_profile_request(history: UserHistory, annotations: Sequence[Vide
     for iid, p in images:
         parts.append(TextPart(f"Cover of item {iid}:"))
         parts.append(ImagePart(str(p)))
+    first: dict[str, Path] = {}
+    for iid, p in _existing_images(history):
+        first.setdefault(iid, p)  # an item's cover: its first image
+    covers = list(first.items())
     ctx = {"dataset": history.dataset, "items": items, "annotations": anns,
            "images": [{"item_id": i, "path": display_path(p)} for i, p in images],
-           # the offline palette vote reads as many covers as the PCG path reads images (thumbnails, cheap)
-           "palette_images": [{"item_id": i, "path": display_path(p)}
-                              for i, p in _spread(_existing_images(history), PALETTE_IMAGES)]}
+           # the offline palette vote reads one cover per item, every item up to VIDEO_COVERS (thumbnails, cheap)
+           "palette_images": [{"item_id": i, "path": display_path(p)} for i, p in _spread(covers, VIDEO_COVERS)]}
     return ModelRequest(task="director.user_profile_videos", system=VIDEO_PROFILE_SYSTEM, parts=parts,
                         schema=ProfileAnswer, context=ctx, item=f"user {history.user_id}")
 
@@ -695,8 +710,9 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     - interests: :func:`interest_preferences` of the history's texts (the annotations' per-video topics are
       too coarse to tell interests apart);
     - tone, narrative, density, visual tone (lighting), motion: majority vote over the annotations;
-    - palette: a vote of up to :data:`PALETTE_IMAGES` covers (:func:`palette_vote`) and the annotations' palette
-      names (one per video);
+    - palette: a vote of one cover per item (up to :data:`VIDEO_COVERS`, read at :data:`COVER_SIDE` px,
+      :func:`palette_vote`); an item without a readable cover votes with its annotation's palette name, so every
+      item votes once;
     - evidence: the items that voted for the palette, then for the motion, then the covers;
     - elements: the interests' name phrases, largest interest first.
     """
@@ -711,8 +727,8 @@ def offline_video_profile(req: ModelRequest) -> ProfileAnswer:
     motion = _vote([a["motion"] for a in anns], ("static", "slow", "dynamic")) or "static"
     imgs = ctx.get("images", [])
     palette_name, palette, pal_evidence, _ = palette_vote(
-        [(x["item_id"], x["path"]) for x in ctx.get("palette_images") or imgs], extra=[(a["item_id"], a["palette_name"]) for a in anns
-                                                          if a.get("palette_name")])
+        [(x["item_id"], x["path"]) for x in ctx.get("palette_images") or imgs],
+        fallback=[(a["item_id"], a["palette_name"]) for a in anns if a.get("palette_name")], side=COVER_SIDE)
     if not palette:
         palette = list(dict.fromkeys(h for a in anns if a.get("palette_name") == palette_name
                                      for h in a["palette"]))[:5]

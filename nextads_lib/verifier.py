@@ -108,7 +108,8 @@ UNSAFE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "tobacco": ("tobacco", "cigarette", "cigarettes", "cigar", "cigars", "vape", "vaping", "smoke", "smoking",
                 "nicotine", "e-cig", "hookah", "shisha", "snus", "juul", "chewing tobacco"),
     "gambling": ("casino", "gamble", "gambling", "betting", "bet", "slots", "slot machine", "jackpot", "poker",
-                 "roulette", "blackjack", "sportsbook", "bookie", "wager", "lottery", "scratch card"),
+                 "roulette", "blackjack", "sportsbook", "bookie", "wager", "lottery", "scratch card", "win big", "roll the dice",
+                 "double or nothing", "place your bets"),
     "adult": ("nude", "nudity", "porn", "sex", "sexy", "xxx", "erotic", "strip club"),
     "self_harm": ("suicide", "self-harm", "self harm", "starve", "starving", "diet pills", "purge", "laxatives"),
     "hate": ("hate", "racist", "slur", "nazi", "supremacist"),
@@ -141,7 +142,7 @@ PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
             "teen", "adolescent", "middle aged", "older people", "older adults", "young adults", "zoomer"),
     "gender": ("women", "woman", "ladies", "girls", "girly", "manly", "men", "guys", "male", "female",
                "housewife", "housewives", "for her", "for him", "gentlemen", "gents", "lads", "blokes", "wives",
-               "husbands"),
+               "husbands", "gals", "fellas", "chaps", "dudes"),
     "race_ethnicity": ("black people", "white people", "asian", "asians", "latino", "latina", "hispanic",
                        "african", "caucasian", "your race", "ethnic", "ethnicity"),
     "religion": ("christian", "christians", "muslim", "muslims", "jewish", "jews", "hindu", "hindus", "buddhist",
@@ -265,7 +266,8 @@ _EQUIVALENTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple((re.co
     # "unlimited battery", "lasts forever" = "never runs out", "endless", "infinite", "never needs charging"
     (r"\b(?:unlimited|lasts forever|never runs out)\b",
      (r"\bnever (?:runs?|running) (?:out|dry|flat)\b", r"\b(?:endless|infinite|limitless|bottomless)\b",
-      r"\bnever (?:needs?|have to) (?:charging|a charge|to charge|recharg\w*)\b", r"\bunlimited\b")),
+      r"\bnever (?:needs?|have to) (?:charging|a charge|to charge|recharg\w*)\b", r"\bunlimited\b",
+      r"\bno (?:more )?(?:charging|recharging|chargers?)\b")),
     # "blocks 100% of noise" = "silences every sound", "blocks out all noise"
     (r"\b(?:blocks?|cancels?|silences?) 100% of\b",
      (r"\b(?:blocks?|cancels?|silences?|mutes?|kills?|shuts? out|drowns? out) (?:out )?(?:every|all|any)(?: single)? "
@@ -285,13 +287,14 @@ def _claim_text(text: str) -> str:
 
 def _negation_forms(claim: str) -> list[str]:
     """The negation-equivalents of a "free of X" claim: "sugar-free" = "zero sugar" = "no sugar" = "without sugar"
-    = "0 sugar" = "free from sugar"; "zero fat" = "fat-free"."""
+    = "0 sugar" = "free from sugar"; "zero fat" = "fat-free"; a "low X" claim is made a fortiori by "zero X"
+    ("low calorie" ~ "zero calories")."""
     c = T.normalise(claim)
-    m = re.fullmatch(r"([a-z]+)[- ]free\b.*|(?:zero|no|0) ([a-z]+)\b.*", c)
+    m = re.fullmatch(r"([a-z]+)[- ]free\b.*|(?:zero|no|0|low|low in) ([a-z]+)\b.*", c)
     if not m:
         return []
-    x = m.group(1) or m.group(2)
-    return [rf"\b{x}[- ]free\b", rf"\b(?:zero|no|0|nil|without|free (?:of|from)) (?:added )?{x}\b"]
+    x = T.stem(m.group(1) or m.group(2))  # "calorie": "calories"
+    return [rf"\b{x}\w*[- ]free\b", rf"\b(?:zero|no|0|nil|without|free (?:of|from)) (?:added )?{x}\w*\b"]
 
 
 def claim_in(claim: str, text: str, ocr: bool = False) -> bool:

@@ -140,6 +140,7 @@ def test_forbidden_claims_match_by_negation_equivalents_and_scope():
     assert V.claim_in("every song ever released", "All songs ever written.")
     assert V.claim_in("warm to -30 C", "Stays warm at minus thirty.")
     assert not V.claim_in("hypoallergenic for all skin", "Fragrance-free, for all skin types.")
+    assert V.claim_in("low calorie", "Zero calories, all crunch.") and V.claim_in("unlimited battery", "No charging, ever.")
 
 
 def test_unsafe_content_by_category_and_effect_claims(ctx):
@@ -153,6 +154,8 @@ def test_unsafe_content_by_category_and_effect_claims(ctx):
     assert "unsupported_claim" in rules("Banishes brain fog for good.")
     assert "unsupported_claim" in rules("Never feel sluggish again.")
     assert "unsupported_claim" in rules("Nutritionists recommend two cups a day.")
+    assert "unsupported_claim" in rules("Bye-bye bloating.") and "unsupported_claim" in rules("Strengthens your bones.")
+    assert rules("Bye-bye bland coffee.") == set() and rules("Win the morning.") == set()
     assert "deceptive_pattern" in rules("Congratulations, you have been selected!")
     assert "unsupported_percentage" in rules("Three bags for the price of two.")
     assert rules("The cure for a slow Monday? Fresh beans.") == set()
@@ -167,10 +170,12 @@ def test_fairness_patterns_for_ages_life_events_faith_disability_health_and_body
 
     for t in ("Turning 50 this year? Treat yourself.", "For our Muslim neighbours.", "Recently widowed? We are here.",
               "For deaf coffee fans.", "Coffee for people with arthritis.", "Expecting twins? Stock up.",
-              "Made for the student crowd.", "Feeling bloated? Try our roast."):
+              "Made for the student crowd.", "Feeling bloated? Try our roast.", "Celebrating your 40th? Cheers.",
+              "Twenty-one today? Cheers with coffee.", "Recovering from chemo? This cup is gentle."):
         assert flagged(t), t
     for t in ("Turn 20 minutes into a ritual.", "Reaching 90 degrees in a minute.", "A blind taste test winner.",
-              "Your belly will thank you for the warmth.", "No matter your age, it tastes the same."):
+              "Your belly will thank you for the warmth.", "No matter your age, it tastes the same.",
+              "Celebrating 40 years of roasting.", "Over 20 origins tasted."):
         assert not flagged(t), t
 
 

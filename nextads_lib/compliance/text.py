@@ -291,6 +291,13 @@ AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     # a life stage as a group: "the retirement crowd", "the college set", "the over-50 club"
     r"\b(?:retirement|retired|pension|pensioner|senior|college|student|uni|school|teen|midlife|mid-life|empty[- ]nest) "
     r"(?:crowd|set|club|brigade|generation|years|crisis)\b",
+    # a birthday: "celebrating your 40th?", "your fiftieth", "twenty-one today?", "are you 30 this year?"
+    r"\b(?:your|his|her|their) (?:\d{2}(?:st|nd|rd|th)|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty)(?:[- ]\w+)?"
+    r"(?:ieth|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)?|eighteenth|twenty-first|twenty first)"
+    r"(?: birthday\b|\?|!|\.|,|$)",
+    r"(?:^|[.!?] |you're |you are |are you |turning |turn )(?:\d{2}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty)"
+    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|sixteen|seventeen|eighteen|nineteen) "
+    r"(?:today|this year|next week|tomorrow|this week|soon)\b",
 ))
 #: family and relationship status addressed in a text
 FAMILY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
@@ -341,6 +348,9 @@ GROUP_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"dementia|alzheimer'?s?|cancer|depression|anxiety|adhd|autism|ms|multiple sclerosis|hiv|ibs|celiac|coeliac|"
     r"crohn'?s?|a disability|disabilities|a chronic \w+|chronic \w+|a heart condition|heart disease|obesity|"
     r"high blood pressure|migraines)\b",
+    # a treatment or life stage of the body that only a health condition brings
+    r"\b(?:chemo(?:therapy)?|radiotherapy|dialysis|menopaus\w*|perimenopaus\w*|postpartum|post-natal|postnatal|"
+    r"recovering from (?:surgery|an operation|an illness|illness|cancer|a stroke|a heart attack|covid|long covid))\b",
     # the viewer's size or weight addressed: "feeling heavy lately?", "if your waistline has grown"
     r"\b(?:feeling|feel|looking|look) (?:a bit |a little |so |too )?(?:heavy|heavier|bloated|chubby|flabby|out of shape|"
     r"big|bigger|fat|fatter|podgy|pudgy)\b|\byour (?:waistline|love handles|muffin top|double chin|bmi|dress size|"
@@ -361,13 +371,18 @@ def ocr_digits(text: str) -> str:
 _COND = (r"(?:headaches?|migraines?|anxiety|depression|stress|insomnia|fatigue|tiredness|illness(?:es)?|disease|diseases|"
          r"cancer|flu|colds?|infections?|acne|wrinkles?|pain|aches?|inflammation|allerg(?:y|ies)|diabetes|blood pressure|"
          r"cholesterol|liver|kidneys?|heart|immune system|immunity|memory|focus|concentration|iq|brain|mind|metabolism|"
-         r"toxins?|hangovers?|jet lag|cravings?|appetite|ageing|aging|injur(?:y|ies)|hair loss|belly fat|body fat|fat|pounds|kilos)")
+         r"toxins?|hangovers?|jet lag|cravings?|appetite|ageing|aging|injur(?:y|ies)|hair loss|belly fat|body fat|fat|pounds|kilos|"
+         r"bloating|constipation|digestion|gut health|bones|joints|arthritis|eczema|psoriasis|asthma|blood sugar|"
+         r"brain fog|sunburn|bad breath|cavities|plaque|snoring|sleeplessness|joint pain|back pain|cellulite|"
+         r"dark circles|puffiness|fleas|ticks|itching|itchy skin)")
 CLAIM_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     rf"\b(?:treats?|treating|cures?|curing|heals?|healing|relieves?|relieving|prevents?|preventing|fights?|fighting|"
     rf"reverses?|reversing|detox(?:es|ifies)?|cleanses?|diagnos(?:es|e|ing)|detects?|detecting|clears?|clearing|"
     rf"erases?|eliminates?|ends|stops|kills|melts?|burns?|boosts?|raises?|improves?|sharpens?|lowers?|reduces?|"
     rf"strengthens?|repairs?|keeps? away|wipes? out|gets? rid of|say goodbye to|goodbye to|bye[- ]bye to|banish(?:es)?|"
-    rf"zaps?|spots?|spotting|beats?|knocks? out|no more)\b(?:\W+\w+){{0,3}}?\W+{_COND}\b",
+    rf"zaps?|spots?|spotting|beats?|knocks? out|no more|bye[- ]bye)\b(?:\W+\w+){{0,3}}?\W+{_COND}\b",
+    # "keeps pests and allergies away", "keeps colds at bay"
+    rf"\bkeeps? (?:\w+ (?:and |& )?){{0,3}}?{_COND} (?:away|at bay)\b",
     # an effect that never comes back: "never get shin splints again", "never feel tired again"
     r"\bnever (?:get|have|suffer|feel|catch|deal with|worry about|experience) (?:\w+ ){0,3}?again\b",
     # the viewer made better by the product: "makes you smarter", "makes you run faster"

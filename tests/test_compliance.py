@@ -117,6 +117,9 @@ def test_a_brand_no_list_holds_is_found_where_a_brand_stands(ctx):
     assert T.brand_candidates("Smoother than silk. Better than Yesterday.", own) == []
     assert T.brand_candidates("Richer than Morrow.", own) == []
     assert T.brand_candidates("Segafredo is a town, they say.", own) == []
+    # common words of ad copy the vocabulary lacks are words; in a Title Case line a capital says nothing
+    assert T.brand_candidates("Brew like a Barista. Skip the Latte line.", own) == []
+    assert T.brand_candidates("Better Than Your Usual Segafredo", own) == []
 
     def brands(t: str) -> list[str]:
         c = V.check_copyright(None, ctx["products"]["morrow-coffee"], ctx["library"], None, ctx["history"], _units(t))

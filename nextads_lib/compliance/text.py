@@ -289,8 +289,8 @@ AGE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\bof a certain age\b|\bat a certain age\b|\bover[- ](?:the[- ])?(?:twenties|thirties|forties|fifties|sixties|"
     r"seventies)\b",
     # a life stage as a group: "the retirement crowd", "the college set", "the over-50 club"
-    r"\b(?:retirement|retired|pension|pensioner|senior|college|student|uni|school|teen|midlife|mid-life|empty[- ]nest) "
-    r"(?:crowd|set|club|brigade|generation|years|crisis)\b",
+    r"\b(?:retirement|retired|pension|pensioner|senior|college|student|uni|school|teen|midlife|mid-life|empty[- ]nest|"
+    r"silver|golden) (?:crowd|set|club|brigade|generation|crisis|agers|surfers)\b|\b(?:retirement|golden|silver) years\b",
     # a birthday: "celebrating your 40th?", "your fiftieth", "twenty-one today?", "are you 30 this year?"
     r"\b(?:your|his|her|their) (?:\d{2}(?:st|nd|rd|th)|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty)(?:[- ]\w+)?"
     r"(?:ieth|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)?|eighteenth|twenty-first|twenty first)"
@@ -622,9 +622,23 @@ def english_words() -> frozenset[str]:
     return frozenset(w for w in lines if w.isalpha() and w.isascii() and not w.startswith("##"))
 
 
+#: common words of ad copy that BERT's 21.7k-word vocabulary lacks (it splits them into pieces): food and drink,
+#: coffee, beauty, fashion, tech; counted as English words by :func:`is_word`, so a capitalised one in a brand's
+#: place ("Skip the Latte line", "Better than Sushi") is no brand
+AD_WORDS: frozenset[str] = frozenset("""
+espresso latte barista crema arabica robusta cortado macchiato cappuccino mocha matcha chai frappe americano
+ristretto lungo affogato decaf roastery microlot terroir tamper portafilter frother carafe pourover oat oatmilk
+granola smoothie kombucha brunch bbq sourdough croissant baguette brioche tortilla nachos guacamole hummus falafel
+sushi ramen kimchi sriracha pesto tiramisu gelato sorbet biscotti keto vegan paleo gluten probiotic collagen
+niacinamide retinol hyaluronic kibble catnip earbuds wearables skincare moisturiser moisturizer sunscreen cashmere
+merino fleece hoodie joggers leggings activewear streetwear playlist livestream smartwatch gamepad firmware
+bluetooth wifi selfie foodie thermos cuppa brew brewer barista matcha oolong sencha rooibos chamomile
+""".split())
+
+
 def is_word(w: str) -> bool:
-    """``w`` (lower case) or its singular is an English word of :func:`english_words`."""
-    words = english_words()
+    """``w`` (lower case) or its singular is an English word of :func:`english_words` or :data:`AD_WORDS`."""
+    words = english_words() | AD_WORDS
     if len(w) < 2:
         return False
     return w in words or any(w.endswith(suf) and (w[: -len(suf)] in words or w[: -len(suf)] + "e" in words)
@@ -687,11 +701,17 @@ def brand_candidates(text: str, own: str = "", *, ocr: bool = False) -> list[str
     no English word (:func:`english_words`) and not in ``own`` (the product's and the creative's own text): a
     brand found without a list ("Smoother than Lavazza", "KEURIG READY", "Forget your Keurig pods"). A name is a
     capitalised token of 4+ letters (in an all-capitals line, as OCR often reads, any token), or two such tokens
-    joined by a hyphen ("K-Cups": its parts together)."""
+    joined by a hyphen ("K-Cups": its parts together). A line in Title Case (more than half, and at least two, of its
+    words of 4+ letters that do not start a sentence capitalised) gives no names: there a capital says nothing."""
     raw = unicodedata.normalize("NFKC", str(text)).translate(_QUOTES)
     if not english_words():
         return []
     own_sk = {skeleton(w, folded=False) for w in re.findall(r"[\w'-]+", own)}
+    # in a line written in Title Case a capital says nothing: only an all-capitals or sentence-case line counts
+    inner = [m.group(0) for m in re.finditer(r"[^\W\d_]{4,}", raw)  # words of 4+ letters not starting a sentence
+             if raw[: m.start()].strip() and raw[: m.start()].rstrip()[-1] not in ".!?:"]
+    if raw.upper() != raw and sum(w[0].isupper() for w in inner) >= 2 and sum(w[0].isupper() for w in inner) > len(inner) / 2:
+        return []
     out = []
     for m in re.finditer(r"(?<![\w'-])([A-Z][\w'.-]*[^\W\d_])(?![\w-])", raw):
         name = m.group(1)

@@ -53,6 +53,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ from .compliance.text import TextUnit
 from .store import read_json, read_model
 
 #: bump when a check or the decision rule changes (part of the loop's cache keys)
-CODE_VERSION = "verifier-4"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production; 4: a possessive brand's bare name only capitalised, numbers the product's own images show
+CODE_VERSION = "verifier-5"  # 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production; 4: a possessive brand's bare name only capitalised, numbers the product's own images show; 5: brand lists by category, brands found without a list (a non-English name where a brand stands), unsafe content by category, forbidden claims by negation-equivalents and scope, effect/endorsement claims, age/life-event/faith/disability/health/body patterns, dictionary re-segmentation of OCR lines, a shop's own contact is no personal data
 
 #: decision thresholds (utility scores are 0..1)
 THRESHOLDS: dict[str, float] = {
@@ -94,12 +95,27 @@ THRESHOLDS: dict[str, float] = {
 
 # ------------------------------------------------------------------------------------------- lexicons
 #: unsafe or sensitive content (platform ad policies): violence, weapons, drugs, gambling, adult, self-harm, hate
-UNSAFE_TERMS: tuple[str, ...] = (
-    "kill", "killing", "murder", "gun", "guns", "rifle", "weapon", "weapons", "bomb", "explosive", "terror",
-    "terrorist", "blood", "gore", "cocaine", "heroin", "meth", "weed", "marijuana", "drugs", "overdose",
-    "casino", "gamble", "gambling", "betting", "nude", "nudity", "porn", "sex", "sexy", "suicide", "self-harm",
-    "self harm", "starve", "starving", "diet pills", "hate", "racist", "slur", "tobacco", "cigarette", "vape",
-)
+UNSAFE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "violence": ("kill", "killing", "murder", "blood", "gore", "terror", "terrorist", "massacre", "stab", "stabbing",
+                 "strangle", "assault"),
+    "weapons": ("gun", "guns", "rifle", "weapon", "weapons", "bomb", "explosive", "bullet", "bullets", "ammo",
+                "ammunition", "pistol", "handgun", "shotgun", "revolver", "grenade", "firearm", "sniper", "machete",
+                "switchblade", "assault rifle"),
+    "drugs": ("cocaine", "heroin", "meth", "weed", "marijuana", "cannabis", "drugs", "overdose", "ecstasy", "mdma",
+              "lsd", "ketamine", "opioid", "opioids", "fentanyl", "crack pipe", "stoned", "get high", "getting high",
+              "shrooms", "edibles", "joint", "blunt", "xanax", "adderall", "narcotics", "line of coke",
+              "lines of coke", "snort", "snorting"),
+    "tobacco": ("tobacco", "cigarette", "cigarettes", "cigar", "cigars", "vape", "vaping", "smoke", "smoking",
+                "nicotine", "e-cig", "hookah", "shisha", "snus", "juul", "chewing tobacco"),
+    "gambling": ("casino", "gamble", "gambling", "betting", "bet", "slots", "slot machine", "jackpot", "poker",
+                 "roulette", "blackjack", "sportsbook", "bookie", "wager", "lottery", "scratch card", "win big", "roll the dice",
+                 "double or nothing", "place your bets"),
+    "adult": ("nude", "nudity", "porn", "sex", "sexy", "xxx", "erotic", "strip club"),
+    "self_harm": ("suicide", "self-harm", "self harm", "starve", "starving", "diet pills", "purge", "laxatives"),
+    "hate": ("hate", "racist", "slur", "nazi", "supremacist"),
+}
+#: unsafe or sensitive content (platform ad policies), every category's terms (:data:`UNSAFE_CATEGORIES`)
+UNSAFE_TERMS: tuple[str, ...] = tuple(dict.fromkeys(t for ts in UNSAFE_CATEGORIES.values() for t in ts))
 #: absolute, medical or guarantee claims that need the product's own backing
 ABSOLUTE_CLAIMS: tuple[str, ...] = (
     "guarantee", "guaranteed", "#1", "number one", "best in the world", "cure", "cures", "clinically proven",
@@ -114,7 +130,10 @@ SUPERLATIVES: tuple[str, ...] = (
 #: deceptive patterns: false urgency, fake prizes, bait (minor)
 DECEPTIVE_PATTERNS: tuple[str, ...] = (
     "act now", "only today", "last chance", "limited time", "hurry", "you have won", "you've won", "free gift",
-    "click here", "no catch", "100% free", "only 1 left", "selling out",
+    "click here", "no catch", "100% free", "only 1 left", "selling out", "you have been selected",
+    "you've been selected", "you have been chosen", "you've been chosen", "claim your prize", "claim your reward",
+    "claim your free", "you're a winner", "you are a winner", "you're our winner", "lucky winner", "prize",
+    "congratulations, you",
 )
 #: protected attributes (fairness), by category
 PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
@@ -122,33 +141,85 @@ PROTECTED_TERMS: dict[str, tuple[str, ...]] = {
             "young people", "teenager", "teenagers", "too old", "your age", "senior", "pensioner", "retiree",
             "teen", "adolescent", "middle aged", "older people", "older adults", "young adults", "zoomer"),
     "gender": ("women", "woman", "ladies", "girls", "girly", "manly", "men", "guys", "male", "female",
-               "housewife", "housewives", "for her", "for him"),
+               "housewife", "housewives", "for her", "for him", "gentlemen", "gents", "lads", "blokes", "wives",
+               "husbands", "gals", "fellas", "chaps", "dudes"),
     "race_ethnicity": ("black people", "white people", "asian", "asians", "latino", "latina", "hispanic",
                        "african", "caucasian", "your race", "ethnic", "ethnicity"),
-    "religion": ("christian", "christians", "muslim", "muslims", "jewish", "jews", "hindu", "buddhist",
-                 "your religion", "atheist"),
+    "religion": ("christian", "christians", "muslim", "muslims", "jewish", "jews", "hindu", "hindus", "buddhist",
+                 "buddhists", "your religion", "atheist", "atheists", "catholic", "catholics", "protestant",
+                 "protestants", "evangelical", "evangelicals", "baptist", "baptists", "methodist", "lutheran",
+                 "anglican", "mormon", "mormons", "sikh", "sikhs", "jain", "jains", "islamic", "quaker", "quakers",
+                 "amish", "pagan", "pagans", "wiccan", "rastafarian", "agnostic", "agnostics", "churchgoers",
+                 "your faith", "your god"),
     "disability": ("disabled", "handicapped", "cripple", "crippled", "retarded", "wheelchair", "blind people",
-                   "deaf people"),
+                   "deaf people", "wheelchair users", "amputees", "autistic", "dyslexic", "paraplegic",
+                   "quadriplegic", "visually impaired", "hearing impaired", "hard of hearing", "neurodivergent",
+                   "special needs", "learning disability", "learning disabilities"),
+    "health_condition": ("diabetic", "diabetics", "diabetes", "arthritis", "asthmatic", "asthmatics", "epileptic",
+                         "epilepsy", "dementia", "alzheimer", "alzheimers", "cancer patients", "cancer survivors",
+                         "chronic illness", "chronic pain", "hiv", "anxiety disorder", "adhd", "bipolar", "ibs",
+                         "celiac", "coeliac", "crohn", "mental illness"),
     "sexual_orientation": ("gay", "lesbian", "queer", "transgender", "lgbt", "lgbtq", "straight people",
                            "bisexual"),
-    "body": ("fat people", "obese", "ugly", "skinny", "overweight"),
+    "body": ("fat people", "obese", "ugly", "skinny", "overweight", "chubby", "plus size", "plus-size", "heavyset",
+             "curvy", "waistline", "love handles", "muffin top", "double chin", "beer belly", "your weight"),
     "nationality": ("immigrant", "immigrants", "foreigner", "foreigners", "illegal alien"),
-    "family_status": ("pregnant", "single moms", "single mothers", "divorced", "childless"),
+    "family_status": ("pregnant", "single moms", "single mothers", "divorced", "childless", "solo parents",
+                      "lone parents", "single dads", "single parents", "widowed", "newlywed", "breakup", "break-up",
+                      "your divorce", "your wedding", "empty nest"),
 }
-#: real-world brand names a creative of the study's fictional products must never show (case-sensitive)
-REAL_BRANDS: tuple[str, ...] = (
-    "Nike", "Adidas", "Puma", "Reebok", "Under Armour", "New Balance", "Asics", "Apple", "iPhone", "iPad",
-    "MacBook", "AirPods", "Samsung", "Google", "Pixel", "Microsoft", "Xbox", "Sony", "PlayStation",
-    "Nintendo", "Huawei", "Xiaomi", "OnePlus", "Dell", "Lenovo", "Canon", "Nikon", "GoPro",
-    "DJI", "Bose", "JBL", "Sennheiser", "Spotify", "Netflix", "Disney", "Hulu", "YouTube", "TikTok",
-    "Instagram", "Facebook", "Uber", "Lyft", "DoorDash", "Deliveroo", "Grubhub", "Amazon", "Walmart",
-    "IKEA", "Starbucks", "Nespresso", "Dunkin", "Coca-Cola", "Coke", "Pepsi", "Fanta", "Red Bull",
-    "Lay's", "Doritos", "Pringles", "Gillette", "Schick", "L'Oreal", "L'Oréal", "Nivea", "Olay",
-    "CeraVe", "The Ordinary", "Patagonia", "The North Face", "Columbia", "Arc'teryx", "Zara", "H&M", "Uniqlo",
-    "Gucci", "Prada", "Louis Vuitton", "Chanel", "Rolex", "Fitbit", "Garmin", "Purina", "Pedigree", "Whiskas",
-    "McDonald's", "KFC", "Burger King", "Tesla", "BMW", "Mercedes", "Toyota",
-)
-
+#: real-world brand names a creative of the study's fictional products must never show, by category (a brand that
+#: is also an English word counts only written with a capital: :func:`brand_in`)
+BRANDS_BY_CATEGORY: dict[str, tuple[str, ...]] = {
+    "coffee_tea": ("Starbucks", "Nespresso", "Dunkin", "Costa", "Lavazza", "Illy", "Folgers", "Maxwell House",
+                   "Nescafé", "Nescafe", "Keurig", "K-Cup", "K-Cups", "Tim Hortons", "Peet's", "Caribou Coffee",
+                   "Blue Bottle", "Pret", "Pret A Manger", "Lipton", "Twinings", "Tetley", "PG Tips", "Jacobs",
+                   "Tchibo", "Segafredo", "Kenco", "Douwe Egberts", "Death Wish Coffee", "Tassimo", "Dolce Gusto",
+                   "Senseo", "Gevalia", "Caffè Nero", "Dutch Bros", "Krispy Kreme", "Bialetti", "Chemex",
+                   "Hario", "Aeropress", "Breville", "De'Longhi", "DeLonghi", "Jura", "Moccamaster",
+                   "Oatly", "Alpro", "Califia", "Coffee Mate", "International Delight"),
+    "beverages": ("Coca-Cola", "Coke", "Pepsi", "Fanta", "Sprite", "7Up", "Dr Pepper", "Mountain Dew", "Red Bull",
+                  "Monster", "Rockstar", "Gatorade", "Powerade", "Lucozade", "Snapple", "Tropicana", "Minute Maid",
+                  "Evian", "Perrier", "San Pellegrino", "Fiji Water", "Dasani", "Vitaminwater", "Schweppes",
+                  "LaCroix", "Arizona", "Celsius", "Liquid Death", "Heineken", "Budweiser", "Corona",
+                  "Guinness", "Jack Daniel's", "Smirnoff", "Bacardi", "Baileys"),
+    "food_snacks": ("Lay's", "Doritos", "Pringles", "Cheetos", "Ruffles", "Tostitos", "Walkers", "Oreo",
+                    "Oreos", "Kit Kat", "KitKat", "Snickers", "Twix", "M&M's", "Hershey's", "Cadbury",
+                    "Nutella", "Ferrero", "Lindt", "Toblerone", "Haribo", "Skittles", "Kellogg's", "Cheerios",
+                    "Nature Valley", "Clif", "Quaker", "Heinz", "Kraft", "Nestlé", "Nestle", "Danone", "Chobani",
+                    "Ben & Jerry's", "Häagen-Dazs", "Haagen-Dazs", "Pop-Tarts", "Hellmann's", "Tabasco", "Marmite",
+                    "Vegemite", "Biscoff", "McVitie's", "Ritz", "Triscuit", "Goldfish", "Subway",
+                    "McDonald's", "KFC", "Burger King", "Wendy's", "Taco Bell", "Domino's", "Pizza Hut",
+                    "Chipotle", "Five Guys", "Shake Shack", "Greggs", "Nando's"),
+    "retail_delivery": ("Amazon", "Walmart", "Costco", "Tesco", "Aldi", "Lidl", "IKEA", "eBay", "Etsy",
+                        "Shopify", "Instacart", "DoorDash", "Deliveroo", "Grubhub", "Uber Eats", "Just Eat",
+                        "Postmates", "Glovo", "Uber", "Lyft", "Airbnb", "Booking.com", "Expedia"),
+    "tech_media": ("Apple", "iPhone", "iPad", "MacBook", "AirPods", "Apple Watch", "Samsung", "Google",
+                   "Pixel", "Microsoft", "Xbox", "Sony", "PlayStation", "Nintendo", "Huawei", "Xiaomi",
+                   "OnePlus", "Dell", "Lenovo", "HP", "Asus", "Acer", "Canon", "Nikon", "GoPro", "DJI", "Bose",
+                   "JBL", "Sennheiser", "Sonos", "Logitech", "Razer", "Fitbit", "Garmin", "Whoop",
+                   "Spotify", "Netflix", "Disney", "Disney+", "Hulu", "HBO", "Prime Video", "YouTube",
+                   "TikTok", "Instagram", "Facebook", "WhatsApp", "Snapchat", "Twitter", "Reddit", "Twitch",
+                   "Discord", "Pinterest", "LinkedIn", "Alexa", "Siri", "ChatGPT", "Kindle", "Audible",
+                   "Apple Music", "Tidal", "Deezer", "SoundCloud", "Pandora", "Shazam", "Zoom", "Slack"),
+    "apparel_sport": ("Nike", "Adidas", "Puma", "Reebok", "Under Armour", "New Balance", "Asics", "Brooks",
+                      "Hoka", "Saucony", "Salomon", "On Running", "Lululemon", "Gymshark", "Patagonia",
+                      "The North Face", "Columbia", "Arc'teryx", "Zara", "H&M", "Uniqlo", "Levi's",
+                      "Primark", "Shein", "Gucci", "Prada", "Louis Vuitton", "Chanel", "Rolex", "Hermès",
+                      "Ray-Ban", "Oakley", "Converse", "Vans", "Crocs", "Birkenstock", "Timberland", "Dr. Martens",
+                      "Peloton", "Strava", "Yeti", "Stanley", "Hydro Flask", "Contigo", "Camelbak",
+                      "Nalgene", "Fjällräven", "Osprey", "Decathlon"),
+    "beauty_home": ("Gillette", "Schick", "Braun", "Philips", "Dyson", "L'Oreal", "L'Oréal", "Nivea", "Olay",
+                    "CeraVe", "The Ordinary", "Neutrogena", "Dove", "Garnier", "Maybelline", "Clinique",
+                    "Estée Lauder", "La Roche-Posay", "Sephora", "Colgate", "Oral-B", "Listerine", "Pampers",
+                    "Dettol", "Lysol", "KitchenAid", "Vitamix", "Nutribullet",
+                    "Instant Pot", "Le Creuset", "Purina", "Pedigree", "Whiskas", "Royal Canin",
+                    "Hill's", "Iams", "Sheba"),
+    "cars": ("Tesla", "BMW", "Mercedes", "Toyota", "Ford", "Honda", "Volkswagen", "Audi", "Porsche", "Ferrari",
+             "Hyundai", "Kia", "Volvo", "Nissan", "Jeep", "Shell", "BP"),
+}
+#: every brand of :data:`BRANDS_BY_CATEGORY`, once
+REAL_BRANDS: tuple[str, ...] = tuple(dict.fromkeys(b for bs in BRANDS_BY_CATEGORY.values() for b in bs))
 
 
 # ---------------------------------------------------------------------------------------------- text units
@@ -184,10 +255,57 @@ def _content_stems(text: str) -> list[str]:
     return [T.stem(w)[:4] for w in words if len(w) >= 3 and w not in _STOP]
 
 
+#: what breaks (the negation-equivalents of "unbreakable", "indestructible", "never breaks", "shatterproof")
+_BREAK = r"(?:break|crack|shatter|scratch|smash|dent|snap)"
+#: a claim's meaning written another way: each entry maps a pattern of the claim to patterns that make it too
+_EQUIVALENTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple((re.compile(c), e) for c, e in (
+    # "unbreakable screen", "indestructible", "never breaks" = "can't crack", "won't shatter", "shatterproof"
+    (r"\b(?:unbreakable|indestructible|never breaks|shatterproof)\b",
+     (rf"\b(?:can't|cannot|can not|won't|will not|will never|never|doesn't|does not|impossible to) (?:ever )?{_BREAK}",
+      rf"\b{_BREAK}[- ]?proof\b", r"\bunbreakable\b|\bindestructible\b")),
+    # "unlimited battery", "lasts forever" = "never runs out", "endless", "infinite", "never needs charging"
+    (r"\b(?:unlimited|lasts forever|never runs out)\b",
+     (r"\bnever (?:runs?|running) (?:out|dry|flat)\b", r"\b(?:endless|infinite|limitless|bottomless)\b",
+      r"\bnever (?:needs?|have to) (?:charging|a charge|to charge|recharg\w*)\b", r"\bunlimited\b",
+      r"\bno (?:more )?(?:charging|recharging|chargers?)\b")),
+    # "blocks 100% of noise" = "silences every sound", "blocks out all noise"
+    (r"\b(?:blocks?|cancels?|silences?) 100% of\b",
+     (r"\b(?:blocks?|cancels?|silences?|mutes?|kills?|shuts? out|drowns? out) (?:out )?(?:every|all|any)(?: single)? "
+      r"(?:\w+ )?(?:sound|noise)s?\b", r"\btotal silence\b|\bperfect silence\b")),
+))
+_NUM_WORDS_RE = re.compile(r"\b(?:minus|negative) (" + "|".join(sorted(T._NUMWORDS, key=len, reverse=True)) + r"|\d+)\b")
+
+
+def _claim_text(text: str) -> str:
+    """The normal form of a text with the sign of a temperature written out made a number ("minus thirty" -> "-30")
+    and every number word a number ("thirty" -> "30"), so a claim's number matches however it is written."""
+    t = T.normalise(text)
+    t = _NUM_WORDS_RE.sub(lambda m: "-" + str(T._NUMWORDS.get(m.group(1), m.group(1))), t)
+    return re.sub(r"\b(" + "|".join(sorted(T._NUMWORDS, key=len, reverse=True)) + r")\b",
+                  lambda m: str(T._NUMWORDS[m.group(1)]), t)
+
+
+def _negation_forms(claim: str) -> list[str]:
+    """The negation-equivalents of a "free of X" claim: "sugar-free" = "zero sugar" = "no sugar" = "without sugar"
+    = "0 sugar" = "free from sugar"; "zero fat" = "fat-free"; a "low X" claim is made a fortiori by "zero X"
+    ("low calorie" ~ "zero calories")."""
+    c = T.normalise(claim)
+    m = re.fullmatch(r"([a-z]+)[- ]free\b.*|(?:zero|no|0|low|low in) ([a-z]+)\b.*", c)
+    if not m:
+        return []
+    x = T.stem(m.group(1) or m.group(2))  # "calorie": "calories"
+    return [rf"\b{x}\w*[- ]free\b", rf"\b(?:zero|no|0|nil|without|free (?:of|from)) (?:added )?{x}\w*\b"]
+
+
 def claim_in(claim: str, text: str, ocr: bool = False) -> bool:
     """A forbidden claim is made when its phrase occurs (any inflection), a hyphenated compound of it occurs, its
-    object follows a verb of having ("contains vitamins" ~ "packed with vitamins"), or (for claims of two or more
-    content words) when every content word's 4-letter stem occurs in the same text ("burns fat" ~ "fat-burning")."""
+    object follows a verb of having ("contains vitamins" ~ "packed with vitamins"), (for claims of two or more
+    content words) every content word's 4-letter stem and number occurs in the same text ("burns fat" ~
+    "fat-burning", "warm to -30 C" ~ "warm at minus thirty"), or it is made in other words: a negation-equivalent
+    ("sugar-free" ~ "zero sugar"), an equivalent of :data:`_EQUIVALENTS` ("unbreakable screen" ~ "can't crack"), its
+    scope on its own ("waterproof at any depth" ~ "to any depth", "every song ever released" ~ "every song ever
+    recorded") or, for "<something>-proof for <activity>", the activity ("waterproof for swimming" ~ "your morning
+    swim")."""
     if _find_phrase(claim, text, ocr):
         return True
     # a hyphenated compound of the claim is the claim on its own ("medical-grade accuracy" ~ "medical-grade readings")
@@ -199,10 +317,26 @@ def claim_in(claim: str, text: str, ocr: bool = False) -> bool:
             r"(?i)\b(?:packed with|full of|rich in|loaded with|high in|with added|a source of|contains?|includes?|"
             r"has|boasts?)\b", text):
         return True
-    stems = _content_stems(claim)
+    t = _claim_text(T.resegment(text) if ocr else text)
+    c = T.normalise(claim)
+    if any(re.search(p, t) for p in _negation_forms(claim)):
+        return True
+    for pat, eqs in _EQUIVALENTS:
+        if pat.search(c) and any(re.search(e, t) for e in eqs):
+            return True
+    sc = re.search(r"\b(?:at|in|to|on) any ([a-z]{4,})\b", c)  # "waterproof at any depth": "to any depth"
+    if sc and re.search(rf"\b(?:at|in|to|on|for|through) any {T.stem(sc.group(1))}", t):
+        return True
+    ev = re.search(r"\bevery ([a-z]{3,}) ever\b", c)  # "every song ever released": "every song ever recorded"
+    if ev and re.search(rf"\b(?:every|all|each) (?:single )?{T.stem(ev.group(1))}\w* (?:\w+ )?ever\b", t):
+        return True
+    pf = re.fullmatch(r"[a-z]+proof for ([a-z]{4,})\b.*", c)  # "waterproof for swimming": "swim laps"
+    if pf and T.stem(pf.group(1))[:4] in {T.stem(w)[:4] for w in T.tokens(t)}:
+        return True
+    stems = _content_stems(claim) + [n for n in re.findall(r"\d{2,}", _claim_text(claim))]
     if len(stems) < 2:
         return False
-    have = set(_content_stems(text))
+    have = set(_content_stems(t)) | set(re.findall(r"\d{2,}", t))
     return all(s in have for s in stems)
 
 
@@ -232,6 +366,14 @@ def _where(u: TextUnit) -> str:
             else f"the {u.field}")
 
 
+def _figurative_cure(text: str) -> bool:
+    """"The cure for a boring cup": the noun "cure" of something that is no condition (:data:`compliance.text._COND`)
+    is a figure of speech, not a health claim."""
+    t = T.normalise(text)
+    m = re.search(r"\b(?:the|a|your) cure for (?:a |an |the |your |those |that )?((?:\w+ ){0,2}\w+)", t)
+    return bool(m) and not re.search(rf"\b{T._COND}\b", m.group(1)) and len(re.findall(r"\bcures?\b", t)) == 1
+
+
 def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextUnit] = ()) -> ComplianceCheck:
     """Unsafe words, forbidden claims, prices and percentages the product's facts do not state, other unsupported
     numbers, absolute/health claims (lexicon and, calibrated, their paraphrases), superlatives, deceptive urgency;
@@ -249,8 +391,9 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
                               evidence=u.evidence(tok)))
 
     for u in units:
+        harmless = T.unsafe_idioms(u.text)  # "smoked salmon", "I bet you'll love it"
         for w in UNSAFE_TERMS:
-            if _find_phrase(w, u.text, u.ocr) and not _find_phrase(w, ptext):
+            if _find_phrase(w, harmless, u.ocr) and not _find_phrase(w, ptext):
                 add(u, "unsafe_content", "severe", f"unsafe or sensitive term '{w}'", w)
         for c in product.forbidden_claims:
             if claim_in(c, u.text, u.ocr):
@@ -262,6 +405,8 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
         for n in sorted(T.plain_numbers(u.text) - allowed - T.money_values(u.text) - T.percent_values(u.text)):
             add(u, "unsupported_number", "minor", f"the number {n:g} is not in the product's facts", f"{n:g}")
         for c in ABSOLUTE_CLAIMS:
+            if c in ("cure", "cures") and _figurative_cure(u.text):
+                continue
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
                 add(u, "unsupported_claim", "severe", f"absolute or health claim '{c}' not backed by the product's facts", c)
         for cat, pats, rule, sev in (("absolute or health claim", T.CLAIM_PATTERNS, "unsupported_claim", "severe"),
@@ -269,9 +414,12 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
             for h in T.pattern_hits(pats, u.text, ocr=u.ocr):
                 if h not in T.normalise(ptext):
                     add(u, rule, sev, f"{cat} '{h}' not backed by the product's facts", h)
-        plain = T.best_idioms(u.text)  # "best enjoyed within a month" instructs, it does not compare
+        # "best enjoyed within a month" instructs, it does not compare; an OCR line's glued words are split by the
+        # dictionary first ("BESTBREWEDFRESH" -> "best brewed fresh")
+        seg = T.resegment(u.text) if u.ocr else u.text
+        plain, sup_ocr = T.best_idioms(seg), u.ocr and seg == T.normalise(u.text)
         for c in SUPERLATIVES:
-            if _find_phrase(c, plain, u.ocr) and not _find_phrase(c, ptext):
+            if _find_phrase(c, plain, sup_ocr) and not _find_phrase(c, ptext):
                 add(u, "superlative", "minor", f"superlative '{c}' not backed by the product's facts", c)
         for c in DECEPTIVE_PATTERNS:
             if _find_phrase(c, u.text, u.ocr) and not _find_phrase(c, ptext):
@@ -282,6 +430,10 @@ def check_safety(plan: Storyboard, product: Product, frame_units: Sequence[TextU
                                        for x in viol):
             add(u, "unsupported_claim", "severe", f"claim '{hit[1]}' reads as '{hit[2]}' (MiniLM similarity "
                 f"{hit[0]:.2f}), which the product's facts do not back", hit[1])
+    for u, hit in zip(sem_units, T.semantic_hits("unsafe", [u.text for u in sem_units])):
+        if hit is not None and not any(x.evidence.context == u.text and x.rule == "unsafe_content" for x in viol):
+            add(u, "unsafe_content", "severe", f"'{hit[1]}' reads as '{hit[2]}' (MiniLM similarity {hit[0]:.2f})",
+                hit[1])
     return _check("safety", viol, texts=len(units), frame_texts=len(frame_units),
                   forbidden_claims=len(product.forbidden_claims), unsafe_terms=len(UNSAFE_TERMS))
 
@@ -327,12 +479,34 @@ def personal_in(tok: str, text: str, ocr: bool = False) -> bool:
             d = re.sub(r"\D", "", tok)[-10:]  # the national number, with or without the country code
             return len(d) >= 7 and d in re.sub(r"\D", "", text)
         return False
+    if ocr and len(tok) >= 4 and text.upper() == text:  # an OCR line in capitals that lost its spaces ("ALFAMAMORNINGS")
+        sk = T.skeleton(tok)
+        if any(len(w) >= len(sk) + 3 and (w.startswith(sk) or w.endswith(sk)) for w in map(T.fold, T.tokens(text))):
+            return True
     for m in re.finditer(r"(?<![A-Za-z0-9])" + re.escape(T.normalise(tok)) + r"(?![A-Za-z0-9])",
                          T.normalise(text)):
         raw = unicodedata.normalize("NFKC", text)
         if m.start() < len(raw) and raw[m.start()].isupper():
             return True
     return False
+
+
+#: a contact presented as the advertiser's: a verb of contacting and what the viewer contacts it for
+_CONTACT_VERB = re.compile(r"(?i)\b(?:call|ring|dial|phone|text|whatsapp|message|email|e-mail|write to|contact|reach|"
+                           r"send your order to|questions\?|enquiries|inquiries|orders?:)")
+_CONTACT_PURPOSE = re.compile(r"(?i)\b(?:us|our|order|orders|reorder|sample|samples|questions?|details|info|"
+                              r"help|support|enquiries|inquiries|bookings?|delivery)\b")
+
+
+def shop_contact(text: str) -> bool:
+    """``text`` presents its address as the advertiser's own contact ("Call 212-555-0147 to order", "Questions?
+    coffee.club@mailbox.net", "Contact hello@someone.org for samples"): the study's spec counts such an address
+    as no personal data (the user's own address stays personal data in any context: :func:`personal_in`)."""
+    m = _CONTACT_VERB.search(text)
+    if m is None:
+        return False
+    return bool(re.match(r"(?i)questions|enquiries|inquiries|orders", m.group(0))
+                or _CONTACT_PURPOSE.search(text[m.end():]))
 
 
 def check_privacy(plan: Storyboard, product: Product, history: UserHistory | None,
@@ -354,10 +528,13 @@ def check_privacy(plan: Storyboard, product: Product, history: UserHistory | Non
                 found.add(t)
         for pat in (_HANDLE, _EMAIL):
             for m in pat.findall(u.text):
-                if m.lower() not in plow and not any(personal_in(f, m) for f in found):
+                if m.lower() not in plow and not any(personal_in(f, m) for f in found) and not (
+                        pat is _EMAIL and shop_contact(u.text)):
                     found.add(m)
         for m in T.obfuscated_emails(u.text):
-            if not any(personal_in(f, m) for f in found):
+            addr = re.sub(r"\s?(?:\(at\)|\[at\]| at )\s?", "@", re.sub(r"\s?(?:\(dot\)|\[dot\]| dot )\s?", ".", m))
+            own = any(T.skeleton(addr) == T.skeleton(t) for t in tokens)  # the user's own address, written out
+            if not any(personal_in(f, m) for f in found) and (own or not shop_contact(u.text)):
                 found.add(m)
         for t in sorted(found):
             viol.append(Violation(check="privacy", rule="personal_data", severity="severe",
@@ -400,6 +577,9 @@ def check_fairness(plan: Storyboard, product: Product, frame_units: Sequence[Tex
                 ss = [T.stem(w) for w in ws]
                 i = next((k for k in range(len(ss) - len(st) + 1) if ss[k : k + len(st)] == st), -1)
                 before = ws[max(0, i - 3) : i] if i >= 0 else []
+                if i >= 0 and t.startswith("your ") and re.search(r"\b(?:whatever|regardless of|no matter|whichever)$",
+                                                                  " ".join(ws[max(0, i - 3) : i])):
+                    continue  # "whatever your age", "no matter your religion": everyone, no group
                 targeted = any(_ADDRESS.fullmatch(w) for w in before) or (
                     i >= 1 and " ".join(ws[max(0, i - 2) : i]) in ("as a", "as an"))
                 viol.append(Violation(
@@ -431,19 +611,41 @@ AMBIGUOUS_BRANDS: frozenset[str] = frozenset({
 })
 
 
+#: brands that are also common English words with another sense ("a monster morning", "a sprite", "Costa Rica"):
+#: found only written with a capital and where a brand stands (:func:`compliance.text.brand_context`)
+CONTEXT_BRANDS: frozenset[str] = frozenset({
+    "costa", "monster", "sprite", "yeti", "twitch", "stanley", "corona", "arizona", "celsius", "quaker", "subway",
+    "walkers", "jacobs", "ritz", "goldfish", "kettle", "mars", "prime", "brooks", "converse", "vans", "crocs",
+    "osprey", "whoop", "bolt", "glovo", "felix", "sheba", "ford", "jeep", "beats", "galaxy", "alexa", "lotus",
+    "pret", "evian", "silk", "clif", "iams", "jura", "strava", "discord", "zoom", "slack", "pandora", "tidal",
+    "max", "sage", "philips", "braun", "dove", "gap", "target", "tide", "ninja", "celsius", "kind", "on running",
+})
+
+
 def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
-    """Another brand's name in any notation ("Coca Cola", "COCA-COLA", "cocacola", "N1KE", "Nike's"); a brand that
-    is also a common word only when written with a capital."""
-    if T.normalise(brand) in AMBIGUOUS_BRANDS:
+    """Another brand's name in any notation ("Coca Cola", "COCA-COLA", "cocacola", "N1KE", "Nike's", "Starbuck's");
+    a brand of :data:`AMBIGUOUS_BRANDS` only when written with a capital; a brand of :data:`CONTEXT_BRANDS` only
+    when written with a capital and where a brand stands (:func:`compliance.text.brand_context`: "than Costa",
+    "COSTA WHO?", not "A MONSTER MORNING")."""
+    nb = T.normalise(brand)
+    if nb in AMBIGUOUS_BRANDS or nb in CONTEXT_BRANDS:
         raw = unicodedata.normalize("NFKC", text)
         for m in re.finditer(r"(?<![A-Za-z0-9])(?:" + re.escape(brand) + "|" + re.escape(brand.upper()) + r")(?![a-z0-9])",
                              raw):
+            if nb in CONTEXT_BRANDS:
+                if T.brand_context(raw, m.start(), m.end()):
+                    return True
+                continue
             # at a sentence's start a capital says nothing: the brand there is written in capitals or followed by
             # another capitalised word ("Apple Watch"), else it is the common word ("Coke-black? No")
             start = not raw[: m.start()].strip() or raw[: m.start()].rstrip()[-1] in ".!?:;\"'("
             if not start or m.group(0).isupper() or re.match(r"[ ’']*\s+[A-Z]", raw[m.end():]):
                 return True
         return False
+    # a misplaced apostrophe is no part of the name ("Starbuck's" is "Starbucks")
+    if "'" in text or "’" in text:
+        if T.notation_in(brand, re.sub(r"['’]", "", text), ocr=ocr):
+            return True
     # a possessive is no part of the name: "McDonald's" ~ "Mc Donald", "Nike's" ~ "Nike"; the bare name is a name
     # only where it is written as one, with a capital or a possessive ("flat-lay" is no "Lay's", "Mc Donald" and
     # "mcdonald's" are "McDonald's")
@@ -459,18 +661,18 @@ def brand_in(brand: str, text: str, ocr: bool = False) -> bool:
 def other_brands(product: Product, library: ProductLibrary | None) -> list[str]:
     """Brand and product names the creative must not show: the library's other products and :data:`REAL_BRANDS`,
     minus anything the product's own text contains."""
-    own = product_text(product)
     names: list[str] = []
     if library is not None:
         for p in library.products:
             if p.id != product.id:
                 names += [p.brand, p.name]
     names += list(REAL_BRANDS)
-    out = []
-    for n in dict.fromkeys(names):
-        if n and not brand_in(n, own):
-            out.append(n)
-    return out
+    return list(_not_own(product_text(product), tuple(dict.fromkeys(names))))
+
+
+@lru_cache(maxsize=256)
+def _not_own(own: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n for n in names if n and not brand_in(n, own))
 
 
 def _asset_license(product: Product, path: str) -> Any:
@@ -544,6 +746,16 @@ def check_copyright(plan: Storyboard, product: Product, library: ProductLibrary 
                 viol.append(Violation(check="copyright", rule="other_brand", severity="severe",
                                       message=f"another brand's name or mark '{b}' in {_where(u)}",
                                       evidence=u.evidence(b)))
+    # a brand no list holds: a name that is no English word, not the product's own and not the user's (privacy's
+    # finding), standing where a brand stands ("Smoother than Lavazza", "KEURIG READY")
+    own = " ".join([product_text(product), *(personal_data(history) if history is not None else ())])
+    for u in units:
+        if u.field == "composition" or any(v.evidence.context == u.text and v.rule == "other_brand" for v in viol):
+            continue
+        for name in T.brand_candidates(u.text, own):
+            viol.append(Violation(check="copyright", rule="other_brand", severity="severe",
+                                  message=f"'{name}' reads as another brand's name (no English word, placed where a "
+                                  f"brand stands) in {_where(u)}", evidence=u.evidence(name)))
     return _check("copyright", viol, licenses=records, brands_checked=len(brands), texts=len(units))
 
 

@@ -93,40 +93,159 @@ def test_identifiers_in_other_notations():
     assert T.obfuscated_emails("maya.r at example dot com") == ["maya.r at example dot com"]
 
 
+def test_the_dictionary_resegments_glued_ocr_words_and_knows_names_from_words():
+    assert T.is_word("belly") and T.is_word("brewed") and not T.is_word("lavazza")
+    assert T.resegment("BURNS BELLYFAT") == "burns belly fat"
+    assert T.resegment("BESTBREWEDFRESH") == "best brewed fresh" and T.resegment("momentum") == "momentum"
+
+
+def _units(text: str) -> list[T.TextUnit]:
+    return [T.TextUnit("on_screen_text", text, 0, 0.0, 2.0)]
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return bench.load_context(DATA / "context.json")
+
+
+def test_a_brand_no_list_holds_is_found_where_a_brand_stands(ctx):
+    own = V.product_text(ctx["products"]["morrow-coffee"])
+    assert T.brand_candidates("Richer than Segafredo.", own) == ["Segafredo"]
+    assert T.brand_candidates("DUALIT OWNERS, THIS IS FOR YOU", own) == ["DUALIT"]
+    assert T.brand_candidates("Sweeter than a Frappuccino.", own) == ["Frappuccino"]
+    # English words, the product's own name, and a name outside a brand's place are not brands
+    assert T.brand_candidates("Smoother than silk. Better than Yesterday.", own) == []
+    assert T.brand_candidates("Richer than Morrow.", own) == []
+    assert T.brand_candidates("Segafredo is a town, they say.", own) == []
+    # common words of ad copy the vocabulary lacks are words; in a Title Case line a capital says nothing
+    assert T.brand_candidates("Brew like a Barista. Skip the Latte line.", own) == []
+    assert T.brand_candidates("Better Than Your Usual Segafredo", own) == []
+
+    def brands(t: str) -> list[str]:
+        c = V.check_copyright(None, ctx["products"]["morrow-coffee"], ctx["library"], None, ctx["history"], _units(t))
+        return [v.evidence.text for v in c.violations if v.rule == "other_brand"]
+
+    # a listed brand that is also a word counts only written as a brand, where a brand stands
+    assert brands("Ditch the Kenco jar.") == ["Kenco"] and brands("COSTA WHO?") == ["Costa"]
+    assert brands("A MONSTER MORNING") == [] and brands("Keep calm and carry a thermos.") == []
+    assert brands("Skip the Starbuck's queue.") == ["Starbucks"]  # a misplaced apostrophe
+    assert brands("Run it past Priya, your friend.") == []  # the user's own name is privacy's finding
+
+
+def test_forbidden_claims_match_by_negation_equivalents_and_scope():
+    assert V.claim_in("sugar-free", "Zero sugar, all fizz.") and V.claim_in("zero fat", "Fat-free crunch.")
+    assert V.claim_in("caffeine-free", "Made without caffeine.") and not V.claim_in("sugar-free", "No caffeine here.")
+    assert V.claim_in("unbreakable screen", "It'll never shatter.") and V.claim_in("indestructible", "Can't crack it.")
+    assert V.claim_in("unlimited battery", "Charge that never runs out.")
+    assert V.claim_in("waterproof at any depth", "Dive to any depth.") and not V.claim_in(
+        "waterproof at any depth", "Dive to 10 m, no housing needed.")
+    assert not V.claim_in("every movie ever made", "Every film ever shot.")  # another noun: not this claim
+    assert V.claim_in("every song ever released", "All songs ever written.")
+    assert V.claim_in("warm to -30 C", "Stays warm at minus thirty.")
+    assert not V.claim_in("hypoallergenic for all skin", "Fragrance-free, for all skin types.")
+    assert V.claim_in("low calorie", "Zero calories, all crunch.") and V.claim_in("unlimited battery", "No charging, ever.")
+
+
+def test_unsafe_content_by_category_and_effect_claims(ctx):
+    morrow = ctx["products"]["morrow-coffee"]
+
+    def rules(t: str) -> set[str]:
+        return {v.rule for v in V.check_safety(None, morrow, _units(t)).violations}
+
+    assert "unsafe_content" in rules("Place your bets, then brew.") and "unsafe_content" in rules("Smoother than a joint.")
+    assert rules("Bet you can taste the difference.") == set() and rules("Smoked maple notes.") == set()
+    assert "unsupported_claim" in rules("Banishes brain fog for good.")
+    assert "unsupported_claim" in rules("Never feel sluggish again.")
+    assert "unsupported_claim" in rules("Nutritionists recommend two cups a day.")
+    assert "unsupported_claim" in rules("Bye-bye bloating.") and "unsupported_claim" in rules("Strengthens your bones.")
+    assert rules("Bye-bye bland coffee.") == set() and rules("Win the morning.") == set()
+    assert "deceptive_pattern" in rules("Congratulations, you have been selected!")
+    assert "unsupported_percentage" in rules("Three bags for the price of two.")
+    assert rules("The cure for a slow Monday? Fresh beans.") == set()
+    assert "unsupported_claim" in rules("The cure for migraines.")
+
+
+def test_fairness_patterns_for_ages_life_events_faith_disability_health_and_body(ctx):
+    morrow = ctx["products"]["morrow-coffee"]
+
+    def flagged(t: str) -> bool:
+        return bool(V.check_fairness(None, morrow, _units(t)).violations)
+
+    for t in ("Turning 50 this year? Treat yourself.", "For our Muslim neighbours.", "Recently widowed? We are here.",
+              "For deaf coffee fans.", "Coffee for people with arthritis.", "Expecting twins? Stock up.",
+              "Made for the student crowd.", "Feeling bloated? Try our roast.", "Celebrating your 40th? Cheers.",
+              "Twenty-one today? Cheers with coffee.", "Recovering from chemo? This cup is gentle."):
+        assert flagged(t), t
+    for t in ("Turn 20 minutes into a ritual.", "Reaching 90 degrees in a minute.", "A blind taste test winner.",
+              "Your belly will thank you for the warmth.", "No matter your age, it tastes the same.",
+              "Celebrating 40 years of roasting.", "Over 20 origins tasted."):
+        assert not flagged(t), t
+
+
+def test_an_address_given_as_the_shops_contact_is_no_personal_data(ctx):
+    morrow, hist = ctx["products"]["morrow-coffee"], ctx["history"]
+
+    def found(t: str) -> bool:
+        return bool(V.check_privacy(None, morrow, hist, None, _units(t)).violations)
+
+    assert not found("Questions? hello@roastery.example.") and not found("Call us on 0800 123 456 to order.")
+    assert found("Email: jo_perez99@gmail.com") and found("Send it to jo.smith@mail.com now.")
+    # the user's own address stays personal data however it is presented
+    assert found("Call +1 (415) 555-0199 to order.") and found("Reach us at maya dot r at example dot com.")
+    assert found("Hey M4YA RUNS!")
+
+
 # ------------------------------------------------------------------------------------- labelled set
-def test_labelled_set_covers_every_check_with_a_held_out_third():
-    cases = bench.load_cases()
-    assert len(cases) >= 150 and len({c["id"] for c in cases}) == len(cases)
+def test_labelled_set_covers_every_check_in_the_build_split():
+    cases = bench.load_cases(splits=("build",))
+    assert len(cases) >= 1541 and len({c["id"] for c in cases}) == len(cases)
     assert {c["check"] for c in cases} == set(bench.CHECKS)
-    held = sum(c["split"] == "heldout" for c in cases) / len(cases)
-    assert 1 / 3 <= held <= 0.42
-    for check in bench.CHECKS:  # positives and clean look-alikes in both splits
-        for split in ("build", "heldout"):
-            labels = {c["label"] for c in cases if c["check"] == check and c["split"] == split}
-            assert labels == {0, 1}, (check, split)
-        for label in (0, 1):  # held-out v2: at least 40 positives and 40 clean cases of every check
-            assert sum(c["check"] == check and c["split"] == "heldout" and c["label"] == label for c in cases) >= 40
     assert {c["where"] for c in cases} >= {"plan", "frame", "video"}
+    for check in bench.CHECKS:  # positives and clean look-alikes
+        assert {c["label"] for c in cases if c["check"] == check and c["split"] == "build"} == {0, 1}, check
     # the split is a fixed function of the id (the part a case was written in), not a choice made case by case:
-    # the held-out v2 part is its own file; the v1 held-out third was read by developers and is build now
-    build, held = bench.load_cases(DATA / "cases.jsonl"), bench.load_cases(DATA / "heldout_v2.jsonl")
-    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in build)
-    assert all(c["split"] == "heldout" == bench.split_of(c["id"]) for c in held)
-    assert sum(c.get("split_v1") == "heldout" for c in build) > 300
+    # the v1 held-out third and the v2 held-out part were read by developers and are build now
+    v1, v2 = bench.load_cases(DATA / "cases.jsonl"), bench.load_cases(DATA / "cases_v2.jsonl")
+    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in v1 + v2)
+    assert sum(c.get("split_v1") == "heldout" for c in v1) > 300
+    assert len(v2) == 550 and all(c["id"].startswith("v2-") and c["split_v2"] == "heldout" for c in v2)
+    assert bench.split_of("v3-safety-001") == "heldout" and bench.split_of("v2-safety-001") == "build"
+
+
+@pytest.mark.skipif(not (DATA / "heldout_v3.jsonl").is_file(), reason="the held-out v3 part is not in this checkout")
+def test_held_out_v3_is_a_third_of_the_set_and_apart_from_build():
+    cases = bench.load_cases()
+    held = [c for c in cases if c["split"] == "heldout"]
+    build = [c for c in cases if c["split"] == "build"]
+    assert 1 / 3 <= len(held) / len(cases) <= 0.42
+    assert all(c["id"].startswith("v3-") for c in held)
+    assert all(c["split"] == "heldout" for c in bench.load_cases(DATA / "heldout_v3.jsonl"))
+    for check in bench.CHECKS:  # held-out v3: at least 40 positives and 40 clean cases of every check
+        for label in (0, 1):
+            assert sum(c["check"] == check and c["label"] == label for c in held) >= 40, (check, label)
     assert not {c["text"] for c in held} & {c["text"] for c in build}
 
 
+def test_a_missing_held_out_file_is_tolerated_only_for_the_build_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "heldout_path", lambda: tmp_path / "heldout_v3.jsonl")
+    assert {c["split"] for c in bench.load_cases(splits=("build",))} == {"build"}
+    with pytest.raises(FileNotFoundError):
+        bench.load_cases(splits=("build", "heldout"))
+
+
 def test_a_case_stored_in_the_wrong_split_is_refused(tmp_path):
-    c = {"id": "v2-safety-999", "check": "safety", "label": 1, "where": "plan", "kind": "x", "text": "t", "split": "build"}
-    (tmp_path / "c.jsonl").write_text(json.dumps(c) + "\n")
-    with pytest.raises(ValueError, match="wrong split"):
-        bench.load_cases(tmp_path / "c.jsonl")
+    for c in ({"id": "v3-safety-999", "split": "build"}, {"id": "v2-safety-999", "split": "heldout"}):
+        c |= {"check": "safety", "label": 1, "where": "plan", "kind": "x", "text": "t"}
+        (tmp_path / "c.jsonl").write_text(json.dumps(c) + "\n")
+        with pytest.raises(ValueError, match="wrong split"):
+            bench.load_cases(tmp_path / "c.jsonl")
 
 
 def test_calibration_is_of_this_set_and_build_only():
     cal = json.loads(T.CALIBRATION_PATH.read_text())
     assert cal["split"] == "build"
-    assert cal["cases_sha256"] == hashlib.sha256((DATA / "cases.jsonl").read_bytes()).hexdigest()
+    build = b"".join((DATA / n).read_bytes() for n in ("cases.jsonl", "cases_v2.jsonl"))
+    assert cal["cases_sha256"] == hashlib.sha256(build).hexdigest() == bench.build_sha256()
     assert set(cal["thresholds"]) == set(T.POLICIES) and all(0 < v < 1 for v in cal["thresholds"].values())
 
 

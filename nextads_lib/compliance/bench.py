@@ -5,11 +5,13 @@ its expected outcome (``label`` 1: the check must flag it; 0: a clean look-alike
 text is (``plan``: a text of the plan; ``frame``: drawn into a frame and read back by OCR, the plan being
 clean; ``video``: a rendered clip for the label checks) and its split. The set has two parts:
 
-- ``tests/data/compliance/cases.jsonl`` (:func:`cases_path`): the ``build`` split, used to write the checks and
-  calibrate their thresholds. It holds the first 991 cases, including the former held-out third (v1, marked
-  ``"split_v1": "heldout"``), which moved to build once developers had read its errors.
-- ``tests/data/compliance/heldout_v2.jsonl`` (:func:`heldout_path`): the ``heldout`` split (ids ``v2-...``),
-  550 cases written before any check ran on them; only reported, never used to change a check.
+- the ``build`` split, used to write the checks and calibrate their thresholds (:func:`build_paths`):
+  ``tests/data/compliance/cases.jsonl`` (:func:`cases_path`), the first 991 cases, including the v1 held-out
+  third (marked ``"split_v1": "heldout"``), and ``cases_v2.jsonl``, the 550 cases of the v2 held-out part
+  (marked ``"split_v2": "heldout"``); each part moved to build once developers had read its errors.
+- ``tests/data/compliance/heldout_v3.jsonl`` (:func:`heldout_path`): the ``heldout`` split (ids ``v3-...``),
+  written by other sessions without sight of the checks' changes; only reported, never used to change a check.
+  It may be absent from a checkout: then only the build split can be loaded.
 
 :func:`split_of` is the split as a function of the id. The context (product, user history) is ``context.json``.
 :func:`evaluate` gives one row per case; :func:`scores` precision and recall per check and split;
@@ -36,32 +38,44 @@ def cases_path() -> Path:
     return project_root() / "tests" / "data" / "compliance" / "cases.jsonl"
 
 
+def build_paths() -> list[Path]:
+    """The files of the build split: ``cases.jsonl`` (v1, both its former splits) and ``cases_v2.jsonl`` (v2)."""
+    return [cases_path(), cases_path().with_name("cases_v2.jsonl")]
+
+
 def heldout_path() -> Path:
-    """``tests/data/compliance/heldout_v2.jsonl``: the held-out part (v2)."""
-    return cases_path().with_name("heldout_v2.jsonl")
+    """``tests/data/compliance/heldout_v3.jsonl``: the held-out part (v3)."""
+    return cases_path().with_name("heldout_v3.jsonl")
 
 
 #: ids of the held-out part start with this; every other case is build
-HELDOUT_PREFIX = "v2-"
+HELDOUT_PREFIX = "v3-"
 
 
 def split_of(case_id: str) -> str:
-    """``heldout`` for a case of the held-out v2 part, else ``build`` (the v1 held-out third included: it was read)."""
+    """``heldout`` for a case of the held-out v3 part, else ``build`` (the v1 and v2 held-out parts included: they
+    were read)."""
     return "heldout" if case_id.startswith(HELDOUT_PREFIX) else "build"
-
 
 
 CHECKS = ("safety", "privacy", "fairness", "copyright", "disclosure", "unplanned")
 TEXT_CHECKS = ("safety", "privacy", "fairness", "copyright")
-#: which semantic policy feeds which check
-POLICY_OF = {"fairness": "targeting", "safety": "claims"}
+#: which semantic policies feed which check
+POLICY_OF: dict[str, tuple[str, ...]] = {"fairness": ("targeting",), "safety": ("claims", "unsafe")}
 FRAME = (360, 640)
 
 
-def load_cases(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The cases of ``path``, or of both parts (build, then held-out) when ``path`` is None. A case whose stored
-    ``split`` is not :func:`split_of` its id is an error (a part edited by hand into the wrong split)."""
-    paths = [Path(path)] if path else [cases_path(), heldout_path()]
+def load_cases(path: str | Path | None = None, *, splits: tuple[str, ...] = ("build", "heldout")
+               ) -> list[dict[str, Any]]:
+    """The cases of ``path``, or of every part (the build files, then the held-out file) when ``path`` is None.
+    A missing held-out file is tolerated only when ``splits`` does not ask for the held-out split. A case whose
+    stored ``split`` is not :func:`split_of` its id is an error (a part edited by hand into the wrong split)."""
+    if path:
+        paths = [Path(path)]
+    else:
+        paths = build_paths()
+        if "heldout" in splits or heldout_path().is_file():
+            paths.append(heldout_path())  # a missing held-out file asked for raises FileNotFoundError
     cases = [json.loads(ln) for p in paths for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
     bad = [c["id"] for c in cases if c.get("split") != split_of(c["id"])]
     if bad:
@@ -184,7 +198,7 @@ def run_case(case: dict[str, Any], ctx: dict[str, Any], tmp: Path) -> dict[str, 
 def evaluate(cases: list[dict[str, Any]] | None = None, *, splits: tuple[str, ...] = ("build", "heldout"),
              ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per case of ``splits``, the checks as shipped (calibrated thresholds included)."""
-    cases = load_cases() if cases is None else cases
+    cases = load_cases(splits=splits) if cases is None else cases
     ctx = ctx or load_context()
     with tempfile.TemporaryDirectory() as td:
         return [run_case(c, ctx, Path(td)) for c in cases if c["split"] in splits]
@@ -224,7 +238,7 @@ def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | N
     and the library's own copy (:func:`clean_copy`); the threshold is the lowest that keeps all of them under
     it (their highest similarity + 0.01), so the policy adds recall without a false positive on the build
     data. The rules alone are run with the policies off to count what the policy recovers."""
-    cases = [c for c in (load_cases() if cases is None else cases) if c["split"] == "build"]
+    cases = [c for c in (load_cases(splits=("build",)) if cases is None else cases) if c["split"] == "build"]
     ctx = ctx or load_context()
     T.OVERRIDE = {"thresholds": {}}
     try:  # the text checks only: the policies feed no disclosure or unplanned-text case
@@ -237,7 +251,7 @@ def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | N
     copy = clean_copy(ctx)
     th: dict[str, float] = {}
     detail: dict[str, Any] = {}
-    for check, policy in POLICY_OF.items():
+    for check, policy in ((c, p) for c, ps in POLICY_OF.items() for p in ps):
         ids = [c["id"] for c in text_cases]
         sc = dict(zip(ids, (s[0] for s in T.semantic_scores(policy, [texts[i] for i in ids]))))
         copy_sc = [s[0] for s in T.semantic_scores(policy, copy)]
@@ -253,9 +267,14 @@ def calibrate(cases: list[dict[str, Any]] | None = None, ctx: dict[str, Any] | N
     from ..embed import MODEL_NAME  # noqa: PLC0415
 
     return {"thresholds": th, "detail": detail, "split": "build", "model": MODEL_NAME,
-            "cases_sha256": hashlib.sha256(cases_path().read_bytes()).hexdigest(),
+            "cases_sha256": build_sha256(),
             "rule": "lowest threshold keeping every clean build text and the library's own copy under it "
                     "(their highest similarity + 0.01)"}
+
+
+def build_sha256() -> str:
+    """sha256 of the build split's files, concatenated in :func:`build_paths` order (what a calibration was made on)."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in build_paths())).hexdigest()
 
 
 def cached_evaluate(cache: Any, splits: tuple[str, ...] = ("build", "heldout")) -> list[dict[str, Any]]:
@@ -266,7 +285,8 @@ def cached_evaluate(cache: Any, splits: tuple[str, ...] = ("build", "heldout")) 
     from .ocr import OCR_VERSION  # noqa: PLC0415
 
     here = Path(__file__).parent
-    key = content_key("compliance_bench", V.CODE_VERSION, OCR_VERSION, list(splits), cases_path(), heldout_path(),
+    parts = [p for p in [*build_paths(), heldout_path()] if p.is_file() or "heldout" in splits]
+    key = content_key("compliance_bench", V.CODE_VERSION, OCR_VERSION, list(splits), *parts,
                       cases_path().with_name("context.json"), T.CALIBRATION_PATH, here / "text.py", here / "bench.py",
                       Path(V.__file__))
     hit = cache.get_json("compliance_bench", key)
@@ -277,5 +297,5 @@ def cached_evaluate(cache: Any, splits: tuple[str, ...] = ("build", "heldout")) 
     return rows
 
 
-__all__ = ["cached_evaluate", "CHECKS", "calibrate", "case_units", "clean_copy", "cases_path", "evaluate", "heldout_path", "HELDOUT_PREFIX", "split_of", "load_cases", "load_context", "render_frame",
+__all__ = ["build_paths", "build_sha256", "cached_evaluate", "CHECKS", "calibrate", "case_units", "clean_copy", "cases_path", "evaluate", "heldout_path", "HELDOUT_PREFIX", "split_of", "load_cases", "load_context", "render_frame",
            "render_label_clip", "run_case", "scores"]

@@ -45,7 +45,16 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
                        "tests/test_backends.py::test_wire_version_is_in_api_cache_keys_but_not_offline_ones"], []),
     "openai_backend": ("nextads_lib/backends/openai_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
     "gemini_backend": ("nextads_lib/backends/gemini_backend.py", ["tests/test_backend_wire.py", "tests/test_backends.py"], []),
-    "store": ("nextads_lib/store.py", ["tests/test_store.py", "tests/test_core.py"], []),
+    # store: test_store.py and test_core.py's store tests; test_core's runner tests (test_runner_*, 24 s) test the
+    # notebook runner and its media tests the codecs, passing through store's writers only on the way, and would
+    # cost every write_* mutant that survives their 24 s
+    "store": ("nextads_lib/store.py",
+              ["tests/test_store.py"] + [f"tests/test_core.py::{t}" for t in (
+                  "test_atomic_write_keeps_old_file_when_writer_fails", "test_read_model_names_file_and_field",
+                  "test_read_jsonl_names_line", "test_content_key_depends_on_file_bytes_not_name",
+                  "test_cache_creates_once_and_recovers_from_damaged_entry",
+                  "test_cache_file_not_stored_when_creator_fails",
+                  "test_replace_rows_swaps_one_runs_rows_and_keeps_the_others")], []),
     # judge: the validation of an answer and what a failure becomes (judge_pair and its helpers), the labels and
     # the protocol a number stands for; not the prompts' wording nor the offline proxies' arithmetic
     "judge": ("nextads_lib/judge.py", ["tests/test_judge_validation.py", "tests/test_judge.py"],

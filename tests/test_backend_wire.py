@@ -308,3 +308,19 @@ def test_gemini_video_inline_up_to_the_limit_else_frames(tmp_path):
     assert [Image.open(io.BytesIO(b)).size for b in frames] == [(32, 32)] * 3  # each a PNG of a frame
     (content,) = G.GeminiBackend("gemini-2.5-flash").contents(req(VideoPart(v, 3)), None)
     assert content.parts[0].inline_data.data == v.read_bytes()
+
+
+def test_gemini_error_without_a_message_reports_the_clients_error_text():
+    """A gateway's 400/502 can come without an error message (an empty or message-less body): the failure then
+    quotes the client's own text of the error (code, status, body), never "None"."""
+    from google.genai import errors
+
+    b = G.GeminiBackend("gemini-2.5-flash", api_key="k")
+
+    def fail(**_):
+        raise errors.APIError(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
+
+    b._client = NS(models=NS(generate_content=fail))
+    with pytest.raises(BackendError) as e:
+        b._call(req(), None)
+    assert e.value.reason.startswith("gemini:gemini-2.5-flash answered 400: 400 INVALID_ARGUMENT. {")

@@ -288,6 +288,7 @@ def test_the_label_is_read_in_its_box_of_the_first_frame(vids, ocr):
     assert (v.rule, v.severity, v.evidence.text, v.evidence.frame_index, v.evidence.start_s) == (
         "label_text", "minor", "AI Generated", 0, 0.0)
     assert v.message == "the label in frame 0 reads 'AI Generated', not 'AI Created'"
+    assert v.evidence.field == "frame" and v.evidence.frame_path.endswith("good.mp4")
     assert c.checked["label_text"] == "AI Generated"
 
 

@@ -151,3 +151,9 @@ def test_times_are_rounded_to_four_decimals_and_motion_to_five():
     cands = H.find_candidates(analysis(32, 3.0, (), (), motion=np.full(32, 0.1234567, np.float32)))
     assert rows(cands) == [(0, 13, "low_motion", 4.3333, 0.12346, 0.0), (1, 16, "low_motion", 5.3333, 0.12346, 0.0),
                            (2, 19, "low_motion", 6.3333, 0.12346, 0.0)]
+
+
+def test_a_cuts_strength_is_kept_to_four_decimals_and_within_0_1():
+    cands = H.find_candidates(analysis(strengths=(0.123456, 1.7)))
+    assert [(c.frame_index, c.boundary_strength) for c in cands if c.kind == "after_shot_boundary"] == [
+        (13, 0.1235), (25, 1.0)]

@@ -271,6 +271,8 @@ def test_usage_records_latency_and_the_price_table(tmp_path):
     assert u.cost_usd == pytest.approx(10 / 1e6 * 1.0 + 5 / 1e6 * 2.0)
     assert u.backend == "scripted:my-model" and u.model == "my-model"
     assert Scripted(GOOD).complete(req1()).usage.cost_usd == 0.0  # not in the default table
+    # a measured latency is kept to 0.1 ms (a clock read, checked on a fixed value: one read ends in a 0 in 10)
+    assert Scripted()._record(req1(), 1, 1, 0.123456).latency_s == 0.1235
 
 
 # ------------------------------------------------------------------------------- complete: cache and repair

@@ -308,3 +308,50 @@ def test_gemini_video_inline_up_to_the_limit_else_frames(tmp_path):
     assert [Image.open(io.BytesIO(b)).size for b in frames] == [(32, 32)] * 3  # each a PNG of a frame
     (content,) = G.GeminiBackend("gemini-2.5-flash").contents(req(VideoPart(v, 3)), None)
     assert content.parts[0].inline_data.data == v.read_bytes()
+
+
+def test_gemini_error_without_a_message_reports_the_clients_error_text():
+    """A gateway's 400/502 can come without an error message (an empty or message-less body): the failure then
+    quotes the client's own text of the error (code, status, body), never "None"."""
+    from google.genai import errors
+
+    b = G.GeminiBackend("gemini-2.5-flash", api_key="k")
+
+    def fail(**_):
+        raise errors.APIError(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
+
+    b._client = NS(models=NS(generate_content=fail))
+    with pytest.raises(BackendError) as e:
+        b._call(req(), None)
+    assert e.value.reason.startswith("gemini:gemini-2.5-flash answered 400: 400 INVALID_ARGUMENT. {")
+
+
+def test_gemini_default_inline_limit_is_18_mb(tmp_path):
+    """The documented default (docs/backends.md): a video of 18 MiB goes inline, one of 18.5 MiB as frames. The
+    clip is padded with zeros past its end (the decoder reads up to its index and ignores the rest)."""
+    import numpy as np
+
+    from nextads_lib.media import write_video
+
+    def parts(size: int) -> list[str]:
+        v = tmp_path / f"v{size}.mp4"
+        write_video(v, [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(10)], 5)
+        with open(v, "r+b") as f:
+            f.truncate(size)
+        (content,) = G.GeminiBackend("gemini-2.5-flash").contents(req(VideoPart(v, 3)), None)
+        return [p.inline_data.mime_type for p in content.parts if p.inline_data is not None]
+
+    assert parts(18 * 2**20) == ["video/mp4"]
+    assert parts(int(18.5 * 2**20)) == ["image/png"] * 3
+
+
+def test_gemini_usage_fields_left_out_count_zero_tokens():
+    """usageMetadata may leave out a count (an answer of no tokens, a blocked prompt): the call then bills 0 of
+    that kind, not 1 and not an error."""
+    b = G.GeminiBackend("gemini-2.5-flash", api_key="k")
+    cand = NS(content=NS(parts=[NS(text='{"score": 7, "rationale": "ok"}', thought=None)]), finish_reason="STOP")
+    um = NS(prompt_token_count=None, thoughts_token_count=None, candidates_token_count=None)
+    b._client = NS(models=NS(generate_content=lambda **_: NS(usage_metadata=um, candidates=[cand])))
+    assert b._call(req(), None) == ('{"score": 7, "rationale": "ok"}', 0, 0)
+    um.prompt_token_count, um.candidates_token_count, um.thoughts_token_count = 1000, 200, 30
+    assert b._call(req(), None) == ('{"score": 7, "rationale": "ok"}', 1000, 230)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from pydantic import BaseModel, Field
@@ -42,6 +41,20 @@ def server():
     s = ModelServer(default=Reply(GOOD))
     yield s
     s.close()
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """The waits the retry logic asks for between attempts, recorded instead of slept: tenacity sleeps through
+    ``tenacity.nap.time.sleep``, so a test asserts the delay chosen (the server's 0.4 s against the 0.01 s
+    backoff), which no load on the machine can fake, and takes no wall time for it."""
+    import types
+
+    import tenacity.nap
+
+    got: list[float] = []
+    monkeypatch.setattr(tenacity.nap, "time", types.SimpleNamespace(sleep=lambda s: got.append(round(s, 6))))
+    return got
 
 
 @pytest.fixture(autouse=True)
@@ -94,12 +107,11 @@ def test_schema_violation_twice_is_a_failure_naming_item_and_task(server, tmp_pa
     assert len(server.log) == 2
 
 
-def test_429_retry_after_seconds_and_500_are_retried(server, tmp_path):
+def test_429_retry_after_seconds_and_500_are_retried(server, tmp_path, waits):
     server.queue = [Reply(status=429, headers={"retry-after": "0.4"}), Reply(status=500), Reply(GOOD)]
-    t0 = time.monotonic()
     r = openai_backend(server, tmp_path).complete(req())
     assert r.value.score == 7 and len(server.log) == 3
-    assert time.monotonic() - t0 >= 0.35  # 0.4 s asked; the backoff alone is 0.01 + 0.02 s
+    assert waits == [0.4, 0.02]  # the 429's retry-after, then the backoff of the 2nd attempt (0.01 * 2)
 
 
 def test_persistent_5xx_gives_up_with_a_clear_error(server, tmp_path):
@@ -145,12 +157,11 @@ def test_unknown_kind_lists_valid_kinds():
         assert f"'{k}'" in str(e.value)
 
 
-def test_gemini_generate_content_wire_format(server, tmp_path):
+def test_gemini_generate_content_wire_format(server, tmp_path, waits):
     b = get_backend("gemini:gemini-2.5-flash", cache_dir=tmp_path, base_url=server.base, api_key="k", backoff_s=0.01)
     server.queue = [Reply(status=429, retry_delay_s=0.3), Reply("not json"), Reply(GOOD)]
-    t0 = time.monotonic()
     r = b.complete(req())
-    assert time.monotonic() - t0 >= 0.25  # RetryInfo.retryDelay honoured (the backoff alone is 0.01 s)
+    assert waits == [0.3]  # RetryInfo.retryDelay honoured (the backoff alone is 0.01 s); a repair is no retry
     # the malformed answer was billed too: both answered calls are summed
     assert r.value.score == 7 and r.usage.input_tokens == 2000 and r.usage.output_tokens == 400
     assert r.usage.cost_usd == pytest.approx(2 * (1000 / 1e6 * 0.30 + 200 / 1e6 * 2.50))
@@ -409,20 +420,16 @@ def test_openai_refusal_fails_the_item_without_retry(server, tmp_path):
     assert len(server.log) == 1
 
 
-def test_openai_retry_after_ms_wins_over_retry_after(server, tmp_path):
+def test_openai_retry_after_ms_wins_over_retry_after(server, tmp_path, waits):
     server.queue = [Reply(status=429, headers={"retry-after-ms": "400", "retry-after": "20"}), Reply(GOOD)]
-    t0 = time.monotonic()
     assert openai_backend(server, tmp_path, max_backoff_s=60).complete(req()).value.score == 7
-    dt = time.monotonic() - t0
-    assert 0.35 <= dt < 10  # 0.4 s from retry-after-ms; 20 s had retry-after been read
+    assert waits == [0.4]  # from retry-after-ms; 20 s had retry-after been read, 0.01 s had both been ignored
 
 
-def test_backoff_cap_bounds_a_long_server_delay(server, tmp_path):
+def test_backoff_cap_bounds_a_long_server_delay(server, tmp_path, waits):
     server.queue = [Reply(status=429, headers={"retry-after": "120"}), Reply(GOOD)]
-    t0 = time.monotonic()
     assert openai_backend(server, tmp_path, max_backoff_s=0.4).complete(req()).value.score == 7
-    dt = time.monotonic() - t0
-    assert 0.35 <= dt < 10
+    assert waits == [0.4]  # the cap, not the server's 120 s
 
 
 # --------------------------------------------------------------------------------------- Gemini wire format
@@ -451,11 +458,10 @@ def test_gemini_dynamic_thinking_that_eats_the_budget_is_a_clear_failure(server,
     assert _camel(server.log[0]["body"])["generationConfig"]["thinkingConfig"] == {"thinkingBudget": -1}
 
 
-def test_gemini_429_delay_comes_from_retry_info_in_the_body(server, tmp_path):
+def test_gemini_429_delay_comes_from_retry_info_in_the_body(server, tmp_path, waits):
     server.queue = [Reply(status=429, retry_delay_s=0.4, error="Resource has been exhausted"), Reply(GOOD)]
-    t0 = time.monotonic()
     assert gemini_backend(server, tmp_path).complete(req()).value.score == 7
-    assert time.monotonic() - t0 >= 0.35 and len(server.log) == 2
+    assert waits == [0.4] and len(server.log) == 2  # the backoff alone is 0.01 s
     assert "retry-after" not in {k.lower() for k in server.log[0]["headers"]}
 
 
@@ -715,12 +721,12 @@ def test_openai_step_down_during_a_repair_keeps_the_repair(server, tmp_path):
 
 # ------------------------------------------------------------------- Gemini: what a failure says, odd answers
 @pytest.mark.parametrize("status", [500, 503])
-def test_gemini_5xx_is_retried_with_the_header_delay_and_the_last_error_is_reported(server, tmp_path, status):
+def test_gemini_5xx_is_retried_with_the_header_delay_and_the_last_error_is_reported(server, tmp_path, status,
+                                                                                     waits):
     server.queue = [Reply(status=status, error="The model is overloaded.", headers={"retry-after": "0.4"}),
                     Reply(GOOD)]
-    t0 = time.monotonic()
     assert gemini_backend(server, tmp_path / "a").complete(req()).value.score == 7 and len(server.log) == 2
-    assert time.monotonic() - t0 >= 0.35  # no RetryInfo: the retry-after header's 0.4 s (the backoff is 0.01 s)
+    assert waits == [0.4]  # no RetryInfo: the retry-after header's 0.4 s (the backoff is 0.01 s)
     server.default = Reply(status=status, error="The model is overloaded.")
     with pytest.raises(BackendError) as e:
         gemini_backend(server, tmp_path / "b", max_attempts=2).complete(req(item="pair 5"))
@@ -730,11 +736,10 @@ def test_gemini_5xx_is_retried_with_the_header_delay_and_the_last_error_is_repor
                               "The model is overloaded.")
 
 
-def test_gemini_retry_info_wins_over_a_retry_after_header(server, tmp_path):
+def test_gemini_retry_info_wins_over_a_retry_after_header(server, tmp_path, waits):
     server.queue = [Reply(status=429, retry_delay_s=0.4, headers={"retry-after": "30"}), Reply(GOOD)]
-    t0 = time.monotonic()
     assert gemini_backend(server, tmp_path, max_backoff_s=60).complete(req()).value.score == 7
-    assert 0.35 <= time.monotonic() - t0 < 20
+    assert waits == [0.4]  # RetryInfo's 0.4 s, not the header's 30 s
 
 
 @pytest.mark.parametrize("status", [401, 403])

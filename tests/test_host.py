@@ -260,6 +260,27 @@ def test_splice_edges_and_a_broken_segment(host_mp4, tmp_path):
     assert not (tmp_path / "y.mp4").exists()
 
 
+def test_a_segment_that_probes_but_does_not_decode_is_a_segment_error(host_mp4, tmp_path, monkeypatch):
+    """probe() reads the container; decoding the frames can still fail (a PyAV error) or give none."""
+    an = H.analyze_host(host_mp4)
+    seg = mute_segment(tmp_path / "seg.mp4", seconds=0.5)
+
+    def broken(path):
+        raise ValueError("bad slice header")
+        yield  # a generator, as _iter_frames is
+
+    monkeypatch.setattr(H, "_iter_frames", broken)
+    with pytest.raises(H.HostError) as e:
+        H.splice(host_mp4, seg, 20, tmp_path / "y.mp4", analysis=an, item="pair pd")
+    assert (e.value.item, e.value.field, e.value.reason) == (
+        "pair pd", "segment", f"{seg}: cannot be decoded (ValueError: bad slice header)")
+    monkeypatch.setattr(H, "_iter_frames", lambda path: iter(()))
+    with pytest.raises(H.HostError) as e:
+        H.splice(host_mp4, seg, 20, tmp_path / "y.mp4", analysis=an, item="pair pe")
+    assert (e.value.item, e.value.field, e.value.reason) == ("pair pe", "segment", f"{seg}: no frames")
+    assert not (tmp_path / "y.mp4").exists()
+
+
 def dominant_hz(a: np.ndarray, rate: int) -> float:
     spec = np.abs(np.fft.rfft(a * np.hanning(a.size)))
     return float(np.fft.rfftfreq(a.size, 1 / rate)[int(np.argmax(spec))])

@@ -151,3 +151,23 @@ def test_times_are_rounded_to_four_decimals_and_motion_to_five():
     cands = H.find_candidates(analysis(32, 3.0, (), (), motion=np.full(32, 0.1234567, np.float32)))
     assert rows(cands) == [(0, 13, "low_motion", 4.3333, 0.12346, 0.0), (1, 16, "low_motion", 5.3333, 0.12346, 0.0),
                            (2, 19, "low_motion", 6.3333, 0.12346, 0.0)]
+
+
+def test_a_cuts_strength_is_kept_to_four_decimals_and_within_0_1():
+    cands = H.find_candidates(analysis(strengths=(0.123456, 1.7)))
+    assert [(c.frame_index, c.boundary_strength) for c in cands if c.kind == "after_shot_boundary"] == [
+        (13, 0.1235), (25, 1.0)]
+
+
+@pytest.mark.parametrize("fps, a, picked", [(4.0, 10, 10), (8.0, 20, 21)])
+def test_the_smoothed_motion_is_the_windows_mean(fps, a, picked):
+    """A still trough around frame a (the window, 2 x round(fps / 4) + 1 frames, all 0) and a tiny motion of
+    1.8e-6 just after it: frame a + 1 then smooths to 1.8e-6 / 3 = 6e-7 at 4 fps, which rounds (6 decimals) to
+    1e-6 and ranks after a (0); at 8 fps to 1.8e-6 / 5 = 3.6e-7, which rounds to 0 and ties with a, and a tie goes
+    to the frame nearer the middle, a + 1. Only one of the two is taken (they are less than a second apart)."""
+    n, win = int(10 * fps), int(round(fps / 4))
+    motion = np.full(n, 0.1, np.float32)
+    motion[a - win:a + win + 1] = 0.0
+    motion[a + win + 1] = 1.8e-6
+    cands = H.find_candidates(analysis(n, fps, (), (), motion=motion))
+    assert [c.frame_index for c in cands if c.kind == "low_motion" and a <= c.frame_index <= a + 1] == [picked]

@@ -49,6 +49,8 @@ def vids(tmp_path_factory):
         # carries no label, as a host does not
         "integrated": video(d / "integrated.mp4", 20, lambda i: 5 <= i < 15),
         "integrated_gap": video(d / "integrated_gap.mp4", 20, lambda i: 5 <= i < 15 and i not in (11, 12)),
+        "one": video(d / "one.mp4", 1, lambda i: True),  # a one-frame creative
+        "first_missing": video(d / "first_missing.mp4", 15, lambda i: i != 0),  # only frame 0 lacks the label
     }
 
 
@@ -64,6 +66,12 @@ def test_frames_looked_at():
     assert V._label_indices(15, FPS, 4, 2.0) == [0, 1, 2, 5, 8, 9, 10, 13, 14]
     assert V._label_indices(10, FPS, 4, 0.0) == [0, 1, 3, 6, 8, 9]
     assert V._label_indices(5, 10.0, 4, 2.0) == [0, 1, 3, 4]  # a clip shorter than 2 s: its own frames only
+    # 1.3 s at 10 fps: the half seconds 0, 5, 10, then 15 and 20 and "the last frame before 2 s" (19) all become
+    # the last frame 12; sample_indices(13, 3) = 2, 6, 10; so 11 is not looked at
+    assert V._label_indices(13, 10.0, 3, 2.0) == [0, 2, 5, 6, 10, 12]
+    assert V._label_indices(10, 5.0, 2, 0.0) == [0, 2, 7, 9]  # no head: frame 0 only, then 2, 7 and the last
+    # 4 fps: half seconds 0, 2, 4, 6, 8 and the last frame before 2 s, 7 (ceil(2 * 4) - 1); then 5, 15, 19
+    assert V._label_indices(20, 4.0, 2, 2.0) == [0, 2, 4, 5, 6, 7, 8, 15, 19]
 
 
 def test_label_text_reading():
@@ -129,6 +137,75 @@ def test_an_undecodable_creative_is_severe(tmp_path):
     assert (v.rule, v.severity) == ("undecodable", "severe")
     assert v.message.startswith("the creative video cannot be decoded: ")
     assert v.evidence.frame_path.endswith("creative.mp4") and "creative_frames" not in c.checked
+    assert v.evidence.field == "frame"
+
+
+def test_an_undecodable_creative_does_not_stop_the_integrated_videos_check(tmp_path, vids):
+    p = tmp_path / "creative.mp4"
+    p.write_bytes(b"\x00\x00\x00\x18ftypmp42 nothing")
+    c = V.check_disclosure(plan2(), p, n_frames=4, read_label=False, segment=(vids["integrated_gap"], 1.0, 3.0))
+    assert rules(c) == ["undecodable", "label_missing"] and c.checked["integrated_missing"] == 1
+
+
+def test_a_one_frame_creative_is_looked_at_and_measured(vids):
+    c = V.check_disclosure(plan2(), vids["one"], n_frames=4, read_label=False)
+    assert c.passed and c.checked["creative_frames"] == 1 and c.checked["creative_missing"] == 0
+    assert 7 <= c.checked["label_letters_px"] <= 20
+
+
+def test_eight_frames_by_default(vids):
+    c = V.check_disclosure(plan2(), vids["good"], read_label=False, segment=(vids["integrated"], 1.0, 3.0))
+    # creative, 15 frames at 5 fps: sample_indices(15, 8) = 0, 2, 4, 6, 8, 10, 12, 14 and the head 0, 2, 5, 8, 9,
+    # 10; the segment's 10 frames: sample_indices(10, 8) = 0, 1, 3, 4, 5, 6, 8, 9 (with 9 it would be all but 4)
+    assert (c.checked["creative_frames"], c.checked["integrated_frames"]) == (10, 8)
+
+
+@pytest.mark.parametrize("rate, times", [
+    (3.0, [(13, 4.333, 4.667), (14, 4.667, 5.0)]),  # evidence times to the millisecond
+    (0.0, [(13, 13.0, 14.0), (14, 14.0, 15.0)]),  # a stream without a frame rate is read at 1 fps
+])
+def test_evidence_times_follow_the_probed_frame_rate(vids, monkeypatch, rate, times):
+    import dataclasses
+
+    real = V.probe
+    monkeypatch.setattr(V, "probe", lambda p: dataclasses.replace(real(p), fps=rate))
+    c = V.check_disclosure(None, vids["late"], n_frames=4, read_label=False)
+    assert [(v.evidence.frame_index, v.evidence.start_s, v.evidence.end_s) for v in c.violations] == times
+    # 1 fps: half seconds 0, 0, 1, 2, 2 and frame 1; sample_indices(15, 4) = 1, 5, 9, 13; and the last, 14
+    assert c.checked["creative_frames"] == {3.0: 10, 0.0: 7}[rate]
+
+
+def test_letters_under_95_percent_of_the_share_are_too_small(vids, monkeypatch):
+    from nextads_lib.producer import post
+
+    monkeypatch.setattr(post, "label_letter_height", lambda frame: 6)  # 5% of 144 px is 7.2; 95% of it 6.84
+    c = V.check_disclosure(plan2(), vids["good"], n_frames=4, read_label=False)
+    (v,) = c.violations
+    assert (v.check, v.rule, v.severity) == ("disclosure", "label_too_small", "minor")
+    assert v.message == "the label's letters are 6 px, under 5% of the frame's shorter side (7 px)"
+    ev = v.evidence.model_dump(exclude_none=True)
+    assert ev.pop("frame_path").endswith("good.mp4")
+    assert ev == {"field": "frame", "frame_index": 0, "text": "", "context": ""}  # "": the defaults
+    assert (c.checked["label_letters_px"], c.checked["label_letters_min_px"]) == (6, 7.2)
+    monkeypatch.setattr(post, "label_letter_height", lambda frame: 7)
+    assert V.check_disclosure(plan2(), vids["good"], n_frames=4, read_label=False).passed
+    monkeypatch.setattr(post, "LABEL_LETTER_SHARE", 0.051)  # 7.344 px: recorded to 0.1 px
+    assert V.check_disclosure(plan2(), vids["good"], n_frames=4, read_label=False).checked[
+        "label_letters_min_px"] == 7.3
+
+
+def test_letters_at_exactly_95_percent_pass(tmp_path, monkeypatch):
+    from nextads_lib.producer import post
+
+    p = tmp_path / "square.mp4"
+    media.write_video(p, [burn_label(np.full((400, 400, 3), 90, np.uint8))] * 2, FPS, crf=12)
+    monkeypatch.setattr(post, "label_letter_height", lambda frame: 19)  # 5% of 400 is 20 px; 95% of it 19 px
+    assert V.check_disclosure(None, p, n_frames=2, read_label=False).passed
+
+
+def test_the_letters_are_not_measured_when_the_first_frame_has_no_label(vids):
+    c = V.check_disclosure(plan2(), vids["first_missing"], n_frames=4, read_label=False)
+    assert rules(c) == ["label_not_from_start"] and c.checked["label_letters_px"] == 0
 
 
 # ----------------------------------------------------------------------------------------------- PCI
@@ -211,6 +288,7 @@ def test_the_label_is_read_in_its_box_of_the_first_frame(vids, ocr):
     assert (v.rule, v.severity, v.evidence.text, v.evidence.frame_index, v.evidence.start_s) == (
         "label_text", "minor", "AI Generated", 0, 0.0)
     assert v.message == "the label in frame 0 reads 'AI Generated', not 'AI Created'"
+    assert v.evidence.field == "frame" and v.evidence.frame_path.endswith("good.mp4")
     assert c.checked["label_text"] == "AI Generated"
 
 
@@ -224,6 +302,9 @@ def test_a_look_alike_reading_passes_and_no_ocr_is_said(vids, ocr):
     seen = ocr(("AI Generated", 0.9))
     V.check_disclosure(plan2(), vids["good"], n_frames=4, segment=(vids["integrated"], 1.0, 3.0))
     assert len(seen) == 1  # the creative's first frame only, not the integrated video's
+    ocr(RuntimeError("no engine"))  # without OCR the integrated video is still checked
+    c = V.check_disclosure(plan2(), vids["good"], n_frames=4, segment=(vids["integrated_gap"], 1.0, 3.0))
+    assert rules(c) == ["label_missing"] and c.checked["integrated_missing"] == 1
 
 
 # ------------------------------------------------------------------------------------------- the decision
@@ -252,7 +333,7 @@ def test_decision_thresholds_are_strict_below():
     th = {"reject_utility": 0.3, "accept_utility": 0.45}
     assert V.decide([chk()], 0.3, th) == ("revise", ["revise: utility 0.30 < 0.45"])
     assert V.decide([chk()], 0.2999, th) == ("reject", ["reject: utility 0.30 < 0.30"])
-    assert V.decide([chk()], 0.45, th)[0] == "accept"
+    assert V.decide([chk()], 0.45, th) == ("accept", ["accept: every compliance check passed and utility 0.45 >= 0.45"])
     assert V.decide([chk()], 0.4499, th)[0] == "revise"
     assert V.decide([chk(("minor", None))], 0.1, th) == (
         "reject", ["reject: utility 0.10 < 0.30", "revise: safety/r0: m0"])
@@ -263,5 +344,10 @@ def test_slot_of_a_time():
     p = plan2()
     assert [V._slot_of(p, t) for t in (0.0, 1.4999, 1.5, 1.500002, 2.999, 3.0, 7.0)] == [0, 0, 0, 1, 1, 1, 1]
     assert V._slot_of(p, -0.0000005) == 0  # within the tolerance of the first slot's start
+    assert V._slot_of(p, -1e-6) == 0 and V._slot_of(p, 1.5 + 1e-6) == 1  # the tolerance's own ends
+    assert V._slot_of(p, -0.5) == 1  # outside every slot, before or after: the last slot
+    three = p.model_copy(update={"slots": [*p.slots, Slot(index=2, start_s=3.0, end_s=4.0, role="cta",
+                                                           camera="static", composition="c")]})
+    assert V._slot_of(three, 9.0) == 2 and V._slot_of(three, 3.5) == 2
     empty = p.model_copy(update={"slots": []})
     assert V._slot_of(empty, 1.0) is None

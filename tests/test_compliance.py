@@ -120,6 +120,12 @@ def test_a_brand_no_list_holds_is_found_where_a_brand_stands(ctx):
     # common words of ad copy the vocabulary lacks are words; in a Title Case line a capital says nothing
     assert T.brand_candidates("Brew like a Barista. Skip the Latte line.", own) == []
     assert T.brand_candidates("Better Than Your Usual Segafredo", own) == []
+    # the product's own words glued by OCR are no new name (the embedded PCI run read "Small-batchmedium roast"
+    # from morrow-coffee's own "small-batch medium roast" and rejected the creative for another brand)
+    assert "small-batch medium roast" in own.casefold()
+    assert T.brand_candidates("Small-batchmedium roast", own) == []
+    assert T.brand_candidates("Smallbatchmedium roast", own) == []
+    assert T.brand_candidates("Richer than Segafredomedium.", own) == ["Segafredomedium"]
 
     def brands(t: str) -> list[str]:
         c = V.check_copyright(None, ctx["products"]["morrow-coffee"], ctx["library"], None, ctx["history"], _units(t))

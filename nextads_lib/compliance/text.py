@@ -698,7 +698,8 @@ def brand_context(raw: str, start: int, end: int) -> bool:
 
 def brand_candidates(text: str, own: str = "", *, ocr: bool = False) -> list[str]:
     """Names in ``text`` that stand where a brand stands (:data:`_BRAND_BEFORE` / :data:`_BRAND_AFTER`) and are
-    no English word (:func:`english_words`) and not in ``own`` (the product's and the creative's own text): a
+    no English word (:func:`english_words`) and not in ``own`` (the product's and the creative's own text; nor, 7+
+    letters, a run of its words glued, as OCR reads them: "Small-batchmedium roast"): a
     brand found without a list ("Smoother than Lavazza", "KEURIG READY", "Forget your Keurig pods"). A name is a
     capitalised token of 4+ letters (in an all-capitals line, as OCR often reads, any token), or two such tokens
     joined by a hyphen ("K-Cups": its parts together). A line in Title Case (more than half, and at least two, of its
@@ -707,6 +708,7 @@ def brand_candidates(text: str, own: str = "", *, ocr: bool = False) -> list[str
     if not english_words():
         return []
     own_sk = {skeleton(w, folded=False) for w in re.findall(r"[\w'-]+", own)}
+    own_glued = skeleton(own, folded=False)  # the own text's letters without spaces: OCR glues its words
     # in a line written in Title Case a capital says nothing: only an all-capitals or sentence-case line counts
     inner = [m.group(0) for m in re.finditer(r"[^\W\d_]{4,}", raw)  # words of 4+ letters not starting a sentence
              if raw[: m.start()].strip() and raw[: m.start()].rstrip()[-1] not in ".!?:"]
@@ -722,6 +724,8 @@ def brand_candidates(text: str, own: str = "", *, ocr: bool = False) -> list[str
         if len(letters) < 4 or not letters.isalpha():
             continue
         if all(is_word(x) for x in parts) or letters in own_sk or is_word(letters):
+            continue
+        if len(letters) >= 7 and letters in own_glued:  # "Small-batchmedium": the own "small-batch medium" glued
             continue
         if brand_context(raw, m.start(), m.end()):
             out.append(name)

@@ -1077,17 +1077,11 @@ def drop_numbers_shown_by_product(safety: ComplianceCheck, shown: str) -> Compli
     shot is the advertiser's own material, not a number the Producer or the plan added."""
     numbers = T.plain_numbers(shown)
     keep = [v for v in safety.violations if not (
-        v.rule == "unsupported_number" and v.evidence.field == "frame" and _number(v.evidence.text) in numbers)]
+        v.rule == "unsupported_number" and v.evidence.field == "frame"
+        and bool(T.plain_numbers(v.evidence.text)) and T.plain_numbers(v.evidence.text) <= numbers)]
     if len(keep) == len(safety.violations):
         return safety
     return safety.model_copy(update={"violations": keep, "passed": not keep})
-
-
-def _number(tok: str) -> float | None:
-    try:
-        return round(float(tok), 2)
-    except ValueError:
-        return None
 
 
 def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,

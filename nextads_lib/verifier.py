@@ -91,6 +91,7 @@ THRESHOLDS: dict[str, float] = {
     "min_label_s": 2.0,  # the label shows from the first frame for at least this long
     "model_compliance": 1,  # with a model verifier backend: one prompt per check over frames + plan (0: off)
     "model_frames": 4,  # frames sampled for the model-backed checks
+    "learned_head": 0,  # 1: the learned head (compliance.head, MiniLM + logistic regression) adds minor findings
 }
 
 # ------------------------------------------------------------------------------------------- lexicons
@@ -1084,6 +1085,58 @@ def drop_numbers_shown_by_product(safety: ComplianceCheck, shown: str) -> Compli
     return safety.model_copy(update={"violations": keep, "passed": not keep})
 
 
+def learned_violations(check: str, units: Sequence[TextUnit], found: Sequence[Violation] = (),
+                       product: Product | None = None) -> list[Violation]:
+    """The learned head's findings of ``check`` (:mod:`nextads_lib.compliance.head`) over ``units``, for the texts
+    no finding of ``found`` already names: minor (revise), the probability and the head's provenance in the
+    message. The plan's texts are read one by one (the composition description left out, as for the MiniLM
+    policies); the lines OCR read in one frame are read together, in reading order, as the viewer reads them
+    (a fragment such as "bag" says nothing alone); ``product``'s own name is masked (:func:`head.own_masked`), and a
+    text that is the product's own copy verbatim (its skeleton inside the product's text: a selling point, also as
+    OCR glued it) is the advertiser's material, not judged, as the rules pass a term the product's text has."""
+    from .compliance import head  # noqa: PLC0415
+
+    texts: list[TextUnit] = [u for u in units if u.field != "composition" and not u.ocr]
+    frames: dict[int | None, list[TextUnit]] = {}
+    for u in units:
+        if u.ocr:
+            frames.setdefault(u.frame_index, []).append(u)
+    for lines in frames.values():
+        texts.append(TextUnit(lines[0].field, " ".join(x.text for x in lines), lines[0].slot, lines[0].start_s,
+                              lines[0].end_s, source=lines[0].source, frame_index=lines[0].frame_index,
+                              frame_path=lines[0].frame_path))
+    own = T.skeleton(product_text(product)) if product is not None else ""
+    texts = [u for u in texts if not (own and T.skeleton(u.text) and T.skeleton(u.text) in own)]
+    seen = {v.evidence.context for v in found}
+    out = []
+    for u, p in zip(texts, head.hits(check, [u.text for u in texts], product)):
+        if p is not None and u.text not in seen:
+            out.append(Violation(check=check, rule="learned_head", severity="minor",
+                                 message=f"'{u.text}' in {_where(u)} reads as a {check} finding to the learned head "
+                                 f"(probability {p:.2f}; MiniLM + logistic regression fitted on the labelled build "
+                                 "split)", evidence=u.evidence(u.text)))
+    return out
+
+
+def add_learned_findings(compliance: list[ComplianceCheck], plan: Storyboard | None,
+                         frame_units_: Sequence[TextUnit] = (), product: Product | None = None
+                         ) -> list[ComplianceCheck]:
+    """``compliance`` with :func:`learned_violations` added to each text check (the ``learned_head`` switch);
+    each such check records ``checked["learned_head"]``."""
+    from .compliance import head  # noqa: PLC0415
+
+    units = _units(plan, frame_units_)
+    out = []
+    for c in compliance:
+        if c.check in head.HEAD_CHECKS:
+            extra = learned_violations(c.check, units, c.violations, product)
+            viol = c.violations + extra
+            c = c.model_copy(update={"violations": viol, "passed": not viol, "checked": {
+                **c.checked, "learned_head": {"threshold": head.load()["threshold"], "findings": len(extra)}}})
+        out.append(c)
+    return out
+
+
 def unplanned_text(plan_texts: Sequence[str], frame_units_: Sequence[TextUnit], product: Product | None = None,
                    min_covered: float = 0.7, min_letters: int = 5, asset_texts: Sequence[str] = ()
                    ) -> list[Violation]:
@@ -1346,6 +1399,8 @@ def verify_creative(
                          read_label=int(th.get("ocr_frames_per_slot", 0)) > 0, min_label_s=float(th["min_label_s"])),
         rendering,
     ]
+    if int(th.get("learned_head", 0)) > 0:
+        compliance = add_learned_findings(compliance, plan, units, product)
     if utility is not None and model_compliance_enabled(utility.judge_backend_name, th):
         compliance = add_model_findings(compliance, utility.backend, plan, product, video, pair_id,
                                         n_frames=int(th["model_frames"]))
@@ -1367,8 +1422,8 @@ def verify_creative(
 
 __all__ = [
     "ABSOLUTE_CLAIMS", "CODE_VERSION", "DECEPTIVE_PATTERNS", "PROTECTED_TERMS", "REAL_BRANDS", "SUPERLATIVES",
-    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "brand_in", "check_copyright", "check_disclosure",
+    "THRESHOLDS", "UNSAFE_TERMS", "TextUnit", "UtilityAdapter", "add_learned_findings", "brand_in", "check_copyright", "check_disclosure",
     "add_model_findings", "check_release", "frame_units", "model_compliance_enabled", "grounding_texts", "in_label", "label_text_ok", "personal_in", "unplanned_text",
     "check_fairness", "check_privacy", "check_rendering", "check_safety", "claim_in", "decide", "label_frames",
-    "drop_numbers_shown_by_product", "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
+    "drop_numbers_shown_by_product", "learned_violations", "numbers", "other_brands", "personal_data", "product_text", "text_rendered", "text_units", "verify_creative",
 ]

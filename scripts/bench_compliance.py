@@ -8,6 +8,10 @@ the split.
     python scripts/bench_compliance.py              # the table, both splits
     python scripts/bench_compliance.py --calibrate  # MiniLM policy thresholds from the build split only
     python scripts/bench_compliance.py --errors     # also list every case a check gets wrong
+    python scripts/bench_compliance.py --train-head # fit the learned head on the build split (compliance/head.json)
+
+Each table is printed twice: the checks as shipped (``rules``) and with the learned head's findings added
+(``rules+head``: the ``learned_head`` switch of the Verifier).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import argparse
 import json
 import time
 
-from nextads_lib.compliance import bench
+from nextads_lib.compliance import bench, head
 from nextads_lib.compliance import text as T
 from nextads_lib.store import write_json
 
@@ -26,7 +30,16 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="write nextads_lib/compliance/calibration.json")
     ap.add_argument("--errors", action="store_true", help="print the misclassified cases")
     ap.add_argument("--split", default="build,heldout", help="comma list of splits to score")
+    ap.add_argument("--train-head", action="store_true", help="write nextads_lib/compliance/head.json")
     args = ap.parse_args()
+    if args.train_head:
+        ctx = bench.load_context()
+        fitted = head.train([c for c in bench.load_cases(splits=("build",)) if c["split"] == "build"],
+                            ctx["products"], ctx["default"])
+        write_json(head.HEAD_PATH, fitted)
+        head.load.cache_clear()
+        print("learned head (build split):", {k: {"n": v["n"], "positives": v["positives"]}
+                                               for k, v in fitted["checks"].items()})
     if args.calibrate:
         cal = bench.calibrate()
         write_json(T.CALIBRATION_PATH, cal)
@@ -35,10 +48,12 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = bench.evaluate(splits=tuple(s.strip() for s in args.split.split(",")))
     dt = time.perf_counter() - t0
-    print(f"{'split':8} {'check':11} {'n':>4} {'pos':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
-    for s in bench.scores(rows):
-        print(f"{s['split']:8} {s['check']:11} {s['n']:4d} {s['positives']:4d} {s['tp']:4d} {s['fp']:4d} {s['fn']:4d} "
-              f"{s['precision']:9.3f} {s['recall']:7.3f}")
+    print(f"{'checks':10} {'split':8} {'check':11} {'n':>4} {'pos':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} "
+          f"{'recall':>7}")
+    for name, learned in (("rules", False), ("rules+head", True)):
+        for s in bench.scores(rows, learned=learned):
+            print(f"{name:10} {s['split']:8} {s['check']:11} {s['n']:4d} {s['positives']:4d} {s['tp']:4d} {s['fp']:4d} "
+                  f"{s['fn']:4d} {s['precision']:9.3f} {s['recall']:7.3f}")
     print(f"{len(rows)} cases in {dt:.1f} s")
     if args.errors:
         for r in rows:

@@ -204,43 +204,44 @@ def test_an_address_given_as_the_shops_contact_is_no_personal_data(ctx):
 # ------------------------------------------------------------------------------------- labelled set
 def test_labelled_set_covers_every_check_in_the_build_split():
     cases = bench.load_cases(splits=("build",))
-    assert len(cases) >= 1541 and len({c["id"] for c in cases}) == len(cases)
+    assert len(cases) >= 2537 and len({c["id"] for c in cases}) == len(cases)
     assert {c["check"] for c in cases} == set(bench.CHECKS)
     assert {c["where"] for c in cases} >= {"plan", "frame", "video"}
     for check in bench.CHECKS:  # positives and clean look-alikes
         assert {c["label"] for c in cases if c["check"] == check and c["split"] == "build"} == {0, 1}, check
     # the split is a fixed function of the id (the part a case was written in), not a choice made case by case:
-    # the v1 held-out third and the v2 held-out part were read by developers and are build now
-    v1, v2 = bench.load_cases(DATA / "cases.jsonl"), bench.load_cases(DATA / "cases_v2.jsonl")
-    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in v1 + v2)
+    # the v1 held-out third and the v2 and v3 held-out parts were read by developers and are build now
+    v1, v2, v3 = (bench.load_cases(DATA / n) for n in ("cases.jsonl", "cases_v2.jsonl", "cases_v3.jsonl"))
+    assert all(c["split"] == "build" == bench.split_of(c["id"]) for c in v1 + v2 + v3)
     assert sum(c.get("split_v1") == "heldout" for c in v1) > 300
     assert len(v2) == 550 and all(c["id"].startswith("v2-") and c["split_v2"] == "heldout" for c in v2)
-    assert bench.split_of("v3-safety-001") == "heldout" and bench.split_of("v2-safety-001") == "build"
+    assert len(v3) == 996 and all(c["id"].startswith("v3-") and c["split_v3"] == "heldout" for c in v3)
+    assert bench.split_of("v4-safety-001") == "heldout" and bench.split_of("v3-safety-001") == "build"
 
 
-@pytest.mark.skipif(not (DATA / "heldout_v3.jsonl").is_file(), reason="the held-out v3 part is not in this checkout")
-def test_held_out_v3_is_a_third_of_the_set_and_apart_from_build():
+@pytest.mark.skipif(not (DATA / "heldout_v4.jsonl").is_file(), reason="the held-out v4 part is not in this checkout")
+def test_held_out_v4_is_a_third_of_the_set_and_apart_from_build():
     cases = bench.load_cases()
     held = [c for c in cases if c["split"] == "heldout"]
     build = [c for c in cases if c["split"] == "build"]
     assert 1 / 3 <= len(held) / len(cases) <= 0.42
-    assert all(c["id"].startswith("v3-") for c in held)
-    assert all(c["split"] == "heldout" for c in bench.load_cases(DATA / "heldout_v3.jsonl"))
-    for check in bench.CHECKS:  # held-out v3: at least 40 positives and 40 clean cases of every check
+    assert all(c["id"].startswith("v4-") for c in held)
+    assert all(c["split"] == "heldout" for c in bench.load_cases(DATA / "heldout_v4.jsonl"))
+    for check in bench.CHECKS:  # held-out v4: at least 75 positives and 75 clean cases of every check
         for label in (0, 1):
-            assert sum(c["check"] == check and c["label"] == label for c in held) >= 40, (check, label)
+            assert sum(c["check"] == check and c["label"] == label for c in held) >= 75, (check, label)
     assert not {c["text"] for c in held} & {c["text"] for c in build}
 
 
 def test_a_missing_held_out_file_is_tolerated_only_for_the_build_split(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "heldout_path", lambda: tmp_path / "heldout_v3.jsonl")
+    monkeypatch.setattr(bench, "heldout_path", lambda: tmp_path / "heldout_v4.jsonl")
     assert {c["split"] for c in bench.load_cases(splits=("build",))} == {"build"}
     with pytest.raises(FileNotFoundError):
         bench.load_cases(splits=("build", "heldout"))
 
 
 def test_a_case_stored_in_the_wrong_split_is_refused(tmp_path):
-    for c in ({"id": "v3-safety-999", "split": "build"}, {"id": "v2-safety-999", "split": "heldout"}):
+    for c in ({"id": "v4-safety-999", "split": "build"}, {"id": "v3-safety-999", "split": "heldout"}):
         c |= {"check": "safety", "label": 1, "where": "plan", "kind": "x", "text": "t"}
         (tmp_path / "c.jsonl").write_text(json.dumps(c) + "\n")
         with pytest.raises(ValueError, match="wrong split"):
@@ -250,7 +251,7 @@ def test_a_case_stored_in_the_wrong_split_is_refused(tmp_path):
 def test_calibration_is_of_this_set_and_build_only():
     cal = json.loads(T.CALIBRATION_PATH.read_text())
     assert cal["split"] == "build"
-    build = b"".join((DATA / n).read_bytes() for n in ("cases.jsonl", "cases_v2.jsonl"))
+    build = b"".join((DATA / n).read_bytes() for n in ("cases.jsonl", "cases_v2.jsonl", "cases_v3.jsonl"))
     assert cal["cases_sha256"] == hashlib.sha256(build).hexdigest() == bench.build_sha256()
     assert set(cal["thresholds"]) == set(T.POLICIES) and all(0 < v < 1 for v in cal["thresholds"].values())
 

@@ -16,6 +16,7 @@ import pytest
 
 from nextads_lib import media, pcg
 from nextads_lib import verifier as V
+from nextads_lib.compliance import text as T
 from nextads_lib.producer import edit, post
 from nextads_lib.schemas import Grounding, GroundingSource, ProductLibrary, Storyboard, UserHistory
 from nextads_lib.store import read_jsonl, read_model, write_json
@@ -358,3 +359,35 @@ def test_utility_with_the_real_judge_and_video_quality(paths):
     assert sc["personalization"].score is not None and 0 <= sc["personalization"].score <= 1
     assert sc["product_alignment"].score is not None and "proxy" in sc["product_alignment"].label.lower()
     assert ver.verifier_backend == "offline"
+
+
+# ------------------------------------------------------------------------------------ the learned head
+def test_the_learned_head_switch_adds_a_minor_finding_the_rules_miss(paths):
+    """A health claim in words no rule holds passes the rules; with ``learned_head`` on, the head's finding names
+    the slot and the text, is minor (revise) and the switch is recorded in the verification."""
+    claim = "Turns your metabolism into a furnace"
+    d = plant(paths, "furnace", s1_on_screen_text=claim)
+    off = verify(paths, d, stub_utility(paths))
+    assert off.thresholds["learned_head"] == 0 and not [v for v in off.violations if claim in v.evidence.context]
+    product, history, lib = inputs(paths)
+    on = V.verify_creative(d, pair_id=d.name, task="pcg", run=RUN, product=product, history=history, library=lib,
+                           utility=stub_utility(paths), thresholds={"learned_head": 1})
+    found = [v for v in on.violations if v.rule == "learned_head"]
+    assert on.thresholds["learned_head"] == 1 and found, on.rationales
+    assert all(v.severity == "minor" for v in found)
+    safety = [v for v in found if v.check == "safety"]  # in the plan's text and in the frame OCR read
+    assert {v.evidence.field for v in safety} == {"on_screen_text", "frame"}
+    assert all(v.evidence.slot == 1 and T.skeleton(claim) in T.skeleton(v.evidence.context) for v in safety)
+    assert on.decision == "revise" and off.decision == "accept"
+    check = next(c for c in on.compliance if c.check == "safety")
+    assert check.checked["learned_head"]["findings"] == len(safety) and not check.passed
+
+
+def test_the_learned_head_leaves_the_clean_creative_accepted(paths):
+    d = paths.run_dir("pcg", RUN) / PAIR
+    product, history, lib = inputs(paths)
+    ver = V.verify_creative(d, pair_id=d.name, task="pcg", run=RUN, product=product, history=history, library=lib,
+                            utility=stub_utility(paths), thresholds={"learned_head": 1})
+    assert ver.decision == "accept", ver.rationales
+    assert all(c.checked["learned_head"]["findings"] == 0 for c in ver.compliance if c.check in
+               ("safety", "privacy", "fairness", "copyright"))

@@ -931,6 +931,38 @@ def caught_examples(paths: StudyPaths, task: str, run: str, limit: int = 1) -> l
     return out
 
 
+def learned_head_ablation(paths: StudyPaths, task: str, run: str) -> Any:
+    """What the Verifier's ``learned_head`` switch (:mod:`nextads_lib.compliance.head`) would change on ``run``'s
+    round-0 creatives, as verified: per pair, the head's findings per text check over the plan's texts and the
+    lines OCR read (the cached reading of the verification itself), and the decision with them
+    (:func:`verifier.decide` on the same utility score and thresholds). Nothing is written. One row per pair:
+    ``pair_id``, ``decision`` (as verified), ``decision_with_head``, ``head_findings`` and one count per check."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .compliance import head  # noqa: PLC0415
+
+    cache = Cache(paths.cache)
+    library = read_model(paths.library_json, ProductLibrary)
+    rows = []
+    for pair_dir, man in list_pairs(paths, task, run):
+        vp = pair_dir / "verify" / "round_0" / "verification.json"
+        if not vp.is_file():
+            continue
+        ver = read_model(vp, Verification)
+        plan = read_model(pair_dir / "plan.json", Storyboard)
+        per_slot = int(ver.thresholds.get("ocr_frames_per_slot", 0))
+        units = (V.frame_units(plan, pair_dir / "creative.mp4", per_slot=per_slot, cache=cache)[0]
+                 if per_slot > 0 and (pair_dir / "creative.mp4").is_file() else [])
+        comp = V.add_learned_findings(list(ver.compliance), plan, units, library.get(man.product_id))
+        extra = {c.check: c.checked.get("learned_head", {}).get("findings", 0) for c in comp
+                 if c.check in head.HEAD_CHECKS}
+        decision, _ = V.decide(comp, ver.utility_score, {**V.THRESHOLDS, **ver.thresholds})
+        rows.append({"pair_id": man.pair_id, "decision": ver.decision, "decision_with_head": decision,
+                     "head_findings": sum(extra.values()), **extra})
+    return pd.DataFrame(rows, columns=["pair_id", "decision", "decision_with_head", "head_findings",
+                                       *head.HEAD_CHECKS])
+
+
 def planted_demo(paths: StudyPaths, task: str, run: str, *, reflector_backend: str = "offline",
                  utility: V.UtilityAdapter | None = None, max_rounds: int = 1) -> dict[str, Any] | None:
     """A held-out demonstration on a COPY of the run's first pair (under ``interim/verify_demo/``; the run is
@@ -1054,5 +1086,5 @@ def profile_directives(long_term: dict[str, Any], short_term: list[dict[str, Any
 
 
 __all__ = ["COLUMNS", "ROUTES", "ReflectorAnswer", "apply_directives", "caught_examples", "planned_calls", "build_request", "constraint_errors",
-           "list_pairs", "list_runs", "patch_plan", "planted_demo", "profile_directives", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
+           "learned_head_ablation", "list_pairs", "list_runs", "patch_plan", "planted_demo", "profile_directives", "reflect", "round_states", "rule_directives", "summary_table", "verify_and_reflect",
            "verify_pair"]

@@ -79,7 +79,7 @@ from .compliance.text import TextUnit
 from .store import read_json, read_model
 
 #: bump when a check or the decision rule changes (part of the loop's cache keys)
-CODE_VERSION = "verifier-6"  # 6: the own text glued by OCR is no brand; 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production; 4: a possessive brand's bare name only capitalised, numbers the product's own images show; 5: brand lists by category, brands found without a list (a non-English name where a brand stands), unsafe content by category, forbidden claims by negation-equivalents and scope, effect/endorsement claims, age/life-event/faith/disability/health/body patterns, dictionary re-segmentation of OCR lines, a shop's own contact is no personal data
+CODE_VERSION = "verifier-7"  # 7: calibration on the build split v1+v2+v3, the learned_head switch; 6: the own text glued by OCR is no brand; 2: stems, patterns, MiniLM policies, OCR of the frames, label text/size/start; 3: OCR de-gluing, body-by-comparison, all-garbled lines, no text-rendering check on generative creatives without post production; 4: a possessive brand's bare name only capitalised, numbers the product's own images show; 5: brand lists by category, brands found without a list (a non-English name where a brand stands), unsafe content by category, forbidden claims by negation-equivalents and scope, effect/endorsement claims, age/life-event/faith/disability/health/body patterns, dictionary re-segmentation of OCR lines, a shop's own contact is no personal data
 
 #: decision thresholds (utility scores are 0..1)
 THRESHOLDS: dict[str, float] = {

@@ -16,7 +16,7 @@ from nextads_lib import reflector as R
 from nextads_lib import verifier as V
 from nextads_lib.backends import get_backend
 from nextads_lib.producer import edit, post
-from nextads_lib.schemas import Directive, ReleaseRecord, RoundRecord, Storyboard
+from nextads_lib.schemas import Directive, ReleaseRecord, RoundRecord, Storyboard, Verification
 from nextads_lib.store import read_model
 
 from test_pcg import chat_server  # noqa: F401  (fixture: local OpenAI-compatible server)
@@ -395,3 +395,19 @@ def test_generative_creative_through_the_loop_is_edited_at_the_flagged_slot(path
     row = df[df["round"] == 1].iloc[0]
     assert row["slots_rerendered"] == str(target) and row["frames_rerendered"] == sp.n
     assert row["decision"] == "accept", df[["round", "decision", "rules"]]
+
+
+def test_learned_head_ablation_reports_what_the_switch_would_change(paths):
+    """A health claim no rule holds is accepted as verified; the ablation reads the same round-0 creatives with the
+    learned head and reports the finding and the decision it would give, writing nothing."""
+    d = plant(paths, "furnace", s1_on_screen_text="Turns your metabolism into a furnace")
+    R.verify_and_reflect(paths, "pcg", RUN, max_rounds=2, utility=stub_utility(paths), progress=False)
+    ver = d / "verify" / "round_0" / "verification.json"
+    before = {p: p.stat().st_mtime_ns for p in paths.run_dir("pcg", RUN).rglob("*") if p.is_file()}
+    ab = R.learned_head_ablation(paths, "pcg", RUN).set_index("pair_id")
+    assert {p: p.stat().st_mtime_ns for p in paths.run_dir("pcg", RUN).rglob("*") if p.is_file()} == before
+    row = ab.loc[d.name]
+    assert read_model(ver, Verification).thresholds["learned_head"] == 0
+    assert (row["decision"], row["decision_with_head"]) == ("accept", "revise") and row["safety"] >= 1
+    clean = ab.loc[PAIR]
+    assert clean["head_findings"] == 0 and clean["decision_with_head"] == clean["decision"]

@@ -284,6 +284,19 @@ def test_ocr_reads_a_rendered_frame_and_the_label():
     assert not V.label_text_ok("AI Crafted") and not V.label_text_ok("Sponsored")
 
 
+def test_a_frame_case_draws_every_line_it_names():
+    """A third line of a frame case is drawn in the middle band and read back (it was once dropped in silence);
+    lines that cannot fit are an error naming the frame."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from nextads_lib.compliance import ocr
+
+    fr = bench.render_frame("three", ["Steam rising", "Day starting", "Lunch specials"])
+    read = T.skeleton(" ".join(ln.text for ln in ocr.read_text(fr)))
+    assert all(T.skeleton(t) in read for t in ("Steam rising", "Day starting", "Lunch specials"))
+    with pytest.raises(ValueError, match="frame 'many'.*does not fit"):
+        bench.render_frame("many", ["Head", "Sub", *[f"Middle line {k}" for k in range(30)]])
+
+
 # ------------------------------------------------------------------------------------------- label
 @pytest.mark.parametrize("w,h", [(360, 640), (640, 360), (180, 320), (720, 1280)])
 def test_label_letters_are_five_percent_of_the_shorter_side(w, h):

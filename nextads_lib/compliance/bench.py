@@ -21,6 +21,7 @@ clean; ``video``: a rendered clip for the label checks) and its split. The set h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -108,13 +109,27 @@ def _background(key: str, w: int, h: int, kind: str = "") -> np.ndarray:
 
 
 def render_frame(key: str, lines: list[str], size: tuple[int, int] = FRAME) -> np.ndarray:
-    """A frame with ``lines[0]`` as the headline and ``lines[1]`` (if any) as a subtitle, labelled."""
+    """A frame with ``lines[0]`` as the headline, ``lines[1]`` (if any) as a subtitle and any further lines as
+    subtitle-style cards stacked down from the middle of the frame, labelled. A line that does not fit in the frame
+    is an error naming it (never dropped in silence)."""
     from ..producer import post  # noqa: PLC0415
 
     w, h = size
     fr = _background(key, w, h)
-    for lay in (post.headline_layer(lines[0], w, h) if lines and lines[0] else None,
-                post.subtitle_layer(lines[1], w, h) if len(lines) > 1 and lines[1] else None):
+    layers = [post.headline_layer(lines[0], w, h) if lines and lines[0] else None,
+              post.subtitle_layer(lines[1], w, h) if len(lines) > 1 and lines[1] else None]
+    sub_top = layers[1].y0 if layers[1] is not None else h
+    y = int(0.42 * h)
+    for ln in lines[2:]:
+        lay = post.subtitle_layer(ln, w, h) if ln else None
+        if lay is None:
+            continue
+        lay = dataclasses.replace(lay, y0=y)
+        if lay.box[3] > sub_top:
+            raise ValueError(f"frame '{key}': the line {ln!r} does not fit between the middle and the subtitle")
+        layers.append(lay)
+        y = lay.box[3] + 4
+    for lay in layers:
         if lay is not None:
             fr = lay.apply(fr)
     return post.burn_label(fr)

@@ -953,7 +953,7 @@ def learned_head_ablation(paths: StudyPaths, task: str, run: str) -> Any:
         per_slot = int(ver.thresholds.get("ocr_frames_per_slot", 0))
         units = (V.frame_units(plan, pair_dir / "creative.mp4", per_slot=per_slot, cache=cache)[0]
                  if per_slot > 0 and (pair_dir / "creative.mp4").is_file() else [])
-        comp = V.add_learned_findings(list(ver.compliance), plan, units, library.get(man.product_id))
+        comp = V.add_learned_findings(ver.compliance, plan, units, library.get(man.product_id))
         extra = {c.check: c.checked.get("learned_head", {}).get("findings", 0) for c in comp
                  if c.check in head.HEAD_CHECKS}
         decision, _ = V.decide(comp, ver.utility_score, {**V.THRESHOLDS, **ver.thresholds})

@@ -52,6 +52,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -274,7 +275,9 @@ _EQUIVALENTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple((re.co
      (r"\b(?:blocks?|cancels?|silences?|mutes?|kills?|shuts? out|drowns? out) (?:out )?(?:every|all|any)(?: single)? "
       r"(?:\w+ )?(?:sound|noise)s?\b", r"\btotal silence\b|\bperfect silence\b")),
 ))
-_NUM_WORDS_RE = re.compile(r"\b(?:minus|negative) (" + "|".join(sorted(T._NUMWORDS, key=len, reverse=True)) + r"|\d+)\b")
+_NUM_WORD_ALT = "|".join(sorted(T._NUMWORDS, key=len, reverse=True))
+_NUM_WORDS_RE = re.compile(r"\b(?:minus|negative) (" + _NUM_WORD_ALT + r"|\d+)\b")
+_NUM_WORD_RE = re.compile(r"\b(" + _NUM_WORD_ALT + r")\b")
 
 
 def _claim_text(text: str) -> str:
@@ -282,8 +285,7 @@ def _claim_text(text: str) -> str:
     and every number word a number ("thirty" -> "30"), so a claim's number matches however it is written."""
     t = T.normalise(text)
     t = _NUM_WORDS_RE.sub(lambda m: "-" + str(T._NUMWORDS.get(m.group(1), m.group(1))), t)
-    return re.sub(r"\b(" + "|".join(sorted(T._NUMWORDS, key=len, reverse=True)) + r")\b",
-                  lambda m: str(T._NUMWORDS[m.group(1)]), t)
+    return _NUM_WORD_RE.sub(lambda m: str(T._NUMWORDS[m.group(1)]), t)
 
 
 def _negation_forms(claim: str) -> list[str]:
@@ -607,7 +609,7 @@ def check_fairness(plan: Storyboard, product: Product, frame_units: Sequence[Tex
 
 #: brand names that are also common words: found only when written with a capital ("Apple", not "apple")
 AMBIGUOUS_BRANDS: frozenset[str] = frozenset({
-    "apple", "pixel", "puma", "amazon", "columbia", "coke", "canon", "shell", "dove", "columbia", "uber", "olay",
+    "apple", "pixel", "puma", "amazon", "columbia", "coke", "canon", "shell", "dove", "uber", "olay",
     "the ordinary", "mercedes", "fanta", "pedigree", "dell", "sony", "zara",
 })
 
@@ -619,7 +621,7 @@ CONTEXT_BRANDS: frozenset[str] = frozenset({
     "walkers", "jacobs", "ritz", "goldfish", "kettle", "mars", "prime", "brooks", "converse", "vans", "crocs",
     "osprey", "whoop", "bolt", "glovo", "felix", "sheba", "ford", "jeep", "beats", "galaxy", "alexa", "lotus",
     "pret", "evian", "silk", "clif", "iams", "jura", "strava", "discord", "zoom", "slack", "pandora", "tidal",
-    "max", "sage", "philips", "braun", "dove", "gap", "target", "tide", "ninja", "celsius", "kind", "on running",
+    "max", "sage", "philips", "braun", "dove", "gap", "target", "tide", "ninja", "kind", "on running",
 })
 
 
@@ -1101,10 +1103,7 @@ def learned_violations(check: str, units: Sequence[TextUnit], found: Sequence[Vi
     for u in units:
         if u.ocr:
             frames.setdefault(u.frame_index, []).append(u)
-    for lines in frames.values():
-        texts.append(TextUnit(lines[0].field, " ".join(x.text for x in lines), lines[0].slot, lines[0].start_s,
-                              lines[0].end_s, source=lines[0].source, frame_index=lines[0].frame_index,
-                              frame_path=lines[0].frame_path))
+    texts += [dataclasses.replace(lines[0], text=" ".join(x.text for x in lines)) for lines in frames.values()]
     own = T.skeleton(product_text(product)) if product is not None else ""
     texts = [u for u in texts if not (own and T.skeleton(u.text) and T.skeleton(u.text) in own)]
     seen = {v.evidence.context for v in found}

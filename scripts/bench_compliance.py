@@ -1,8 +1,8 @@
 """Precision and recall of each compliance check on the labelled set, on the build split
-(tests/data/compliance/cases.jsonl and cases_v2.jsonl: what the checks were written and calibrated on, including
-the v1 and v2 held-out parts that developers read) and the held-out split (tests/data/compliance/heldout_v3.jsonl,
-written without sight of the checks; absent until it is merged); ``nextads_lib.compliance.bench.split_of`` is
-the split.
+(tests/data/compliance/cases.jsonl, cases_v2.jsonl and cases_v3.jsonl: what the checks were written and calibrated
+and the learned head fitted on, including the v1, v2 and v3 held-out parts that developers read) and the held-out
+split (tests/data/compliance/heldout_v4.jsonl, written without sight of the checks);
+``nextads_lib.compliance.bench.split_of`` is the split.
 
     python scripts/bench_compliance.py --split build  # the table, build split only (no held-out file needed)
     python scripts/bench_compliance.py              # the table, both splits
@@ -34,8 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.train_head:
         ctx = bench.load_context()
-        fitted = head.train([c for c in bench.load_cases(splits=("build",)) if c["split"] == "build"],
-                            ctx["products"], ctx["default"])
+        fitted = head.train(bench.load_cases(splits=("build",)), ctx["products"], ctx["default"])
         write_json(head.HEAD_PATH, fitted)
         head.load.cache_clear()
         print("learned head (build split):", {k: {"n": v["n"], "positives": v["positives"]}

@@ -37,7 +37,7 @@ def test_the_shipped_head_is_the_fit_of_the_build_split():
     h = head.load()
     assert h["split"] == "build" and h["cases_sha256"] == bench.build_sha256() and h["model"] == embed.MODEL_NAME
     assert (h["C"], h["threshold"]) == (head.C, head.THRESHOLD) and set(h["checks"]) == set(head.HEAD_CHECKS)
-    build = [c for c in bench.load_cases(splits=("build",)) if c["split"] == "build"]
+    build = bench.load_cases(splits=("build",))
     ctx = bench.load_context()
     refit = head.train([c for c in build if c["check"] == "fairness"] + [c for c in build if c["check"] != "fairness"],
                        ctx["products"], ctx["default"])
@@ -74,7 +74,7 @@ def test_learned_findings_skip_texts_already_found_and_the_composition():
 
 def test_bench_rows_score_both_settings_in_one_pass():
     ctx = bench.load_context()
-    build = {c["text"]: c for c in bench.load_cases(splits=("build",)) if c["split"] == "build"}
+    build = {c["text"]: c for c in bench.load_cases(splits=("build",))}
     case = build["Turns your metabolism into a furnace."]
     row = bench.run_case(case, ctx, None)
     assert (row["flagged"], row["flagged_learned"]) == (0, 1)

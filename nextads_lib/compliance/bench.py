@@ -70,15 +70,14 @@ FRAME = (360, 640)
 
 def load_cases(path: str | Path | None = None, *, splits: tuple[str, ...] = ("build", "heldout")
                ) -> list[dict[str, Any]]:
-    """The cases of ``path``, or of every part (the build files, then the held-out file) when ``path`` is None.
-    A missing held-out file is tolerated only when ``splits`` does not ask for the held-out split. A case whose
-    stored ``split`` is not :func:`split_of` its id is an error (a part edited by hand into the wrong split)."""
+    """The cases of ``path`` (whatever their split), or, when ``path`` is None, those of ``splits``: the build files,
+    then the held-out file; the held-out file is read only when ``splits`` asks for it (missing, it raises
+    FileNotFoundError). A case whose stored ``split`` is not :func:`split_of` its id is an error (a part edited by
+    hand into the wrong split)."""
     if path:
         paths = [Path(path)]
     else:
-        paths = build_paths()
-        if "heldout" in splits or heldout_path().is_file():
-            paths.append(heldout_path())  # a missing held-out file asked for raises FileNotFoundError
+        paths = (build_paths() if "build" in splits else []) + ([heldout_path()] if "heldout" in splits else [])
     cases = [json.loads(ln) for p in paths for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
     bad = [c["id"] for c in cases if c.get("split") != split_of(c["id"])]
     if bad:

@@ -636,9 +636,15 @@ bluetooth wifi selfie foodie thermos cuppa brew brewer barista matcha oolong sen
 """.split())
 
 
+@lru_cache(maxsize=1)
+def _dictionary() -> frozenset[str]:
+    """:func:`english_words` and :data:`AD_WORDS`, joined once (not on every :func:`is_word` call)."""
+    return english_words() | AD_WORDS
+
+
 def is_word(w: str) -> bool:
     """``w`` (lower case) or its singular is an English word of :func:`english_words` or :data:`AD_WORDS`."""
-    words = english_words() | AD_WORDS
+    words = _dictionary()
     if len(w) < 2:
         return False
     return w in words or any(w.endswith(suf) and (w[: -len(suf)] in words or w[: -len(suf)] + "e" in words)
